@@ -1,0 +1,1 @@
+//! Seeded history generator (see below).

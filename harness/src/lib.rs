@@ -1,0 +1,1 @@
+//! harness: see ARCHITECTURE.md.

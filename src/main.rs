@@ -1,0 +1,51 @@
+//! The `shakedown` binary: parses flags, calls the libraries, maps results to
+//! the exit codes of CONTRACT.md. No checking logic lives here.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes of CONTRACT.md.
+pub mod exit {
+    pub const VALID: u8 = 0;
+    pub const INVALID: u8 = 1;
+    pub const UNKNOWN: u8 = 2;
+    pub const USAGE: u8 = 3;
+    pub const INFRA: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "shakedown",
+    version,
+    about = "Fault injection for distributed systems, and a fast linearizability checker",
+    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown (a budget ran out), 3 usage or input error, \
+                  4 infrastructure error, 130 interrupted."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check histories for linearizability against a model
+    Check(cmd::check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are not errors; every real usage error is exit 3, never clap's 2.
+            let code = if e.use_stderr() { exit::USAGE } else { exit::VALID };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Check(args) => cmd::check::run(args),
+    };
+    ExitCode::from(code)
+}
