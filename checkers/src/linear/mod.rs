@@ -18,8 +18,8 @@ mod search;
 use crate::history::{History, Operation};
 use crate::model::{Model, ModelKind, Mutex, Register};
 use crate::verdict::{CheckResult, Stats, Validity};
-use prepare::{prepare, Part};
-use search::{Capture, Outcome, Searcher, Shared};
+use prepare::{build_part, by_key, prepare, truncate, Part};
+use search::{Capture, Outcome, Searcher, Shared, Why};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -111,22 +111,7 @@ pub fn check_model<M: Model>(
     });
     if let Some((i, best_iter)) = invalid {
         result.valid = Validity::Invalid;
-        let replay = Shared {
-            deadline: Instant::now() + opts.time_limit,
-            cancel: AtomicBool::new(false),
-            mem_used: AtomicUsize::new(0),
-            ..shared
-        };
-        let mut replayer = Searcher::new(model, &parts[i].items, Some(best_iter));
-        replayer.run(&replay, u64::MAX);
-        replayer.release(&replay);
-        let (anomaly, cx) = match replayer.capture {
-            Some(c) => witness(model, history, &parts[i], &c),
-            None => {
-                let msg = "no linearization exists (the witness could not be rebuilt in time)".to_string();
-                (json!({"type": "nonlinearizable", "key": parts[i].key, "message": msg}), Value::Null)
-            }
-        };
+        let (anomaly, cx) = explain(model, history, &parts[i], best_iter, opts);
         result.anomalies.push(anomaly);
         result.counterexample = Some(cx).filter(|c| !c.is_null());
     } else if let Some((i, reason)) = runs.iter().enumerate().find_map(|(i, r)| match &r.outcome {
@@ -161,6 +146,115 @@ struct PartRun<S> {
 /// Searches every part, sharing the cores round-robin in slices so that one
 /// hard part never hides an easy violation in another (Porcupine runs every
 /// part at once for the same reason). The first invalid part cancels the rest.
+/// How long the search for a clearer witness may take, at most.
+const WITNESS_BUDGET: Duration = Duration::from_secs(10);
+
+/// Explains the invalid part `part`. The operation that cannot be linearized
+/// is the one whose completion first makes the key's history impossible: the
+/// shortest failing prefix, found by binary search over completions. Its
+/// deepest linearizable configuration gives the state and pending operations.
+/// If that search runs out of budget, the deepest configuration of the whole
+/// part (reached at `best_iter`) explains instead.
+fn explain<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Part<M::Op>,
+    best_iter: u64,
+    opts: &Options,
+) -> (Value, Value) {
+    let budget = opts.time_limit.min(WITNESS_BUDGET);
+    let shared = || Shared {
+        deadline: Instant::now() + budget,
+        time_limit_ms: budget.as_millis() as u64,
+        cancel: AtomicBool::new(false),
+        mem_used: AtomicUsize::new(0),
+        mem_limit: opts.memory_limit,
+    };
+    let replay = |part: &Part<M::Op>, iter: u64| {
+        let s = shared();
+        let mut r = Searcher::new(model, &part.items, Some(iter));
+        r.run(&s, u64::MAX);
+        r.release(&s);
+        r.capture
+    };
+    if let Some((cut_part, iter, culprit)) = shortest_failing_prefix(model, history, part, &shared) {
+        if let Some(mut c) = replay(&cut_part, iter) {
+            // Name the operation whose completion broke the history.
+            if let Some(pos) = cut_part.items.iter().position(|it| it.src == culprit) {
+                if c.blocked != pos {
+                    c.pending.retain(|&p| p != pos);
+                    if c.blocked < cut_part.items.len() {
+                        c.pending.push(c.blocked);
+                    }
+                    c.blocked = pos;
+                    c.why = Why::Step;
+                }
+            }
+            return witness(model, history, &cut_part, &c);
+        }
+    }
+    match replay(part, best_iter) {
+        Some(c) => witness(model, history, part, &c),
+        None => {
+            let msg = "no linearization exists (the witness could not be rebuilt in time)".to_string();
+            (json!({"type": "nonlinearizable", "key": part.key, "message": msg}), Value::Null)
+        }
+    }
+}
+
+/// The part cut right after the completion that first makes it invalid, the
+/// iteration of its deepest configuration, and the culprit's operation id.
+fn shortest_failing_prefix<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Part<M::Op>,
+    shared: &dyn Fn() -> Shared,
+) -> Option<(Part<M::Op>, u64, usize)> {
+    let key_text = part.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+    let ops = by_key(history)
+        .into_iter()
+        .find(|(k, _)| k.as_ref().map(|k| k.to_string()).unwrap_or_default() == key_text)?
+        .1;
+    let mut completions: Vec<(u64, usize)> = ops
+        .iter()
+        .filter_map(|&i| history.ops[i].ret.map(|r| (r, i)))
+        .collect();
+    completions.sort_unstable();
+    let s = shared();
+    let probe = |cut: u64| -> Option<(Part<M::Op>, Outcome)> {
+        let mut stats = Stats::default();
+        let p = build_part(model, part.key.clone(), truncate(history, &ops, cut), &mut stats).ok()?;
+        let mut searcher = Searcher::new(model, &p.items, None);
+        let outcome = searcher.run(&s, u64::MAX)?;
+        searcher.release(&s);
+        Some((p, outcome))
+    };
+    // Invariant: the prefix up to completions[lo] is valid (or lo is before
+    // the first), the prefix up to completions[hi] is invalid.
+    let (mut lo, mut hi) = (None::<usize>, completions.len().checked_sub(1)?);
+    let mut last = None;
+    while lo.map_or(0, |l| l + 1) < hi {
+        let mid = (lo.map_or(0, |l| l + 1) + hi) / 2;
+        match probe(completions[mid].0)? {
+            (_, Outcome::Valid) => lo = Some(mid),
+            (p, Outcome::Invalid { best_iter }) => {
+                hi = mid;
+                last = Some((p, best_iter));
+            }
+            _ => return None,
+        }
+    }
+    // `last` is the probe of `hi`, unless `hi` is still the full history.
+    let (p, best_iter) = match last {
+        Some(l) => l,
+        None => match probe(completions[hi].0)? {
+            (p, Outcome::Invalid { best_iter }) => (p, best_iter),
+            _ => return None,
+        },
+    };
+    Some((p, best_iter, completions[hi].1))
+}
+
 fn run_parts<M: Model>(
     model: &M,
     parts: &[Part<M::Op>],
@@ -251,6 +345,43 @@ fn when(op: &Operation) -> String {
     format!("invoked at {}, {ret}", op.describe_time(false))
 }
 
+/// For a read of `v` that a completed write had certainly overwritten before
+/// the read began, with no operation able to write `v` again in time: the
+/// clause that says so. Needs footprints (register-like models).
+fn stale_read<M: Model>(model: &M, history: &History, part: &Part<M::Op>, read: usize) -> Option<String> {
+    use crate::model::Footprint;
+    let r = part.items.get(read)?;
+    let Footprint::Reads(v) = model.footprint(&r.op) else {
+        return None;
+    };
+    let writes = |i: &prepare::Item<M::Op>| match model.footprint(&i.op) {
+        Footprint::Writes(w) | Footprint::ReadsWrites(_, w) => Some(w),
+        _ => None,
+    };
+    // The last write of another value that completed before the read began.
+    let last = part
+        .items
+        .iter()
+        .filter(|i| i.ret < r.call && writes(i).is_some_and(|w| w != v))
+        .max_by_key(|i| i.ret)?;
+    // Nothing that writes `v` may still take effect after it and before the read ends.
+    let rescued = part
+        .items
+        .iter()
+        .any(|i| writes(i).is_some_and(|w| w == v) && i.call < r.ret && i.ret > last.call);
+    if rescued {
+        return None;
+    }
+    let op = &history.ops[last.src];
+    Some(format!(
+        "process {}'s {} had completed at {}, before the read began, and no operation that could make it {} again was pending",
+        op.process,
+        model.describe_op(&last.op),
+        op.describe_time(true),
+        model.state_json(&v)
+    ))
+}
+
 /// Builds the anomaly (with its sentence) and the counterexample.
 fn witness<M: Model>(
     model: &M,
@@ -286,21 +417,37 @@ fn witness<M: Model>(
             break;
         }
     }
-    let pending = match c.pending.len() {
-        0 => "and no other operation was pending".to_string(),
-        1 => "and the one operation pending then could not make it possible".to_string(),
-        k => format!("and none of the {k} operations pending then could make it possible"),
+    let pending = match (c.why, c.pending.len()) {
+        (Why::Unreachable, _) => {
+            "and no operation invoked before it completed could lead there".to_string()
+        }
+        (Why::Exhausted, k) => format!(
+            "and every order of it and the {k} other pending operations leads to a dead end"
+        ),
+        (Why::Step, 0) => "and no other operation was pending".to_string(),
+        (Why::Step, 1) => "and the one operation pending then could not make it possible".to_string(),
+        (Why::Step, k) => format!("and none of the {k} operations pending then could make it possible"),
     };
-    let message = format!(
-        "process {} {}{} ({}), but {}{}, {}",
-        bop.process,
-        model.describe_op(&blocked.op),
-        key_clause,
-        when(bop),
-        model.describe_state(&c.state),
-        set_by,
-        pending
-    );
+    let message = match stale_read(model, history, part, c.blocked) {
+        Some(why) => format!(
+            "process {} {}{} ({}), but {}",
+            bop.process,
+            model.describe_op(&blocked.op),
+            key_clause,
+            when(bop),
+            why
+        ),
+        None => format!(
+            "process {} {}{} ({}), but {}{}, {}",
+            bop.process,
+            model.describe_op(&blocked.op),
+            key_clause,
+            when(bop),
+            model.describe_state(&c.state),
+            set_by,
+            pending
+        ),
+    };
     let skip = c.prefix.len().saturating_sub(MAX_PREFIX);
     let prefix: Vec<Value> = c.prefix[skip..]
         .iter()

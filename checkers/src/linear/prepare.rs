@@ -14,7 +14,8 @@
 //! stay concurrent with everything after them, into ordinary ones.
 
 use super::CheckError;
-use crate::history::{History, Outcome};
+use crate::history::{History, Operation, Outcome};
+use std::borrow::Cow;
 use crate::model::{Footprint, Model};
 use crate::verdict::Stats;
 use rustc_hash::FxHashMap;
@@ -45,28 +46,50 @@ pub(crate) fn prepare<M: Model>(
     stats: &mut Stats,
 ) -> Result<Vec<Part<M::Op>>, CheckError> {
     let mut parts: Vec<Part<M::Op>> = Vec::new();
-    let mut by_key: FxHashMap<String, usize> = FxHashMap::default();
+    for (key, ops) in by_key(history) {
+        let part = build_part(model, key, ops.iter().map(|&i| Cow::Borrowed(&history.ops[i])), stats)?;
+        parts.push(part);
+    }
+    stats.parts = parts.len();
+    Ok(parts)
+}
+
+/// Operation ids grouped by key, keys in order of first appearance.
+pub(crate) fn by_key(history: &History) -> Vec<(Option<Value>, Vec<usize>)> {
+    let mut groups: Vec<(Option<Value>, Vec<usize>)> = Vec::new();
+    let mut index: FxHashMap<String, usize> = FxHashMap::default();
     for op in &history.ops {
-        let Some(prepared) = model.prepare(op).map_err(|e| CheckError::Op {
+        let text = op.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+        let g = *index.entry(text).or_insert_with(|| {
+            groups.push((op.key.clone(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(op.id);
+    }
+    groups
+}
+
+/// Translates one key's operations and reduces its crashed ones.
+pub(crate) fn build_part<'h, M: Model>(
+    model: &M,
+    key: Option<Value>,
+    ops: impl Iterator<Item = Cow<'h, Operation>>,
+    stats: &mut Stats,
+) -> Result<Part<M::Op>, CheckError> {
+    let mut part = Part { key, items: Vec::new() };
+    for op in ops {
+        let Some(prepared) = model.prepare(&op).map_err(|e| CheckError::Op {
             event: op.call,
             message: e.message,
         })?
         else {
             continue;
         };
-        let key_text = op.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
-        let part = *by_key.entry(key_text).or_insert_with(|| {
-            parts.push(Part {
-                key: op.key.clone(),
-                items: Vec::new(),
-            });
-            parts.len() - 1
-        });
         let ret = match (op.outcome, op.ret) {
             (Outcome::Info, _) | (_, None) => PENDING,
             (_, Some(r)) => r * 2 + 1,
         };
-        parts[part].items.push(Item {
+        part.items.push(Item {
             op: prepared,
             call: op.call * 2 + 1,
             ret,
@@ -74,13 +97,35 @@ pub(crate) fn prepare<M: Model>(
         });
     }
     let init = model.init();
-    for part in &mut parts {
-        reduce_crashed(model, &init, part, stats);
-        part.items.sort_by_key(|i| i.call);
-        stats.searched_ops += part.items.len();
-    }
-    stats.parts = parts.len();
-    Ok(parts)
+    reduce_crashed(model, &init, &mut part, stats);
+    part.items.sort_by_key(|i| i.call);
+    stats.searched_ops += part.items.len();
+    Ok(part)
+}
+
+/// The operations of one key as they stood right after event `cut`: later
+/// invocations are gone, and later completions are unknown (crashed).
+pub(crate) fn truncate<'h>(
+    history: &'h History,
+    ops: &'h [usize],
+    cut: u64,
+) -> impl Iterator<Item = Cow<'h, Operation>> + 'h {
+    ops.iter().filter_map(move |&i| {
+        let op = &history.ops[i];
+        if op.call > cut {
+            return None;
+        }
+        match op.ret {
+            Some(r) if r <= cut => Some(Cow::Borrowed(op)),
+            _ => Some(Cow::Owned(Operation {
+                outcome: Outcome::Info,
+                output: None,
+                ret: None,
+                ret_time: None,
+                ..op.clone()
+            })),
+        }
+    })
 }
 
 fn reduce_crashed<M: Model>(model: &M, init: &M::State, part: &mut Part<M::Op>, stats: &mut Stats) {

@@ -61,6 +61,19 @@ pub(crate) struct Capture<S> {
     pub blocked: usize,
     /// Items invoked before that completion and not linearized.
     pub pending: Vec<usize>,
+    pub why: Why,
+}
+
+/// Why the blocked operation cannot be linearized after the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// The model cannot take it in the state after the prefix.
+    Step,
+    /// It is a read that nothing invoked before its completion can satisfy
+    /// (read-guided pruning ruled it out).
+    Unreachable,
+    /// It could be taken, but every continuation was tried and failed.
+    Exhausted,
 }
 
 #[derive(Clone, Copy)]
@@ -88,6 +101,8 @@ pub(crate) struct Searcher<'a, M: Model> {
     prints: Vec<Print>,
     /// marks[v] == stamp: a pending operation can write state id v.
     marks: Vec<u32>,
+    /// overwritten[r] == stamp: a pending write completed before read r was invoked.
+    overwritten: Vec<u32>,
     stamp: u32,
     bits: Vec<u64>,
     /// Zobrist words per item, and their XOR over the linearized set.
@@ -169,6 +184,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             footprints,
             prints,
             marks,
+            overwritten: vec![0; n],
             stamp: 0,
             read_only: items.iter().map(|i| model.read_only(&i.op)).collect(),
             entry: next[0],
@@ -226,7 +242,7 @@ impl<'a, M: Model> Searcher<'a, M> {
         self.relink(e);
     }
 
-    fn capture_now(&self) -> Capture<M::State> {
+    fn capture_now(&mut self) -> Capture<M::State> {
         let mut prefix = Vec::with_capacity(self.stack.len());
         for (k, (e, _)) in self.stack.iter().enumerate() {
             let after = self.stack.get(k + 1).map_or(self.state, |(_, s)| *s);
@@ -245,12 +261,48 @@ impl<'a, M: Model> Searcher<'a, M> {
             }
             e = self.next[e as usize];
         }
+        let mut why = Why::Step;
+        let mut state = self.cache.state(self.state).clone();
+        if let Some(item) = self.items.get(blocked) {
+            if self.model.step(&state, &item.op).is_some() {
+                // Not impossible in itself: every continuation failed.
+                why = Why::Exhausted;
+            }
+        }
+        // Every continuation fails. A read that nothing can satisfy from the
+        // prefix's state, or from the state after one operation that may come
+        // next, is the clearer culprit.
+        if self.guided && blocked != usize::MAX {
+            if let Some(r) = self.dead_read(self.state, u32::MAX) {
+                pending.retain(|&q| q != r as usize);
+                blocked = r as usize;
+                why = Why::Unreachable;
+            }
+        }
+        if self.guided && blocked != usize::MAX && why != Why::Unreachable {
+            let candidates: Vec<usize> = std::iter::once(blocked).chain(pending.iter().copied()).collect();
+            for p in candidates {
+                let Some(next) = self.model.step(&state, &self.items[p].op) else {
+                    continue;
+                };
+                let id = self.cache.intern(next.clone(), 0);
+                if let Some(r) = self.dead_read(id, p as u32) {
+                    prefix.push((p, next.clone()));
+                    pending.retain(|&q| q != p);
+                    state = next;
+                    blocked = r as usize;
+                    why = Why::Unreachable;
+                    break;
+                }
+            }
+        }
         pending.retain(|&p| p != blocked);
         Capture {
             prefix,
-            state: self.cache.state(self.state).clone(),
+            state,
             blocked,
             pending,
+            why,
         }
     }
 
@@ -409,12 +461,21 @@ impl<'a, M: Model> Searcher<'a, M> {
     /// An operation without a footprint ends the look-ahead, and so does
     /// [`GUIDE_SCAN`]. Pruning only removes configurations with no extension.
     fn viable(&mut self, state_id: u32, item: u32) -> bool {
+        self.dead_read(state_id, item).is_none()
+    }
+
+    /// The read that rules the configuration out, if any (see `viable`).
+    fn dead_read(&mut self, state_id: u32, item: u32) -> Option<u32> {
         self.stamp = self.stamp.wrapping_add(1);
         if self.stamp == 0 {
             self.marks.fill(0);
+            self.overwritten.fill(0);
             self.stamp = 1;
         }
         let mut writers = false;
+        // A pending write has completed: reads invoked from here on cannot
+        // see the current state any more.
+        let mut write_returned = false;
         let mut e = self.next[0];
         let mut seen = 0;
         while e != NIL && seen < GUIDE_SCAN {
@@ -426,7 +487,13 @@ impl<'a, M: Model> Searcher<'a, M> {
                 continue;
             }
             if en.call {
-                if self.read_only[i] || self.monotone[i] {
+                if self.read_only[i] {
+                    if write_returned {
+                        self.overwritten[i] = self.stamp;
+                    }
+                    continue;
+                }
+                if self.monotone[i] {
                     continue;
                 }
                 match self.prints[i] {
@@ -434,22 +501,25 @@ impl<'a, M: Model> Searcher<'a, M> {
                         writers = true;
                         self.marks[w as usize] = self.stamp;
                     }
-                    _ => return true,
+                    _ => return None,
                 }
             } else if self.read_only[i] {
                 if !writers {
                     let state = self.cache.state(state_id);
                     if !self.model.reachable(state, &self.items[i].op) {
-                        return false;
+                        return Some(en.item);
                     }
                 } else if let Print::Reads(v) = self.prints[i] {
-                    if v != state_id && self.marks[v as usize] != self.stamp {
-                        return false;
+                    let keeps = v == state_id && self.overwritten[i] != self.stamp;
+                    if !keeps && self.marks[v as usize] != self.stamp {
+                        return Some(en.item);
                     }
                 }
+            } else if writers && !self.monotone[i] {
+                write_returned = true;
             }
         }
-        true
+        None
     }
 
     /// Undoes the last linearization and moves past it. Popping a read-only

@@ -1,0 +1,75 @@
+//! Writes a generated history as JSON lines (for benchmarks and debugging).
+//!
+//! cargo run --release -p checkers --example gen_history -- \
+//!     --ops 1000000 --keys 8 --processes 20 --crash 0.01 [--no-cas] [--quiet-every N] \
+//!     [--stale] [--seed N] > h.jsonl
+//!
+//! With --stale, one stale read is injected and its event index printed on stderr.
+
+use checkers::gen::{generate, inject_stale_read, GenConfig};
+
+fn main() {
+    let mut cfg = GenConfig::default();
+    let mut stale = false;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = || args.get(i + 1).cloned().unwrap_or_default();
+        let num = |flag: &str| -> f64 {
+            val().parse().unwrap_or_else(|_| {
+                eprintln!("gen_history: {flag} needs a number");
+                std::process::exit(3)
+            })
+        };
+        match args[i].as_str() {
+            "--ops" => cfg.ops = num("--ops") as usize,
+            "--keys" => cfg.keys = num("--keys") as usize,
+            "--processes" => cfg.processes = num("--processes") as usize,
+            "--crash" => cfg.crash_rate = num("--crash"),
+            "--quiet-every" => cfg.quiet_every = num("--quiet-every") as usize,
+            "--seed" => {
+                cfg.seed = val().parse().unwrap_or_else(|_| {
+                    eprintln!("gen_history: --seed needs an integer");
+                    std::process::exit(3)
+                })
+            }
+            "--cas" => {
+                cfg.cas = true;
+                i += 1;
+                continue;
+            }
+            "--no-cas" => {
+                cfg.cas = false;
+                i += 1;
+                continue;
+            }
+            "--stale" => {
+                stale = true;
+                i += 1;
+                continue;
+            }
+            other => {
+                eprintln!("gen_history: unknown flag {other}");
+                std::process::exit(3)
+            }
+        }
+        i += 2;
+    }
+    let mut events = generate(&cfg);
+    if stale {
+        match inject_stale_read(&mut events, cfg.seed) {
+            Some(at) => eprintln!("stale read injected at event {at}"),
+            None => {
+                eprintln!("gen_history: no read could be made stale");
+                std::process::exit(1)
+            }
+        }
+    }
+    let out = std::io::stdout();
+    let mut w = checkers::history::jsonl::HistoryWriter::new(std::io::BufWriter::new(out.lock()));
+    for e in &events {
+        if w.append(e).is_err() {
+            std::process::exit(1);
+        }
+    }
+}
