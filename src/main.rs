@@ -39,7 +39,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are not errors; every real usage error is exit 3, never clap's 2.
-            let code = if e.use_stderr() { exit::USAGE } else { exit::VALID };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::VALID
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

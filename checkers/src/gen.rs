@@ -85,20 +85,26 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let procs = cfg.processes.max(1);
     let keys = cfg.keys.max(1);
-    let mut free: BinaryHeap<Reverse<(u64, usize)>> =
-        (0..procs).map(|s| Reverse((rng.gen_range(0..SPAN), s))).collect();
+    let mut free: BinaryHeap<Reverse<(u64, usize)>> = (0..procs)
+        .map(|s| Reverse((rng.gen_range(0..SPAN), s)))
+        .collect();
     let mut pid: Vec<u64> = (0..procs as u64).collect();
     let mut next_pid = procs as u64;
     let mut next_value = 1i64;
     let mut last_written: Vec<Option<i64>> = vec![None; keys];
     let mut ops: Vec<Op> = Vec::with_capacity(cfg.ops);
     while ops.len() < cfg.ops {
-        if cfg.quiet_every > 0 && !ops.is_empty() && ops.len() % cfg.quiet_every == 0 {
+        if cfg.quiet_every > 0 && !ops.is_empty() && ops.len().is_multiple_of(cfg.quiet_every) {
             let done = ops.iter().map(|o| o.complete).max().unwrap_or(0);
             let resume = done + 2 * SPAN;
-            free = free.into_iter().map(|Reverse((_, s))| Reverse((resume, s))).collect();
+            free = free
+                .into_iter()
+                .map(|Reverse((_, s))| Reverse((resume, s)))
+                .collect();
         }
-        let Some(Reverse((t, slot))) = free.pop() else { break };
+        let Some(Reverse((t, slot))) = free.pop() else {
+            break;
+        };
         let key = rng.gen_range(0..keys);
         let roll: f64 = rng.gen();
         let f = if roll < 0.5 {
@@ -252,7 +258,9 @@ pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
             inv_of.insert(e.process, i);
             continue;
         }
-        let Some(inv) = inv_of.remove(&e.process) else { continue };
+        let Some(inv) = inv_of.remove(&e.process) else {
+            continue;
+        };
         let v = match (e.kind, e.f.as_str()) {
             (EventType::Ok, "write") => e.value.as_i64(),
             (EventType::Ok, "cas") => e.value.get(1).and_then(Value::as_i64),

@@ -82,7 +82,10 @@ impl CheckResult {
     /// One sentence for the verdict line.
     pub fn summary(&self) -> String {
         match self.valid {
-            Validity::Valid => format!("valid ({}, {} ops, {} ms)", self.model, self.ops, self.elapsed_ms),
+            Validity::Valid => format!(
+                "valid ({}, {} ops, {} ms)",
+                self.model, self.ops, self.elapsed_ms
+            ),
             Validity::Unknown => format!(
                 "unknown ({}, {} ops, {} ms): {}",
                 self.model,
@@ -97,7 +100,10 @@ impl CheckResult {
                     .and_then(|a| a.get("message"))
                     .and_then(Value::as_str)
                     .unwrap_or("an anomaly was found");
-                format!("invalid ({}, {} ops, {} ms): {}", self.model, self.ops, self.elapsed_ms, why)
+                format!(
+                    "invalid ({}, {} ops, {} ms): {}",
+                    self.model, self.ops, self.elapsed_ms, why
+                )
             }
         }
     }

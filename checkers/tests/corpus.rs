@@ -18,8 +18,18 @@ fn every_corpus_history_gets_its_verdict() {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         let parsed = read_history(file, &text, Format::Auto).unwrap();
         let kind = ModelKind::parse(model).unwrap();
-        let r = check(kind, &serde_json::Value::Null, &parsed.history, &Options::default()).unwrap();
-        let want = if want { Validity::Valid } else { Validity::Invalid };
+        let r = check(
+            kind,
+            &serde_json::Value::Null,
+            &parsed.history,
+            &Options::default(),
+        )
+        .unwrap();
+        let want = if want {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        };
         if r.valid != want {
             wrong.push(format!("{file}: got {:?}, want {want:?}", r.valid));
         }
@@ -39,6 +49,12 @@ fn every_corpus_history_gets_its_verdict() {
 #[test]
 fn empty_log_is_valid() {
     let p = read_history("etcd_095.log", "", Format::JepsenLog).unwrap();
-    let r = check(ModelKind::CasRegister, &serde_json::Value::Null, &p.history, &Options::default()).unwrap();
+    let r = check(
+        ModelKind::CasRegister,
+        &serde_json::Value::Null,
+        &p.history,
+        &Options::default(),
+    )
+    .unwrap();
     assert_eq!(r.valid, Validity::Valid);
 }

@@ -106,7 +106,11 @@ fn random_history(seed: u64, n: usize, procs: usize, which: usize) -> History {
                     ("put", v.clone(), v)
                 }
             },
-            _ => (["acquire", "release"][rng.gen_range(0..2)], Value::Null, Value::Null),
+            _ => (
+                ["acquire", "release"][rng.gen_range(0..2)],
+                Value::Null,
+                Value::Null,
+            ),
         };
         let outcome = match rng.gen_range(0..10) {
             0 => EventType::Fail,

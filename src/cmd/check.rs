@@ -1,13 +1,13 @@
 //! `shakedown check`: one verdict line per file, exit code of the worst.
 
 use crate::exit;
-use checkers::history::{read_history, Format, Parsed};
+use checkers::history::{read_history_from, Format, Parsed};
 use checkers::linear::{self, CheckError, Options};
 use checkers::model::ModelKind;
 use checkers::Validity;
 use clap::Args;
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub struct CheckArgs {
     #[arg(long, default_value = "null")]
     init: String,
     /// Seconds the search may take per file before answering unknown
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
     time_limit: f64,
     /// MiB the search may use before answering unknown (default: half the machine's memory)
     #[arg(long)]
@@ -80,7 +80,10 @@ pub fn run(args: CheckArgs) -> u8 {
         Err(e) => return usage(format!("--init {:?} is not JSON: {e}", args.init)),
     };
     if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
-        return usage(format!("--time-limit {} must be a positive number of seconds", args.time_limit));
+        return usage(format!(
+            "--time-limit {} must be a positive number of seconds",
+            args.time_limit
+        ));
     }
     let opts = Options {
         time_limit: Duration::from_secs_f64(args.time_limit),
@@ -95,62 +98,128 @@ pub fn run(args: CheckArgs) -> u8 {
         Err(m) => return usage(m),
     };
 
+    // Files are independent: check several at once, print in file order.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.min(files.len()).max(1);
+    let per_file = Options {
+        threads: if args.threads > 0 {
+            args.threads
+        } else {
+            (cores / workers).max(1)
+        },
+        memory_limit: opts.memory_limit / workers,
+        ..opts
+    };
+    let ctx = Ctx {
+        model,
+        format,
+        init: &init,
+        opts: &per_file,
+        json: args.json,
+        out: args.out.as_deref(),
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, FileOutcome)>();
     let mut worst = Validity::Valid;
     let mut input_error = false;
-    let stdout = std::io::stdout();
-    for file in files {
-        let name = file.display().to_string();
-        let text = match load(&file) {
-            Ok(t) => t,
-            Err(m) => {
-                eprintln!("{name}: error: {m}");
-                input_error = true;
-                continue;
-            }
-        };
-        let parsed = match read_history(&name, &text, format) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{e}");
-                input_error = true;
-                continue;
-            }
-        };
-        drop(text);
-        for w in &parsed.warnings {
-            eprintln!("{name}: warning: {w}");
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, files, ctx) = (&next, &files, &ctx);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(file) = files.get(i) else { break };
+                if tx.send((i, check_file(file, ctx))).is_err() {
+                    break;
+                }
+            });
         }
-        let result = match linear::check(model, &init, &parsed.history, &opts) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("{}", describe_check_error(&name, &parsed, &e));
-                input_error = true;
-                continue;
-            }
-        };
-        worst = worst.worst(result.valid);
-        let mut out = stdout.lock();
-        let line = if args.json {
-            let mut v = serde_json::to_value(&result).unwrap_or(Value::Null);
-            if let Value::Object(m) = &mut v {
-                m.insert("file".into(), Value::from(name.clone()));
-            }
-            v.to_string()
-        } else {
-            format!("{name}: {}", result.summary())
-        };
-        let _ = writeln!(out, "{line}");
-        if let Some(dir) = &args.out {
-            if let Err(m) = write_out(dir, &file, &result) {
-                eprintln!("{name}: error: {m}");
-                input_error = true;
+        drop(tx);
+        let mut ready = std::collections::BTreeMap::new();
+        let mut printed = 0;
+        let stdout = std::io::stdout();
+        for (i, outcome) in rx {
+            ready.insert(i, outcome);
+            while let Some(o) = ready.remove(&printed) {
+                for line in &o.stderr {
+                    eprintln!("{line}");
+                }
+                if let Some(line) = &o.stdout {
+                    let _ = writeln!(stdout.lock(), "{line}");
+                }
+                if let Some(v) = o.verdict {
+                    worst = worst.worst(v);
+                }
+                input_error |= o.input_error;
+                printed += 1;
             }
         }
+    });
+    if let Some(dir) = &args.out {
+        eprintln!("results: {}", dir.display());
     }
     if input_error {
         return exit::USAGE;
     }
     worst.exit_code() as u8
+}
+
+struct Ctx<'a> {
+    model: ModelKind,
+    format: Format,
+    init: &'a Value,
+    opts: &'a Options,
+    json: bool,
+    out: Option<&'a Path>,
+}
+
+#[derive(Default)]
+struct FileOutcome {
+    stdout: Option<String>,
+    stderr: Vec<String>,
+    verdict: Option<Validity>,
+    input_error: bool,
+}
+
+fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
+    let name = file.display().to_string();
+    let mut o = FileOutcome::default();
+    let fail = |mut o: FileOutcome, msg: String| {
+        o.stderr.push(msg);
+        o.input_error = true;
+        o
+    };
+    let input = match open(file) {
+        Ok(t) => t,
+        Err(m) => return fail(o, format!("{name}: error: {m}")),
+    };
+    let parsed = match read_history_from(&name, input, ctx.format, false) {
+        Ok(p) => p,
+        Err(e) => return fail(o, e.to_string()),
+    };
+    for w in &parsed.warnings {
+        o.stderr.push(format!("{name}: warning: {w}"));
+    }
+    let result = match linear::check(ctx.model, ctx.init, &parsed.history, ctx.opts) {
+        Ok(r) => r,
+        Err(e) => return fail(o, describe_check_error(&name, &parsed, &e)),
+    };
+    o.verdict = Some(result.valid);
+    o.stdout = Some(if ctx.json {
+        let mut v = serde_json::to_value(&result).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("file".into(), Value::from(name.clone()));
+        }
+        v.to_string()
+    } else {
+        format!("{name}: {}", result.summary())
+    });
+    if let Some(dir) = ctx.out {
+        if let Err(m) = write_out(dir, file, &result) {
+            return fail(o, format!("{name}: error: {m}"));
+        }
+    }
+    o
 }
 
 fn describe_check_error(name: &str, parsed: &Parsed, e: &CheckError) -> String {
@@ -192,20 +261,12 @@ fn expand(args: &[String]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn load(file: &Path) -> Result<String, String> {
-    let mut bytes = Vec::new();
+fn open(file: &Path) -> Result<Box<dyn BufRead>, String> {
     if file.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
-    } else {
-        bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
-        format!("line {line}: not valid UTF-8")
-    })
+    let f = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
 }
 
 fn write_out(dir: &Path, file: &Path, result: &checkers::CheckResult) -> Result<(), String> {

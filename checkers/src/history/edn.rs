@@ -381,7 +381,10 @@ impl<'a> Reader<'a> {
             "backspace" => "\u{8}".into(),
             "formfeed" => "\u{c}".into(),
             n if n.len() == 5 && n.starts_with('u') => {
-                match u32::from_str_radix(&n[1..], 16).ok().and_then(char::from_u32) {
+                match u32::from_str_radix(&n[1..], 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
                     Some(c) => c.to_string(),
                     None => return self.err(format!("bad character '\\{n}'")),
                 }
@@ -420,7 +423,10 @@ mod tests {
         assert_eq!(one(":timed-out"), json!("timed-out"));
         assert_eq!(one("[1 -2 3N 1.5M]"), json!([1, -2, 3, 1.5]));
         assert_eq!(one("#{1}"), json!([1]));
-        assert_eq!(one("(:a \"b\\n\" \\c \\newline)"), json!(["a", "b\n", "c", "\n"]));
+        assert_eq!(
+            one("(:a \"b\\n\" \\c \\newline)"),
+            json!(["a", "b\n", "c", "\n"])
+        );
         assert_eq!(one("{:a 1, 2 [3]}"), json!({"a": 1, "2": [3]}));
         assert_eq!(one("#jepsen.history.Op{:f :read}"), json!({"f": "read"}));
         assert_eq!(one("#inst \"2020\""), json!("2020"));

@@ -28,7 +28,12 @@ pub fn read(text: &str) -> Result<EdnEvents, (usize, String)> {
             Err(m) => Err((line, m)),
         }
     };
-    let torn_msg = |e: &EdnError| format!("line {}: the history ends inside an operation ({}); skipped it", e.line, e.message);
+    let torn_msg = |e: &EdnError| {
+        format!(
+            "line {}: the history ends inside an operation ({}); skipped it",
+            e.line, e.message
+        )
+    };
     'top: while let Some(b) = r.peek() {
         if b == b'[' {
             r.bump();
@@ -116,11 +121,7 @@ fn event_from_map(v: Value, index: u64) -> Result<Event, String> {
 /// client event of a history without keys has a two-element vector value, the
 /// history is read as independent tuples.
 fn split_independent(events: &mut [(usize, Event)]) {
-    let clients = || {
-        events
-            .iter()
-            .filter(|(_, e)| e.process != Process::Nemesis)
-    };
+    let clients = || events.iter().filter(|(_, e)| e.process != Process::Nemesis);
     let any = clients().next().is_some();
     let all_tuples = clients()
         .all(|(_, e)| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2));
@@ -160,9 +161,10 @@ mod tests {
         let r = read("{:process 0, :type :invoke, :f :read}\n{:process 0, :type :ok").unwrap();
         assert_eq!(r.events.len(), 1);
         assert!(r.torn.is_some());
-        let e = read("{:process 0, :type :invoke, :f :read}\n{:process 0, :type :done, :f :read}\n")
-            .err()
-            .unwrap();
+        let e =
+            read("{:process 0, :type :invoke, :f :read}\n{:process 0, :type :done, :f :read}\n")
+                .err()
+                .unwrap();
         assert_eq!(e.0, 2);
         assert!(e.1.contains(":type"));
     }

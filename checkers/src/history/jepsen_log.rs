@@ -1,4 +1,4 @@
-//! Jepsen's text logs: `INFO  jepsen.util - 3	:invoke	:write	4`.
+//! Jepsen's text logs: `INFO  jepsen.util - 3 :invoke :write 4` (tab- or space-separated).
 //!
 //! Each operation line holds a process (an integer or `:nemesis`), a type
 //! keyword, an `f` keyword and an optional EDN value, separated by tabs or
@@ -13,7 +13,9 @@ pub enum LineResult {
     /// Not an operation line.
     Skip,
     /// An operation line whose value does not parse.
-    Bad { message: String },
+    Bad {
+        message: String,
+    },
 }
 
 pub fn parse_line(line: &str, index: u64) -> LineResult {
@@ -40,11 +42,7 @@ pub fn parse_line(line: &str, index: u64) -> LineResult {
                 Err(_) => continue,
             },
         };
-        let Some(kind) = toks[w + 1]
-            .1
-            .strip_prefix(':')
-            .and_then(EventType::parse)
-        else {
+        let Some(kind) = toks[w + 1].1.strip_prefix(':').and_then(EventType::parse) else {
             continue;
         };
         let Some(f) = toks[w + 2].1.strip_prefix(':') else {
@@ -97,9 +95,21 @@ mod tests {
         ) else {
             panic!("not parsed")
         };
-        assert_eq!((e.kind, e.f.as_str(), e.value), (EventType::Fail, "read", json!("timed-out")));
-        assert!(matches!(parse_line("INFO  jepsen.core - Run complete", 0), LineResult::Skip));
-        assert!(matches!(parse_line(":nemesis :info :start nil", 0), LineResult::Event(_)));
-        assert!(matches!(parse_line("1 :ok :read [1", 0), LineResult::Bad { .. }));
+        assert_eq!(
+            (e.kind, e.f.as_str(), e.value),
+            (EventType::Fail, "read", json!("timed-out"))
+        );
+        assert!(matches!(
+            parse_line("INFO  jepsen.core - Run complete", 0),
+            LineResult::Skip
+        ));
+        assert!(matches!(
+            parse_line(":nemesis :info :start nil", 0),
+            LineResult::Event(_)
+        ));
+        assert!(matches!(
+            parse_line("1 :ok :read [1", 0),
+            LineResult::Bad { .. }
+        ));
     }
 }

@@ -12,7 +12,7 @@ mod jepsen_log;
 pub mod jsonl;
 mod read;
 
-pub use read::{read_history, Format, ReadError, Parsed};
+pub use read::{read_history, read_history_from, Format, Parsed, ReadError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -200,88 +200,145 @@ impl History {
     /// before a completion, or a completion without an invocation, is an error.
     /// Nemesis events are kept in `events` but are not operations.
     pub fn from_events(events: Vec<Event>) -> Result<History, PairError> {
-        let mut ops: Vec<Operation> = Vec::new();
-        let mut open: rustc_hash::FxHashMap<u64, usize> = Default::default();
-        for e in &events {
-            let Process::Client(p) = e.process else {
-                continue;
-            };
-            match e.kind {
-                EventType::Invoke => {
-                    if let Some(&prev) = open.get(&p) {
-                        return Err(PairError {
-                            index: e.index,
-                            message: format!(
-                                "process {p} invokes {} while its {} (event {}) is still outstanding",
-                                e.f, ops[prev].f, ops[prev].call
-                            ),
-                        });
-                    }
-                    open.insert(p, ops.len());
-                    ops.push(Operation {
-                        id: ops.len(),
-                        process: e.process,
-                        f: e.f.clone(),
-                        key: e.key.clone(),
-                        input: e.value.clone(),
-                        output: None,
-                        outcome: Outcome::Info,
-                        call: e.index,
-                        ret: None,
-                        call_time: e.time,
-                        ret_time: None,
-                        node: e.node.clone(),
+        let mut b = HistoryBuilder::new(true);
+        for e in events {
+            b.push(e)?;
+        }
+        Ok(b.finish())
+    }
+}
+
+/// Builds a [`History`] one event at a time, so a reader can stream.
+/// Without `keep_events`, event data moves into the operations and the
+/// events themselves are not kept (what `check` needs, in half the memory).
+pub struct HistoryBuilder {
+    keep_events: bool,
+    events: Vec<Event>,
+    ops: Vec<Operation>,
+    open: rustc_hash::FxHashMap<u64, usize>,
+    count: u64,
+}
+
+impl HistoryBuilder {
+    pub fn new(keep_events: bool) -> Self {
+        HistoryBuilder {
+            keep_events,
+            events: Vec::new(),
+            ops: Vec::new(),
+            open: Default::default(),
+            count: 0,
+        }
+    }
+
+    /// Events pushed so far.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds the next event; its `index` must be the number of events pushed before it.
+    pub fn push(&mut self, e: Event) -> Result<(), PairError> {
+        self.count += 1;
+        let Process::Client(p) = e.process else {
+            if self.keep_events {
+                self.events.push(e);
+            }
+            return Ok(());
+        };
+        let (ops, open) = (&mut self.ops, &mut self.open);
+        let stored = if self.keep_events {
+            Some(e.clone())
+        } else {
+            None
+        };
+        match e.kind {
+            EventType::Invoke => {
+                if let Some(&prev) = open.get(&p) {
+                    return Err(PairError {
+                        index: e.index,
+                        message: format!(
+                            "process {p} invokes {} while its {} (event {}) is still outstanding",
+                            e.f, ops[prev].f, ops[prev].call
+                        ),
                     });
                 }
-                kind => {
-                    let Some(i) = open.remove(&p) else {
-                        return Err(PairError {
-                            index: e.index,
-                            message: format!(
-                                "process {p} completes {} ({}) without an outstanding invocation",
-                                e.f,
-                                kind.as_str()
-                            ),
-                        });
-                    };
-                    let op = &mut ops[i];
-                    if op.f != e.f {
-                        return Err(PairError {
-                            index: e.index,
-                            message: format!(
-                                "process {p} invoked {} (event {}) but completes {}",
-                                op.f, op.call, e.f
-                            ),
-                        });
-                    }
-                    if e.key.is_some() && op.key.is_some() && e.key != op.key {
-                        return Err(PairError {
-                            index: e.index,
-                            message: format!(
-                                "process {p} invoked key {} (event {}) but completes key {}",
-                                op.key.as_ref().unwrap_or(&Value::Null),
-                                op.call,
-                                e.key.as_ref().unwrap_or(&Value::Null)
-                            ),
-                        });
-                    }
-                    if op.key.is_none() {
-                        op.key = e.key.clone();
-                    }
-                    op.outcome = match kind {
-                        EventType::Ok => Outcome::Ok,
-                        EventType::Fail => Outcome::Fail,
-                        _ => Outcome::Info,
-                    };
-                    op.output = Some(e.value.clone());
-                    op.ret = Some(e.index);
-                    op.ret_time = e.time;
-                    if e.node.is_some() {
-                        op.node = e.node.clone();
-                    }
+                open.insert(p, ops.len());
+                ops.push(Operation {
+                    id: ops.len(),
+                    process: e.process,
+                    f: e.f,
+                    key: e.key,
+                    input: e.value,
+                    output: None,
+                    outcome: Outcome::Info,
+                    call: e.index,
+                    ret: None,
+                    call_time: e.time,
+                    ret_time: None,
+                    node: e.node,
+                });
+            }
+            kind => {
+                let Some(i) = open.remove(&p) else {
+                    return Err(PairError {
+                        index: e.index,
+                        message: format!(
+                            "process {p} completes {} ({}) without an outstanding invocation",
+                            e.f,
+                            kind.as_str()
+                        ),
+                    });
+                };
+                let op = &mut ops[i];
+                if op.f != e.f {
+                    return Err(PairError {
+                        index: e.index,
+                        message: format!(
+                            "process {p} invoked {} (event {}) but completes {}",
+                            op.f, op.call, e.f
+                        ),
+                    });
+                }
+                if e.key.is_some() && op.key.is_some() && e.key != op.key {
+                    return Err(PairError {
+                        index: e.index,
+                        message: format!(
+                            "process {p} invoked key {} (event {}) but completes key {}",
+                            op.key.as_ref().unwrap_or(&Value::Null),
+                            op.call,
+                            e.key.as_ref().unwrap_or(&Value::Null)
+                        ),
+                    });
+                }
+                if op.key.is_none() {
+                    op.key = e.key;
+                }
+                op.outcome = match kind {
+                    EventType::Ok => Outcome::Ok,
+                    EventType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                op.output = Some(e.value);
+                op.ret = Some(e.index);
+                op.ret_time = e.time;
+                if e.node.is_some() {
+                    op.node = e.node;
                 }
             }
         }
-        Ok(History { events, ops })
+        if let Some(e) = stored {
+            self.events.push(e);
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> History {
+        History {
+            events: self.events,
+            ops: self.ops,
+        }
     }
 }

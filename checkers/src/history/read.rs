@@ -1,7 +1,8 @@
 //! Format sniffing and the one entry point for reading any history.
 
-use super::{edn_history, jepsen_log, jsonl, Event, History};
+use super::{edn_history, jepsen_log, jsonl, Event, History, HistoryBuilder};
 use std::fmt;
+use std::io::BufRead;
 
 /// The history formats `shakedown check --format` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,9 +126,9 @@ pub fn read_history(file: &str, text: &str, format: Format) -> Result<Parsed, Re
                         lines.push(lineno);
                     }
                     Ok(None) => {}
-                    Err(m) if Some(lineno) == torn_at => warnings.push(format!(
-                        "line {lineno}: torn last line skipped ({m})"
-                    )),
+                    Err(m) if Some(lineno) == torn_at => {
+                        warnings.push(format!("line {lineno}: torn last line skipped ({m})"))
+                    }
                     Err(m) => return Err(err(Some(lineno), m)),
                 }
             }
@@ -140,6 +141,79 @@ pub fn read_history(file: &str, text: &str, format: Format) -> Result<Parsed, Re
     })?;
     Ok(Parsed {
         history,
+        format,
+        lines,
+        warnings,
+    })
+}
+
+/// Reads a history from a stream. JSON lines are parsed as they arrive, so
+/// a large history is never held as text; other formats are read whole.
+/// Without `keep_events`, `history.events` stays empty (enough for checking).
+pub fn read_history_from(
+    file: &str,
+    mut input: impl BufRead,
+    format: Format,
+    keep_events: bool,
+) -> Result<Parsed, ReadError> {
+    let err = |line: Option<usize>, message: String| ReadError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let io = |e: std::io::Error| err(None, format!("cannot read: {e}"));
+    let format = match format {
+        Format::Auto => {
+            let head = input.fill_buf().map_err(io)?;
+            let n = head.len().min(4096);
+            Format::sniff(&String::from_utf8_lossy(&head[..n]))
+        }
+        f => f,
+    };
+    if format != Format::Jsonl {
+        let mut text = String::new();
+        input
+            .read_to_string(&mut text)
+            .map_err(|e| err(None, format!("cannot read: {e}")))?;
+        let mut p = read_history(file, &text, format)?;
+        if !keep_events {
+            p.history.events = Vec::new();
+        }
+        return Ok(p);
+    }
+    let mut builder = HistoryBuilder::new(keep_events);
+    let mut lines = Vec::new();
+    let mut warnings = Vec::new();
+    let mut buf = String::new();
+    let mut lineno = 0usize;
+    loop {
+        buf.clear();
+        let n = input.read_line(&mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => err(Some(lineno + 1), "not valid UTF-8".into()),
+            _ => io(e),
+        })?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        let line = buf.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match jsonl::parse_line(line, builder.len()) {
+            Ok(e) => {
+                builder.push(e).map_err(|e| err(Some(lineno), e.message))?;
+                lines.push(lineno);
+            }
+            // Only the last line can lack its newline: a torn write.
+            Err(m) if !buf.ends_with('\n') => {
+                warnings.push(format!("line {lineno}: torn last line skipped ({m})"));
+            }
+            Err(m) => return Err(err(Some(lineno), m)),
+        }
+    }
+    Ok(Parsed {
+        history: builder.finish(),
         format,
         lines,
         warnings,
@@ -163,7 +237,10 @@ mod tests {
         assert_eq!(Format::sniff("{\"index\":0}"), Format::Jsonl);
         assert_eq!(Format::sniff("  {:process 0}"), Format::Edn);
         assert_eq!(Format::sniff("[{:process 0}]"), Format::Edn);
-        assert_eq!(Format::sniff("INFO  jepsen.util - 1\t:invoke"), Format::JepsenLog);
+        assert_eq!(
+            Format::sniff("INFO  jepsen.util - 1\t:invoke"),
+            Format::JepsenLog
+        );
         assert_eq!(Format::sniff(""), Format::Jsonl);
     }
 

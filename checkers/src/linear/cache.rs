@@ -32,7 +32,9 @@ struct Key {
 /// The Zobrist word of item `i` (splitmix64).
 #[inline]
 pub(crate) fn zobrist(i: u32) -> u64 {
-    let mut z = (i as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut z = (i as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -57,7 +59,11 @@ impl Probe<'_> {
 
     #[inline]
     fn live_word(&self, j: usize) -> u64 {
-        let w = self.bits.get((self.m >> 6) as usize + j).copied().unwrap_or(0);
+        let w = self
+            .bits
+            .get((self.m >> 6) as usize + j)
+            .copied()
+            .unwrap_or(0);
         if j == 0 {
             w & !((1u64 << (self.m & 63)) - 1)
         } else {
@@ -77,7 +83,10 @@ impl Probe<'_> {
             let at = k.words[0] as usize;
             &spill[at..at + k.nwords as usize]
         };
-        stored.iter().enumerate().all(|(j, w)| self.live_word(j) == *w)
+        stored
+            .iter()
+            .enumerate()
+            .all(|(j, w)| self.live_word(j) == *w)
     }
 }
 
@@ -196,7 +205,10 @@ impl<S: Eq + Hash> Cache<S> {
     /// An estimate of the heap this cache holds.
     pub fn bytes(&self) -> usize {
         let slot = std::mem::size_of::<Key>() + 1;
-        self.shards.iter().map(|s| s.capacity() * slot).sum::<usize>()
+        self.shards
+            .iter()
+            .map(|s| s.capacity() * slot)
+            .sum::<usize>()
             + self.spill.capacity() * 8
             + self.states.capacity() * (std::mem::size_of::<S>() + 8)
             + self.state_index.capacity() * 5
@@ -216,7 +228,13 @@ mod tests {
         assert_eq!(c.intern(5, 0), five);
         // Items 0, 1 and 3 linearized: m = 2, depth 3.
         let bits = [0b1011u64, 0];
-        let p = |bits: &'static [u64], state| Probe { set_hash: 7, m: 2, depth: 3, bits, state };
+        let p = |bits: &'static [u64], state| Probe {
+            set_hash: 7,
+            m: 2,
+            depth: 3,
+            bits,
+            state,
+        };
         assert!(c.insert(&p(&[0b1011, 0], five)));
         assert!(!c.insert(&p(&[0b1011, 0], five)));
         // Same hash and m, another item after m.
@@ -226,7 +244,13 @@ mod tests {
         let _ = bits;
         // A window longer than two words goes to the spill arena.
         let wide: &'static [u64] = &[0b11, 1, 1, 1, 0];
-        let q = Probe { set_hash: 1, m: 2, depth: 5, bits: wide, state: five };
+        let q = Probe {
+            set_hash: 1,
+            m: 2,
+            depth: 5,
+            bits: wide,
+            state: five,
+        };
         assert!(c.insert(&q));
         assert!(!c.insert(&q));
     }

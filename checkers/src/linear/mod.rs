@@ -106,12 +106,12 @@ pub fn check_model<M: Model>(
         stats,
     };
     let invalid = runs.iter().enumerate().find_map(|(i, r)| match r.outcome {
-        Some(Outcome::Invalid { best_iter }) => Some((i, best_iter)),
+        Some(Outcome::Invalid { best_iter }) => Some((i, best_iter, r.steps, r.blocked)),
         _ => None,
     });
-    if let Some((i, best_iter)) = invalid {
+    if let Some((i, best_iter, steps, blocked)) = invalid {
         result.valid = Validity::Invalid;
-        let (anomaly, cx) = explain(model, history, &parts[i], best_iter, opts);
+        let (anomaly, cx) = explain(model, history, &parts[i], best_iter, steps, blocked, opts);
         result.anomalies.push(anomaly);
         result.counterexample = Some(cx).filter(|c| !c.is_null());
     } else if let Some((i, reason)) = runs.iter().enumerate().find_map(|(i, r)| match &r.outcome {
@@ -123,7 +123,10 @@ pub fn check_model<M: Model>(
             Some(k) => format!("key {k}: {reason}"),
             None => reason,
         });
-    } else if runs.iter().any(|r| !matches!(r.outcome, Some(Outcome::Valid))) {
+    } else if runs
+        .iter()
+        .any(|r| !matches!(r.outcome, Some(Outcome::Valid)))
+    {
         // Unreachable by construction (cancellation implies an invalid part);
         // still never claim Valid for a part that was not searched to the end.
         result.valid = Validity::Unknown;
@@ -133,37 +136,33 @@ pub fn check_model<M: Model>(
     Ok(result)
 }
 
-/// Iterations a part runs before yielding its core to the next part.
-const SLICE: u64 = 1 << 16;
-
-struct PartRun<S> {
-    outcome: Option<Outcome>,
-    steps: u64,
-    cached: u64,
-    _state: std::marker::PhantomData<S>,
-}
-
-/// Searches every part, sharing the cores round-robin in slices so that one
-/// hard part never hides an easy violation in another (Porcupine runs every
-/// part at once for the same reason). The first invalid part cancels the rest.
-/// How long the search for a clearer witness may take, at most.
-const WITNESS_BUDGET: Duration = Duration::from_secs(10);
+/// How long explaining may take, at most; past it the deepest configuration explains.
+const WITNESS_TIME: Duration = Duration::from_secs(10);
+/// Model steps the shortest-failing-prefix search may take, as a multiple of
+/// the steps that found the violation (steps, not time: witnesses must not
+/// depend on the machine's speed).
+const WITNESS_STEPS: u64 = 4;
+const WITNESS_MIN_STEPS: u64 = 200_000;
+/// Completions stepped one by one above a valid hint before galloping.
+const WITNESS_WALK: usize = 8;
 
 /// Explains the invalid part `part`. The operation that cannot be linearized
 /// is the one whose completion first makes the key's history impossible: the
-/// shortest failing prefix, found by binary search over completions. Its
-/// deepest linearizable configuration gives the state and pending operations.
-/// If that search runs out of budget, the deepest configuration of the whole
-/// part (reached at `best_iter`) explains instead.
+/// shortest failing prefix, searched from the deepest configuration's
+/// blocked operation outwards. That prefix's deepest linearizable
+/// configuration gives the state and the pending operations. If the step
+/// budget runs out, the deepest configuration of the whole part explains.
 fn explain<M: Model>(
     model: &M,
     history: &History,
     part: &Part<M::Op>,
     best_iter: u64,
+    steps: u64,
+    blocked: Option<u32>,
     opts: &Options,
 ) -> (Value, Value) {
-    let budget = opts.time_limit.min(WITNESS_BUDGET);
-    let shared = || Shared {
+    let budget = opts.time_limit.min(WITNESS_TIME);
+    let shared = Shared {
         deadline: Instant::now() + budget,
         time_limit_ms: budget.as_millis() as u64,
         cancel: AtomicBool::new(false),
@@ -171,13 +170,18 @@ fn explain<M: Model>(
         mem_limit: opts.memory_limit,
     };
     let replay = |part: &Part<M::Op>, iter: u64| {
-        let s = shared();
         let mut r = Searcher::new(model, &part.items, Some(iter));
-        r.run(&s, u64::MAX);
-        r.release(&s);
+        r.run(&shared, u64::MAX);
+        r.release(&shared);
         r.capture
     };
-    if let Some((cut_part, iter, culprit)) = shortest_failing_prefix(model, history, part, &shared) {
+    let hint = blocked
+        .and_then(|b| part.items.get(b as usize))
+        .map(|it| it.src);
+    let mut left = (steps * WITNESS_STEPS).max(WITNESS_MIN_STEPS);
+    if let Some((cut_part, iter, culprit)) =
+        shortest_failing_prefix(model, history, part, hint, &shared, &mut left)
+    {
         if let Some(mut c) = replay(&cut_part, iter) {
             // Name the operation whose completion broke the history.
             if let Some(pos) = cut_part.items.iter().position(|it| it.src == culprit) {
@@ -187,28 +191,38 @@ fn explain<M: Model>(
                         c.pending.push(c.blocked);
                     }
                     c.blocked = pos;
-                    c.why = Why::Step;
+                    c.why = match model.step(&c.state, &cut_part.items[pos].op) {
+                        None => Why::Step,
+                        Some(_) => Why::Exhausted,
+                    };
                 }
             }
             return witness(model, history, &cut_part, &c);
         }
     }
     match replay(part, best_iter) {
-        Some(c) => witness(model, history, part, &c),
+        Some(full) => witness(model, history, part, &full),
         None => {
-            let msg = "no linearization exists (the witness could not be rebuilt in time)".to_string();
-            (json!({"type": "nonlinearizable", "key": part.key, "message": msg}), Value::Null)
+            let msg =
+                "no linearization exists (the witness could not be rebuilt in time)".to_string();
+            (
+                json!({"type": "nonlinearizable", "key": part.key, "message": msg}),
+                Value::Null,
+            )
         }
     }
 }
 
 /// The part cut right after the completion that first makes it invalid, the
 /// iteration of its deepest configuration, and the culprit's operation id.
+/// Gallops outwards from the completion of `hint`, then bisects.
 fn shortest_failing_prefix<M: Model>(
     model: &M,
     history: &History,
     part: &Part<M::Op>,
-    shared: &dyn Fn() -> Shared,
+    hint: Option<usize>,
+    shared: &Shared,
+    left: &mut u64,
 ) -> Option<(Part<M::Op>, u64, usize)> {
     let key_text = part.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
     let ops = by_key(history)
@@ -220,47 +234,107 @@ fn shortest_failing_prefix<M: Model>(
         .filter_map(|&i| history.ops[i].ret.map(|r| (r, i)))
         .collect();
     completions.sort_unstable();
-    let s = shared();
-    let probe = |cut: u64| -> Option<(Part<M::Op>, Outcome)> {
+    let last = completions.len().checked_sub(1)?;
+    // Some((part, best_iter)) if the prefix up to completion k is invalid,
+    // None if valid; Err if the budget ran out.
+    let mut probe = |k: usize| -> Result<Option<(Part<M::Op>, u64)>, ()> {
         let mut stats = Stats::default();
-        let p = build_part(model, part.key.clone(), truncate(history, &ops, cut), &mut stats).ok()?;
+        let p = build_part(
+            model,
+            part.key.clone(),
+            truncate(history, &ops, completions[k].0),
+            &mut stats,
+        )
+        .map_err(|_| ())?;
         let mut searcher = Searcher::new(model, &p.items, None);
-        let outcome = searcher.run(&s, u64::MAX)?;
-        searcher.release(&s);
-        Some((p, outcome))
+        let outcome = searcher.run(shared, *left);
+        *left = left.saturating_sub(searcher.iter);
+        searcher.release(shared);
+        match outcome {
+            Some(Outcome::Valid) => Ok(None),
+            Some(Outcome::Invalid { best_iter }) => Ok(Some((p, best_iter))),
+            _ => Err(()),
+        }
     };
-    // Invariant: the prefix up to completions[lo] is valid (or lo is before
-    // the first), the prefix up to completions[hi] is invalid.
-    let (mut lo, mut hi) = (None::<usize>, completions.len().checked_sub(1)?);
-    let mut last = None;
-    while lo.map_or(0, |l| l + 1) < hi {
-        let mid = (lo.map_or(0, |l| l + 1) + hi) / 2;
-        match probe(completions[mid].0)? {
-            (_, Outcome::Valid) => lo = Some(mid),
-            (p, Outcome::Invalid { best_iter }) => {
-                hi = mid;
-                last = Some((p, best_iter));
+    // Invariant: prefixes up to lo (exclusive bound, None = before the first)
+    // are valid; the prefix up to hi is invalid (the whole part is).
+    let mut lo: Option<usize> = None;
+    let mut hi = last;
+    let mut at_hi: Option<(Part<M::Op>, u64)> = None;
+    let start = hint
+        .and_then(|h| completions.iter().position(|&(_, i)| i == h))
+        .unwrap_or(last);
+    // From the hint: invalid probes search exhaustively and cost as much as
+    // the violation did, valid ones stop at the first linearization. Above
+    // a valid hint, step one completion at a time (the culprit is usually
+    // just there), then gallop; below an invalid hint, gallop down.
+    let mut k = start;
+    let mut step = 0usize;
+    let mut walked = 0;
+    loop {
+        match probe(k).ok()? {
+            Some(found) => {
+                hi = k;
+                at_hi = Some(found);
+                if lo.is_some() || k == 0 {
+                    break;
+                }
+                step = (step * 2).max(1);
+                k = k.saturating_sub(step);
             }
-            _ => return None,
+            None => {
+                lo = Some(k);
+                if at_hi.is_some() || k + 1 >= hi {
+                    break;
+                }
+                walked += 1;
+                step = if walked <= WITNESS_WALK {
+                    1
+                } else {
+                    (step * 2).max(1)
+                };
+                k = (k + step).min(hi);
+            }
         }
     }
-    // `last` is the probe of `hi`, unless `hi` is still the full history.
-    let (p, best_iter) = match last {
-        Some(l) => l,
-        None => match probe(completions[hi].0)? {
-            (p, Outcome::Invalid { best_iter }) => (p, best_iter),
-            _ => return None,
-        },
+    // Bisect what is left.
+    while lo.map_or(0, |l| l + 1) < hi {
+        let mid = (lo.map_or(0, |l| l + 1) + hi) / 2;
+        match probe(mid).ok()? {
+            None => lo = Some(mid),
+            Some(found) => {
+                hi = mid;
+                at_hi = Some(found);
+            }
+        }
+    }
+    let (p, best_iter) = match at_hi {
+        Some(f) => f,
+        None => probe(hi).ok()??,
     };
     Some((p, best_iter, completions[hi].1))
 }
 
+/// Iterations a part runs before yielding its core to the next part.
+const SLICE: u64 = 1 << 16;
+
+struct PartRun {
+    outcome: Option<Outcome>,
+    steps: u64,
+    cached: u64,
+    /// See Searcher::best_blocked.
+    blocked: Option<u32>,
+}
+
+/// Searches every part, sharing the cores round-robin in slices so that one
+/// hard part never hides an easy violation in another (Porcupine runs every
+/// part at once for the same reason). The first invalid part cancels the rest.
 fn run_parts<M: Model>(
     model: &M,
     parts: &[Part<M::Op>],
     shared: &Shared,
     threads: usize,
-) -> Vec<PartRun<M::State>> {
+) -> Vec<PartRun> {
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         t => t,
@@ -269,47 +343,56 @@ fn run_parts<M: Model>(
     .max(1);
     let mut order: Vec<usize> = (0..parts.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(parts[i].items.len()));
-    let queue = std::sync::Mutex::new(order.into_iter().collect::<std::collections::VecDeque<usize>>());
-    let searchers: Vec<std::sync::Mutex<Option<Searcher<'_, M>>>> =
-        (0..parts.len()).map(|_| std::sync::Mutex::new(None)).collect();
-    let results: Vec<std::sync::Mutex<PartRun<M::State>>> = (0..parts.len())
+    let queue = std::sync::Mutex::new(
+        order
+            .into_iter()
+            .collect::<std::collections::VecDeque<usize>>(),
+    );
+    let searchers: Vec<std::sync::Mutex<Option<Searcher<'_, M>>>> = (0..parts.len())
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let results: Vec<std::sync::Mutex<PartRun>> = (0..parts.len())
         .map(|_| {
             std::sync::Mutex::new(PartRun {
                 outcome: None,
                 steps: 0,
                 cached: 0,
-                _state: std::marker::PhantomData,
+                blocked: None,
             })
         })
         .collect();
-    let work = || loop {
-        let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-            break;
-        };
-        let Ok(mut slot) = searchers[i].lock() else { break };
-        let searcher = slot.get_or_insert_with(|| Searcher::new(model, &parts[i].items, None));
-        let outcome = if shared.cancel.load(Ordering::Relaxed) {
-            Some(Outcome::Cancelled)
-        } else {
-            searcher.run(shared, SLICE)
-        };
-        match outcome {
-            None => {
-                if let Ok(mut q) = queue.lock() {
-                    q.push_back(i);
+    // The guard must be gone before a slice runs: the slice pushes back.
+    let pop = || queue.lock().ok().and_then(|mut q| q.pop_front());
+    let work = || {
+        while let Some(i) = pop() {
+            let Ok(mut slot) = searchers[i].lock() else {
+                break;
+            };
+            let searcher = slot.get_or_insert_with(|| Searcher::new(model, &parts[i].items, None));
+            let outcome = if shared.cancel.load(Ordering::Relaxed) {
+                Some(Outcome::Cancelled)
+            } else {
+                searcher.run(shared, SLICE)
+            };
+            match outcome {
+                None => {
+                    if let Ok(mut q) = queue.lock() {
+                        q.push_back(i);
+                    }
                 }
-            }
-            Some(o) => {
-                if matches!(o, Outcome::Invalid { .. }) {
-                    shared.cancel.store(true, Ordering::Relaxed);
+                Some(o) => {
+                    if matches!(o, Outcome::Invalid { .. }) {
+                        shared.cancel.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut r) = results[i].lock() {
+                        r.steps = searcher.iter;
+                        r.cached = searcher.cached();
+                        r.blocked = searcher.best_blocked;
+                        r.outcome = Some(o);
+                    }
+                    searcher.release(shared);
+                    *slot = None;
                 }
-                if let Ok(mut r) = results[i].lock() {
-                    r.steps = searcher.iter;
-                    r.cached = searcher.cached();
-                    r.outcome = Some(o);
-                }
-                searcher.release(shared);
-                *slot = None;
             }
         }
     };
@@ -338,7 +421,9 @@ fn op_json<M: Model>(model: &M, op: &Operation, mop: &M::Op) -> Value {
 
 fn when(op: &Operation) -> String {
     let ret = match (op.ret, op.outcome) {
-        (Some(_), crate::history::Outcome::Ok) => format!("completed at {}", op.describe_time(true)),
+        (Some(_), crate::history::Outcome::Ok) => {
+            format!("completed at {}", op.describe_time(true))
+        }
         (Some(_), _) => format!("crashed at {}", op.describe_time(true)),
         (None, _) => "never completed".to_string(),
     };
@@ -348,7 +433,12 @@ fn when(op: &Operation) -> String {
 /// For a read of `v` that a completed write had certainly overwritten before
 /// the read began, with no operation able to write `v` again in time: the
 /// clause that says so. Needs footprints (register-like models).
-fn stale_read<M: Model>(model: &M, history: &History, part: &Part<M::Op>, read: usize) -> Option<String> {
+fn stale_read<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Part<M::Op>,
+    read: usize,
+) -> Option<String> {
     use crate::model::Footprint;
     let r = part.items.get(read)?;
     let Footprint::Reads(v) = model.footprint(&r.op) else {
@@ -392,7 +482,10 @@ fn witness<M: Model>(
     let items = &part.items;
     let Some(blocked) = items.get(c.blocked) else {
         let msg = "no linearization exists".to_string();
-        return (json!({"type": "nonlinearizable", "key": part.key, "message": msg}), Value::Null);
+        return (
+            json!({"type": "nonlinearizable", "key": part.key, "message": msg}),
+            Value::Null,
+        );
     };
     let bop = &history.ops[blocked.src];
     let key_clause = part
@@ -425,8 +518,12 @@ fn witness<M: Model>(
             "and every order of it and the {k} other pending operations leads to a dead end"
         ),
         (Why::Step, 0) => "and no other operation was pending".to_string(),
-        (Why::Step, 1) => "and the one operation pending then could not make it possible".to_string(),
-        (Why::Step, k) => format!("and none of the {k} operations pending then could make it possible"),
+        (Why::Step, 1) => {
+            "and the one operation pending then could not make it possible".to_string()
+        }
+        (Why::Step, k) => {
+            format!("and none of the {k} operations pending then could make it possible")
+        }
     };
     let message = match stale_read(model, history, part, c.blocked) {
         Some(why) => format!(

@@ -15,11 +15,11 @@
 
 use super::CheckError;
 use crate::history::{History, Operation, Outcome};
-use std::borrow::Cow;
 use crate::model::{Footprint, Model};
 use crate::verdict::Stats;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Time of an entry in the search: event index * 2 + 1, so that a bound
 /// derived from another operation's completion (index * 2) sorts just before it.
@@ -47,7 +47,12 @@ pub(crate) fn prepare<M: Model>(
 ) -> Result<Vec<Part<M::Op>>, CheckError> {
     let mut parts: Vec<Part<M::Op>> = Vec::new();
     for (key, ops) in by_key(history) {
-        let part = build_part(model, key, ops.iter().map(|&i| Cow::Borrowed(&history.ops[i])), stats)?;
+        let part = build_part(
+            model,
+            key,
+            ops.iter().map(|&i| Cow::Borrowed(&history.ops[i])),
+            stats,
+        )?;
         parts.push(part);
     }
     stats.parts = parts.len();
@@ -76,7 +81,10 @@ pub(crate) fn build_part<'h, M: Model>(
     ops: impl Iterator<Item = Cow<'h, Operation>>,
     stats: &mut Stats,
 ) -> Result<Part<M::Op>, CheckError> {
-    let mut part = Part { key, items: Vec::new() };
+    let mut part = Part {
+        key,
+        items: Vec::new(),
+    };
     for op in ops {
         let Some(prepared) = model.prepare(&op).map_err(|e| CheckError::Op {
             event: op.call,
@@ -131,7 +139,7 @@ pub(crate) fn truncate<'h>(
 fn reduce_crashed<M: Model>(model: &M, init: &M::State, part: &mut Part<M::Op>, stats: &mut Stats) {
     let prints: Vec<Footprint<M::State>> =
         part.items.iter().map(|i| model.footprint(&i.op)).collect();
-    if prints.iter().any(|p| *p == Footprint::Opaque) || !part.items.iter().any(|i| i.ret == PENDING) {
+    if prints.contains(&Footprint::Opaque) || !part.items.iter().any(|i| i.ret == PENDING) {
         return;
     }
     let mut alive = vec![true; part.items.len()];

@@ -26,7 +26,7 @@ const NIL: u32 = u32::MAX;
 /// iteration is one model step or one backtrack, well under a microsecond.
 const CHECK_EVERY: u64 = 1024;
 /// Entries read-guided pruning looks ahead.
-const GUIDE_SCAN: usize = 32;
+const GUIDE_SCAN: usize = 16;
 /// Caches bigger than this are freed on a background thread, so that
 /// answering never waits for millions of frees.
 const DROP_IN_BACKGROUND: usize = 64 << 20;
@@ -45,7 +45,9 @@ pub(crate) enum Outcome {
     Valid,
     /// The iteration at which the deepest configuration was first reached,
     /// to replay for the witness.
-    Invalid { best_iter: u64 },
+    Invalid {
+        best_iter: u64,
+    },
     Unknown(String),
     /// Another part was found invalid.
     Cancelled,
@@ -119,6 +121,8 @@ pub(crate) struct Searcher<'a, M: Model> {
     pub iter: u64,
     best_depth: usize,
     best_iter: u64,
+    /// At the deepest configuration, the item whose completion came first.
+    pub best_blocked: Option<u32>,
     stop_at: Option<u64>,
     mem_reported: usize,
     pub capture: Option<Capture<M::State>>,
@@ -169,7 +173,9 @@ impl<'a, M: Model> Searcher<'a, M> {
             .iter()
             .map(|i| match model.footprint(&i.op) {
                 Footprint::Reads(v) => Print::Reads(cache.intern(v, 0)),
-                Footprint::Writes(w) | Footprint::ReadsWrites(_, w) => Print::Writes(cache.intern(w, 0)),
+                Footprint::Writes(w) | Footprint::ReadsWrites(_, w) => {
+                    Print::Writes(cache.intern(w, 0))
+                }
                 Footprint::Opaque => Print::Opaque,
             })
             .collect();
@@ -202,6 +208,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             iter: 0,
             best_depth: 0,
             best_iter: 0,
+            best_blocked: None,
             stop_at,
             mem_reported: 0,
             capture: None,
@@ -246,7 +253,10 @@ impl<'a, M: Model> Searcher<'a, M> {
         let mut prefix = Vec::with_capacity(self.stack.len());
         for (k, (e, _)) in self.stack.iter().enumerate() {
             let after = self.stack.get(k + 1).map_or(self.state, |(_, s)| *s);
-            prefix.push((self.entries[*e as usize].item as usize, self.cache.state(after).clone()));
+            prefix.push((
+                self.entries[*e as usize].item as usize,
+                self.cache.state(after).clone(),
+            ));
         }
         let mut pending = Vec::new();
         let mut blocked = usize::MAX;
@@ -280,7 +290,9 @@ impl<'a, M: Model> Searcher<'a, M> {
             }
         }
         if self.guided && blocked != usize::MAX && why != Why::Unreachable {
-            let candidates: Vec<usize> = std::iter::once(blocked).chain(pending.iter().copied()).collect();
+            let candidates: Vec<usize> = std::iter::once(blocked)
+                .chain(pending.iter().copied())
+                .collect();
             for p in candidates {
                 let Some(next) = self.model.step(&state, &self.items[p].op) else {
                     continue;
@@ -309,7 +321,9 @@ impl<'a, M: Model> Searcher<'a, M> {
     /// Gives back this search's share of the memory budget and frees its
     /// cache, in the background when it is big.
     pub fn release(&mut self, shared: &Shared) {
-        shared.mem_used.fetch_sub(self.mem_reported, Ordering::Relaxed);
+        shared
+            .mem_used
+            .fetch_sub(self.mem_reported, Ordering::Relaxed);
         self.mem_reported = 0;
         let cache = std::mem::replace(&mut self.cache, Cache::new());
         if cache.bytes() > DROP_IN_BACKGROUND {
@@ -323,9 +337,13 @@ impl<'a, M: Model> Searcher<'a, M> {
             + self.bits.len() * 8
             + self.entries.len() * 16;
         if mine > self.mem_reported {
-            shared.mem_used.fetch_add(mine - self.mem_reported, Ordering::Relaxed);
+            shared
+                .mem_used
+                .fetch_add(mine - self.mem_reported, Ordering::Relaxed);
         } else {
-            shared.mem_used.fetch_sub(self.mem_reported - mine, Ordering::Relaxed);
+            shared
+                .mem_used
+                .fetch_sub(self.mem_reported - mine, Ordering::Relaxed);
         }
         self.mem_reported = mine;
         if shared.mem_used.load(Ordering::Relaxed) > shared.mem_limit {
@@ -355,7 +373,7 @@ impl<'a, M: Model> Searcher<'a, M> {
                 return None;
             }
             self.iter += 1;
-            if self.iter % CHECK_EVERY == 0 {
+            if self.iter.is_multiple_of(CHECK_EVERY) {
                 if shared.cancel.load(Ordering::Relaxed) {
                     return Some(Outcome::Cancelled);
                 }
@@ -393,7 +411,9 @@ impl<'a, M: Model> Searcher<'a, M> {
                     return Some(Outcome::Valid);
                 }
                 if !self.backtrack() {
-                    return Some(Outcome::Invalid { best_iter: self.best_iter });
+                    return Some(Outcome::Invalid {
+                        best_iter: self.best_iter,
+                    });
                 }
             }
         }
@@ -401,7 +421,9 @@ impl<'a, M: Model> Searcher<'a, M> {
 
     fn stop(&mut self) -> Outcome {
         self.capture = Some(self.capture_now());
-        Outcome::Invalid { best_iter: self.best_iter }
+        Outcome::Invalid {
+            best_iter: self.best_iter,
+        }
     }
 
     /// Linearizes the call entry `e` if the model allows it and the
@@ -417,13 +439,19 @@ impl<'a, M: Model> Searcher<'a, M> {
         };
         let heap = self.model.state_heap_bytes(&new_state);
         let new_state = self.cache.intern(new_state, heap);
-        if self.guided && !self.viable(new_state, item) {
+        // A read-only operation changes neither the state nor the pending
+        // writers: the configuration it came from was viable, so this one is.
+        if self.guided && !self.read_only[item as usize] && !self.viable(new_state, item) {
             return Step::Impossible;
         }
         let (w, bit) = ((item >> 6) as usize, 1u64 << (item & 63));
         self.bits[w] |= bit;
         let depth = self.stack.len() + 1;
-        let m = if item == self.m { advance(&self.bits, self.m) } else { self.m };
+        let m = if item == self.m {
+            advance(&self.bits, self.m)
+        } else {
+            self.m
+        };
         let set_hash = self.set_hash ^ self.zob[item as usize];
         let probe = Probe {
             set_hash,
@@ -444,6 +472,12 @@ impl<'a, M: Model> Searcher<'a, M> {
         if depth > self.best_depth {
             self.best_depth = depth;
             self.best_iter = self.iter;
+            // The operation whose completion comes first: the likely culprit.
+            let mut f = self.next[0];
+            while f != NIL && self.entries[f as usize].call {
+                f = self.next[f as usize];
+            }
+            self.best_blocked = (f != NIL).then(|| self.entries[f as usize].item);
         }
         self.entry = self.next[0];
         Step::Pushed

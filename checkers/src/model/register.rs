@@ -65,7 +65,11 @@ impl Register {
             (true, false) => "read, write and cas",
             (true, true) => "read, write, cas, get, put and append",
         };
-        let hint = if f == "cas" { " (use --model cas-register or kv)" } else { "" };
+        let hint = if f == "cas" {
+            " (use --model cas-register or kv)"
+        } else {
+            ""
+        };
         ModelError::new(format!(
             "model {} has no operation {f:?}: it knows {ops}{hint}",
             self.name
@@ -248,7 +252,11 @@ mod tests {
             (Val::Int(1),      app("y"),                  None),
         ];
         for (state, op, want) in rows {
-            assert_eq!(step(&m, state.clone(), op.clone()), want, "{state:?} {op:?}");
+            assert_eq!(
+                step(&m, state.clone(), op.clone()),
+                want,
+                "{state:?} {op:?}"
+            );
         }
     }
 
@@ -285,7 +293,9 @@ mod tests {
             assert_eq!(m.prepare(&o), want, "{o:?}");
         }
         assert!(m.prepare(&op("cas", json!(1), None, Outcome::Ok)).is_err());
-        assert!(m.prepare(&op("append", json!("x"), None, Outcome::Ok)).is_err());
+        assert!(m
+            .prepare(&op("append", json!("x"), None, Outcome::Ok))
+            .is_err());
         let e = Register::plain(&Value::Null)
             .prepare(&op("cas", json!([1, 2]), None, Outcome::Ok))
             .unwrap_err();

@@ -1,0 +1,282 @@
+//! `shakedown check` as users and CI scripts see it: verdict lines, exit
+//! codes of CONTRACT.md, messages that name the file and line.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("checkers/tests/data/porcupine")
+}
+
+fn shakedown(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_directory_gets_one_verdict_line_per_file_and_the_worst_exit_code() {
+    let dir = corpus().join("jepsen");
+    let out = shakedown(&["check", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 103);
+    assert!(
+        stdout.contains("etcd_002.log: valid (cas-register"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("etcd_000.log: invalid (cas-register"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn valid_is_zero_and_json_follows_the_contract() {
+    let f = corpus().join("kv/c10-ok.txt");
+    let out = shakedown(&["check", "--model", "kv", "--json", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["model"], "kv");
+    assert_eq!(v["ops"], 337);
+    assert!(v["elapsed_ms"].is_u64());
+    assert!(v["anomalies"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn invalid_json_carries_the_counterexample() {
+    let f = corpus().join("kv/c01-bad.txt");
+    let out = shakedown(&["check", "--model", "kv", "--json", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["valid"], false);
+    let cx = &v["counterexample"];
+    assert_eq!(cx["op"]["f"], "get");
+    assert!(cx["prefix"].as_array().is_some());
+    assert!(cx["pending"].as_array().is_some());
+    assert!(v["anomalies"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("process "));
+}
+
+/// c50-bad restricted to key "0": invalid, and far too hard to decide quickly.
+fn hard_history(dir: &Path) -> String {
+    let all = std::fs::read_to_string(corpus().join("kv/c50-bad.txt")).unwrap();
+    let k0: String = all
+        .lines()
+        .filter(|l| l.contains(":key \"0\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(dir, "k0.edn", &k0)
+}
+
+#[test]
+fn a_time_limit_gives_unknown_never_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = hard_history(dir.path());
+    let out = shakedown(&[
+        "check",
+        "--model",
+        "kv",
+        "--json",
+        "--time-limit",
+        "0.3",
+        &f,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["valid"], "unknown");
+    assert!(v["unknown_reason"].as_str().unwrap().contains("time limit"));
+    // Generous: the precise figure (within 100 ms) is measured by scripts/bench.
+    assert!(v["elapsed_ms"].as_u64().unwrap() < 3000);
+}
+
+#[test]
+fn a_memory_budget_gives_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = hard_history(dir.path());
+    let out = shakedown(&[
+        "check",
+        "--model",
+        "kv",
+        "--memory-limit",
+        "16",
+        "--time-limit",
+        "60",
+        &f,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("memory budget of 16 MiB"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn usage_errors_are_exit_3_and_name_the_flag() {
+    let f = corpus().join("kv/c01-ok.txt");
+    let f = f.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["check", "--model", "queue", f], "--model"),
+        (vec!["check", "--init", "{nope", f], "--init"),
+        (vec!["check", "--format", "xml", f], "--format"),
+        (vec!["check", "--time-limit", "-1", f], "--time-limit"),
+        (vec!["check", "--frobnicate", f], "--frobnicate"),
+        (vec!["check"], "FILES"),
+        (
+            vec!["check", "/nonexistent/history.jsonl"],
+            "/nonexistent/history.jsonl",
+        ),
+    ] {
+        let out = shakedown(&args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn help_lists_models_and_exits_zero() {
+    let out = shakedown(&["check", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    for m in ["register", "cas-register", "kv", "mutex", "jepsen-log"] {
+        assert!(s.contains(m), "{m}");
+    }
+}
+
+#[test]
+fn malformed_input_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"process":0,"type":"invoke","f":"write","value":1}"#;
+    let f = write(
+        dir.path(),
+        "bad.jsonl",
+        &format!("{good}\n{{\"process\":0,\"type\"\n{good}\n"),
+    );
+    let out = shakedown(&["check", &f]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains(&format!("{f}:2: ")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // An operation the model does not know is an input error too, with its line.
+    let f = write(
+        dir.path(),
+        "append.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"append\",\"value\":\"x\"}\n",
+    );
+    let out = shakedown(&["check", "--model", "register", &f]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains(&format!("{f}:1: model register has no operation")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Bytes that are not UTF-8.
+    let p = dir.path().join("binary.jsonl");
+    std::fs::write(&p, [b'{', 0xff, 0xfe, b'\n']).unwrap();
+    let out = shakedown(&["check", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("UTF-8"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_torn_last_line_is_a_warning() {
+    let h = "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n{\"process\":1,\"type\":\"inv";
+    let out = with_stdin(&["check", "-"], h);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: line 3: torn last line"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).starts_with("-: valid"));
+}
+
+#[test]
+fn every_format_is_sniffed() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = write(
+        dir.path(),
+        "h.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":1}\n{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n",
+    );
+    let edn = write(
+        dir.path(),
+        "history.edn",
+        "{:index 0 :type :invoke, :f :write, :value 1, :process 0, :time 1}\n{:index 1 :type :ok, :f :write, :value 1, :process 0, :time 2}\n{:index 2 :type :invoke, :f :read, :value nil, :process 1, :time 3}\n{:index 3 :type :ok, :f :read, :value 2, :process 1, :time 4}\n",
+    );
+    let knossos = write(
+        dir.path(),
+        "knossos.edn",
+        "[{:process 0, :type :invoke, :f :write, :value [:x 1]}\n {:process 0, :type :ok, :f :write, :value [:x 1]}\n {:process 1, :type :invoke, :f :read, :value [:x nil]}\n {:process 1, :type :ok, :f :read, :value [:x 1]}]\n",
+    );
+    let log = write(
+        dir.path(),
+        "jepsen.log",
+        "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t1\nINFO  jepsen.util - 1 :invoke :read nil\nINFO  jepsen.util - 1 :ok :read 1\n",
+    );
+    let out = shakedown(&["check", "--model", "register", &jsonl, &edn, &knossos, &log]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("h.jsonl: valid"), "{s}");
+    assert!(s.contains("history.edn: invalid"), "{s}");
+    assert!(s.contains("knossos.edn: valid"), "{s}");
+    assert!(s.contains("jepsen.log: valid"), "{s}");
+}
+
+#[test]
+fn out_writes_results_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = corpus().join("jepsen/etcd_000.log");
+    let out = shakedown(&[
+        "check",
+        "--out",
+        dir.path().to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = std::fs::read_to_string(dir.path().join("etcd_000.log/results.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["model"], "cas-register");
+}
