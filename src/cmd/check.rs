@@ -155,9 +155,6 @@ pub fn run(args: CheckArgs) -> u8 {
             }
         }
     });
-    if let Some(dir) = &args.out {
-        eprintln!("results: {}", dir.display());
-    }
     if input_error {
         return exit::USAGE;
     }

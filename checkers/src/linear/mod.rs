@@ -213,6 +213,13 @@ fn explain<M: Model>(
     }
 }
 
+/// What a prefix probe found.
+enum Probe<O> {
+    Valid,
+    /// Invalid: the prefix's part and the iteration of its deepest configuration.
+    Invalid(Part<O>, u64),
+}
+
 /// The part cut right after the completion that first makes it invalid, the
 /// iteration of its deepest configuration, and the culprit's operation id.
 /// Gallops outwards from the completion of `hint`, then bisects.
@@ -235,9 +242,8 @@ fn shortest_failing_prefix<M: Model>(
         .collect();
     completions.sort_unstable();
     let last = completions.len().checked_sub(1)?;
-    // Some((part, best_iter)) if the prefix up to completion k is invalid,
-    // None if valid; Err if the budget ran out.
-    let mut probe = |k: usize| -> Result<Option<(Part<M::Op>, u64)>, ()> {
+    // None when the budget ran out.
+    let mut probe = |k: usize| -> Option<Probe<M::Op>> {
         let mut stats = Stats::default();
         let p = build_part(
             model,
@@ -245,15 +251,15 @@ fn shortest_failing_prefix<M: Model>(
             truncate(history, &ops, completions[k].0),
             &mut stats,
         )
-        .map_err(|_| ())?;
+        .ok()?;
         let mut searcher = Searcher::new(model, &p.items, None);
         let outcome = searcher.run(shared, *left);
         *left = left.saturating_sub(searcher.iter);
         searcher.release(shared);
         match outcome {
-            Some(Outcome::Valid) => Ok(None),
-            Some(Outcome::Invalid { best_iter }) => Ok(Some((p, best_iter))),
-            _ => Err(()),
+            Some(Outcome::Valid) => Some(Probe::Valid),
+            Some(Outcome::Invalid { best_iter }) => Some(Probe::Invalid(p, best_iter)),
+            _ => None,
         }
     };
     // Invariant: prefixes up to lo (exclusive bound, None = before the first)
@@ -272,17 +278,17 @@ fn shortest_failing_prefix<M: Model>(
     let mut step = 0usize;
     let mut walked = 0;
     loop {
-        match probe(k).ok()? {
-            Some(found) => {
+        match probe(k)? {
+            Probe::Invalid(p, it) => {
                 hi = k;
-                at_hi = Some(found);
+                at_hi = Some((p, it));
                 if lo.is_some() || k == 0 {
                     break;
                 }
                 step = (step * 2).max(1);
                 k = k.saturating_sub(step);
             }
-            None => {
+            Probe::Valid => {
                 lo = Some(k);
                 if at_hi.is_some() || k + 1 >= hi {
                     break;
@@ -300,17 +306,20 @@ fn shortest_failing_prefix<M: Model>(
     // Bisect what is left.
     while lo.map_or(0, |l| l + 1) < hi {
         let mid = (lo.map_or(0, |l| l + 1) + hi) / 2;
-        match probe(mid).ok()? {
-            None => lo = Some(mid),
-            Some(found) => {
+        match probe(mid)? {
+            Probe::Valid => lo = Some(mid),
+            Probe::Invalid(p, it) => {
                 hi = mid;
-                at_hi = Some(found);
+                at_hi = Some((p, it));
             }
         }
     }
     let (p, best_iter) = match at_hi {
         Some(f) => f,
-        None => probe(hi).ok()??,
+        None => match probe(hi)? {
+            Probe::Invalid(p, it) => (p, it),
+            Probe::Valid => return None,
+        },
     };
     Some((p, best_iter, completions[hi].1))
 }
