@@ -175,7 +175,17 @@ fn help_lists_models_and_exits_zero() {
     let out = shakedown(&["check", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let s = text(&out.stdout);
-    for m in ["register", "cas-register", "kv", "mutex", "jepsen-log"] {
+    for m in [
+        "register",
+        "cas-register",
+        "kv",
+        "mutex",
+        "lock",
+        "bank",
+        "set",
+        "counter",
+        "jepsen-log",
+    ] {
         assert!(s.contains(m), "{m}");
     }
 }
@@ -279,4 +289,51 @@ fn out_writes_results_json() {
     let v: serde_json::Value = serde_json::from_str(&r).unwrap();
     assert_eq!(v["valid"], false);
     assert_eq!(v["model"], "cas-register");
+}
+
+#[test]
+fn safety_checkers_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lock = write(
+        dir.path(),
+        "lock.jsonl",
+        &[
+            r#"{"process":0,"type":"invoke","f":"acquire","key":"L","time":1000000}"#,
+            r#"{"process":0,"type":"ok","f":"acquire","key":"L","value":{"token":1},"time":2000000}"#,
+            r#"{"process":1,"type":"invoke","f":"acquire","key":"L","time":3000000}"#,
+            r#"{"process":1,"type":"ok","f":"acquire","key":"L","value":{"token":2},"time":4000000}"#,
+            r#"{"process":0,"type":"invoke","f":"release","key":"L","time":5000000}"#,
+            "",
+        ]
+        .join("\n"),
+    );
+    let out = shakedown(&["check", "--model", "lock", "--json", &lock]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["anomalies"][0]["type"], "double-grant");
+    assert_eq!(v["anomalies"][0]["severity"], "invalid");
+    assert_eq!(
+        v["anomalies"][0]["events"],
+        serde_json::json!([0, 1, 2, 3, 4])
+    );
+    assert!(v["anomalies"][0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("two clients held lock \"L\" at once, from 0.004 s to 0.005 s: process 0"));
+
+    // bank needs its balances, and says so with exit 3.
+    let bank = write(
+        dir.path(),
+        "bank.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n",
+    );
+    let out = shakedown(&["check", "--model", "bank", &bank]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("--init"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = shakedown(&["check", "--model", "bank", "--init", r#"{"a":1}"#, &bank]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

@@ -5,12 +5,16 @@
 //!     [--stale] [--seed N] > h.jsonl
 //!
 //! With --stale, one stale read is injected and its event index printed on stderr.
+//! --model counter|set|bank|lock generates a valid history for that checker
+//! instead (bank: --accounts N, 100 each, and the --init JSON is printed on stderr).
 
 use checkers::gen::{generate, inject_stale_read, GenConfig};
 
 fn main() {
     let mut cfg = GenConfig::default();
     let mut stale = false;
+    let mut model = String::from("register");
+    let mut accounts = 5usize;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -27,6 +31,8 @@ fn main() {
             "--processes" => cfg.processes = num("--processes") as usize,
             "--crash" => cfg.crash_rate = num("--crash"),
             "--quiet-every" => cfg.quiet_every = num("--quiet-every") as usize,
+            "--accounts" => accounts = num("--accounts") as usize,
+            "--model" => model = val(),
             "--seed" => {
                 cfg.seed = val().parse().unwrap_or_else(|_| {
                     eprintln!("gen_history: --seed needs an integer");
@@ -55,7 +61,18 @@ fn main() {
         }
         i += 2;
     }
-    let mut events = generate(&cfg);
+    let mut events = match model.as_str() {
+        "counter" => checkers::gen::counter(cfg.ops, cfg.processes, cfg.crash_rate, cfg.seed),
+        "set" => checkers::gen::set(cfg.ops, cfg.processes, cfg.crash_rate, cfg.seed),
+        "lock" => checkers::gen::lock(cfg.ops / 2, cfg.processes, cfg.seed),
+        "bank" => {
+            let (events, init) =
+                checkers::gen::bank(cfg.ops, cfg.processes, accounts, cfg.crash_rate, cfg.seed);
+            eprintln!("{init}");
+            events
+        }
+        _ => generate(&cfg),
+    };
     if stale {
         match inject_stale_read(&mut events, cfg.seed) {
             Some(at) => eprintln!("stale read injected at event {at}"),

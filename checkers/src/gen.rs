@@ -313,3 +313,303 @@ pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
     }
     None
 }
+
+/// What one simulated operation is: its name, its argument, and whether
+/// it may be left crashed (reads are never crashed: they would say nothing).
+pub struct Spec {
+    pub f: &'static str,
+    pub input: Value,
+    pub key: Option<Value>,
+}
+
+/// Simulates clients against a correct system: each operation takes effect
+/// at a random instant inside its interval, in that order, through `apply`
+/// (which returns the completion value and whether it succeeded). Crashed
+/// operations take effect or not at random and complete as `info`.
+pub fn simulate<S>(
+    ops: usize,
+    processes: usize,
+    crash_rate: f64,
+    seed: u64,
+    state: &mut S,
+    mut make: impl FnMut(&mut ChaCha8Rng) -> Spec,
+    mut apply: impl FnMut(&mut S, &Spec) -> (Value, bool),
+) -> Vec<Event> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let procs = processes.max(1);
+    let mut free: BinaryHeap<Reverse<(u64, usize)>> = (0..procs)
+        .map(|s| Reverse((rng.gen_range(0..SPAN), s)))
+        .collect();
+    let mut pid: Vec<u64> = (0..procs as u64).collect();
+    let mut next_pid = procs as u64;
+    // (spec, process, invoke, lin, complete, crashed, effective)
+    let mut planned: Vec<(Spec, u64, u64, u64, u64, bool, bool)> = Vec::with_capacity(ops);
+    while planned.len() < ops {
+        let Some(Reverse((t, slot))) = free.pop() else {
+            break;
+        };
+        let spec = make(&mut rng);
+        let lin = t + 1 + rng.gen_range(0..SPAN);
+        let complete = lin + 1 + rng.gen_range(0..SPAN);
+        let crashed = spec.f != "read" && rng.gen_bool(crash_rate.clamp(0.0, 1.0));
+        let effective = crashed && rng.gen_bool(0.5);
+        planned.push((spec, pid[slot], t, lin, complete, crashed, effective));
+        if crashed {
+            pid[slot] = next_pid;
+            next_pid += 1;
+        }
+        free.push(Reverse((complete + 1 + rng.gen_range(0..SPAN / 2), slot)));
+    }
+    let mut by_lin: Vec<usize> = (0..planned.len()).collect();
+    by_lin.sort_by_key(|&i| planned[i].3);
+    let mut results: Vec<(Value, bool)> = vec![(Value::Null, false); planned.len()];
+    for i in by_lin {
+        let p = &planned[i];
+        if p.5 && !p.6 {
+            continue;
+        }
+        results[i] = apply(state, &p.0);
+    }
+    let mut stamps: Vec<(u64, bool, usize)> = Vec::with_capacity(planned.len() * 2);
+    for (i, p) in planned.iter().enumerate() {
+        stamps.push((p.2, true, i));
+        stamps.push((p.4, false, i));
+    }
+    stamps.sort_by_key(|&(t, inv, i)| (t, !inv, i));
+    stamps
+        .into_iter()
+        .enumerate()
+        .map(|(index, (time, inv, i))| {
+            let (spec, process, _, _, _, crashed, _) = &planned[i];
+            let (kind, value) = if inv {
+                (EventType::Invoke, spec.input.clone())
+            } else if *crashed {
+                (EventType::Info, spec.input.clone())
+            } else if results[i].1 {
+                (EventType::Ok, results[i].0.clone())
+            } else {
+                (EventType::Fail, results[i].0.clone())
+            };
+            Event {
+                index: index as u64,
+                time: Some(time),
+                process: Process::Client(*process),
+                kind,
+                f: spec.f.to_string(),
+                key: spec.key.clone(),
+                value,
+                node: None,
+                error: None,
+            }
+        })
+        .collect()
+}
+
+/// A valid counter history: adds of -2..=5 and reads.
+pub fn counter(ops: usize, processes: usize, crash_rate: f64, seed: u64) -> Vec<Event> {
+    let mut total = 0i64;
+    simulate(
+        ops,
+        processes,
+        crash_rate,
+        seed,
+        &mut total,
+        |rng| {
+            if rng.gen_bool(0.5) {
+                Spec {
+                    f: "read",
+                    input: Value::Null,
+                    key: None,
+                }
+            } else {
+                Spec {
+                    f: "add",
+                    input: json!(rng.gen_range(-2..=5)),
+                    key: None,
+                }
+            }
+        },
+        |total, s| match s.f {
+            "add" => {
+                *total += s.input.as_i64().unwrap_or(0);
+                (s.input.clone(), true)
+            }
+            _ => (json!(*total), true),
+        },
+    )
+}
+
+/// A valid set history: unique adds, reads of the whole set, then a final read.
+pub fn set(ops: usize, processes: usize, crash_rate: f64, seed: u64) -> Vec<Event> {
+    let mut members: Vec<i64> = Vec::new();
+    let mut next = 0i64;
+    let mut events = simulate(
+        ops,
+        processes,
+        crash_rate,
+        seed,
+        &mut members,
+        |rng| {
+            // Reads return the whole set: keep them rare in big histories.
+            if rng.gen_bool((10.0 / ops as f64).min(0.05)) {
+                Spec {
+                    f: "read",
+                    input: Value::Null,
+                    key: None,
+                }
+            } else {
+                next += 1;
+                Spec {
+                    f: "add",
+                    input: json!(next),
+                    key: None,
+                }
+            }
+        },
+        |members, s| match s.f {
+            "add" => {
+                members.push(s.input.as_i64().unwrap_or(0));
+                (s.input.clone(), true)
+            }
+            _ => (json!(members), true),
+        },
+    );
+    // The final read, after everything: every add that took effect.
+    let t = events.last().and_then(|e| e.time).unwrap_or(0);
+    let process = Process::Client(u64::MAX / 2);
+    let n = events.len() as u64;
+    let read = |index, time, kind, value| Event {
+        index,
+        time: Some(time),
+        process,
+        kind,
+        f: "read".into(),
+        key: None,
+        value,
+        node: None,
+        error: None,
+    };
+    events.push(read(n, t + 1, EventType::Invoke, Value::Null));
+    events.push(read(n + 1, t + 2, EventType::Ok, json!(members)));
+    events
+}
+
+/// A valid bank history over `accounts` accounts of 100 each: transfers that
+/// fail when the balance is short, and whole-bank reads.
+pub fn bank(
+    ops: usize,
+    processes: usize,
+    accounts: usize,
+    crash_rate: f64,
+    seed: u64,
+) -> (Vec<Event>, Value) {
+    let n = accounts.max(2);
+    let mut balances: Vec<i64> = vec![100; n];
+    let name = |i: usize| format!("a{i}");
+    let events = simulate(
+        ops,
+        processes,
+        crash_rate,
+        seed,
+        &mut balances,
+        |rng| {
+            if rng.gen_bool(0.3) {
+                Spec {
+                    f: "read",
+                    input: Value::Null,
+                    key: None,
+                }
+            } else {
+                let from = rng.gen_range(0..n);
+                let to = (from + rng.gen_range(1..n)) % n;
+                Spec {
+                    f: "transfer",
+                    input: json!({"from": name(from), "to": name(to), "amount": rng.gen_range(1..=20)}),
+                    key: None,
+                }
+            }
+        },
+        |b, s| match s.f {
+            "transfer" => {
+                let idx = |k: &str| {
+                    s.input[k]
+                        .as_str()
+                        .and_then(|a| a[1..].parse::<usize>().ok())
+                        .unwrap_or(0)
+                };
+                let (from, to, amount) = (
+                    idx("from"),
+                    idx("to"),
+                    s.input["amount"].as_i64().unwrap_or(0),
+                );
+                if b[from] < amount {
+                    return (s.input.clone(), false);
+                }
+                b[from] -= amount;
+                b[to] += amount;
+                (s.input.clone(), true)
+            }
+            _ => {
+                let m: serde_json::Map<String, Value> = b
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (name(i), json!(v)))
+                    .collect();
+                (Value::Object(m), true)
+            }
+        },
+    );
+    let init: serde_json::Map<String, Value> = (0..n).map(|i| (name(i), json!(100))).collect();
+    (events, Value::Object(init))
+}
+
+/// A valid lock history: a correct lock service grants one holder at a time,
+/// with increasing fencing tokens; clients wait, hold briefly, release.
+pub fn lock(holds: usize, processes: usize, seed: u64) -> Vec<Event> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let procs = processes.max(1) as u64;
+    let mut stamps: Vec<(u64, u64, EventType, &'static str, Value)> = Vec::new();
+    let mut t = SPAN;
+    // Each process's last event: its next acquire comes after it.
+    let mut last_done: rustc_hash::FxHashMap<u64, u64> = Default::default();
+    for token in 1..=holds as i64 {
+        let p = rng.gen_range(0..procs);
+        // Invoked a while before the grant (it waited), answered just after.
+        let floor = last_done.get(&p).map_or(0, |d| d + 1);
+        let invoke = t.saturating_sub(rng.gen_range(0..SPAN)).max(floor);
+        let grant = t;
+        let ok = grant + 1 + rng.gen_range(0..SPAN / 4);
+        let release = ok + 1 + rng.gen_range(0..SPAN);
+        let released = release + 1 + rng.gen_range(0..SPAN / 4);
+        stamps.push((invoke, p, EventType::Invoke, "acquire", Value::Null));
+        stamps.push((
+            ok,
+            p,
+            EventType::Ok,
+            "acquire",
+            json!({"token": token, "lease_ms": 10_000}),
+        ));
+        stamps.push((release, p, EventType::Invoke, "release", Value::Null));
+        stamps.push((released, p, EventType::Ok, "release", Value::Null));
+        last_done.insert(p, released);
+        // The next grant comes after this release took effect.
+        t = released + 1 + rng.gen_range(0..SPAN / 2);
+    }
+    let mut fixed = stamps;
+    fixed.sort_by_key(|s| s.0);
+    fixed
+        .into_iter()
+        .enumerate()
+        .map(|(index, (time, p, kind, f, value))| Event {
+            index: index as u64,
+            time: Some(time),
+            process: Process::Client(p),
+            kind,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+        })
+        .collect()
+}

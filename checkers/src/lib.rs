@@ -18,10 +18,17 @@
 //! assert_eq!(result.valid, checkers::Validity::Invalid);
 //! ```
 
+pub mod anomaly;
+pub mod bank;
+mod checker;
+pub mod counter;
 pub mod gen;
 pub mod history;
 pub mod linear;
+pub mod lock;
 pub mod model;
+pub mod set;
 mod verdict;
 
-pub use verdict::{CheckResult, Validity};
+pub use checker::Checker;
+pub use verdict::{CheckResult, Stats, Validity};

@@ -58,6 +58,9 @@ pub struct CheckResult {
     pub counterexample: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<String>,
+    /// Checker-specific totals: anomaly counts, a bank's drift, a set's tallies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Value>,
     /// Search statistics, for benchmarks and curiosity.
     pub stats: Stats,
 }

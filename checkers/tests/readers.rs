@@ -94,3 +94,41 @@ proptest! {
         prop_assert_eq!(s.history.ops, p.history.ops);
     }
 }
+
+// Regression: a line longer than the reader's chunk, and chunk boundaries.
+#[test]
+fn long_lines_and_many_chunks_stream_correctly() {
+    let long = "x".repeat(20 << 20);
+    let mut text =
+        format!("{{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":\"{long}\"}}\n");
+    text.push_str(&format!(
+        "{{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":\"{long}\"}}\n"
+    ));
+    let events = generate(&GenConfig {
+        ops: 60_000,
+        keys: 3,
+        crash_rate: 0.1,
+        ..GenConfig::default()
+    });
+    text.push_str(&jsonl::to_string(&events));
+    let p = read_history_from("big", text.as_bytes(), Format::Auto, true).unwrap();
+    assert_eq!(p.history.events.len(), events.len() + 2);
+    assert_eq!(
+        p.history.events[2..],
+        events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.index += 2;
+                e
+            })
+            .collect::<Vec<_>>()[..]
+    );
+    assert_eq!(*p.lines.last().unwrap(), events.len() + 2);
+    // A bad line deep inside names its line.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[50_000] = "{\"process\":0,";
+    let bad = lines.join("\n") + "\n";
+    let e = read_history_from("big", bad.as_bytes(), Format::Auto, false).unwrap_err();
+    assert_eq!(e.line, Some(50_001));
+}

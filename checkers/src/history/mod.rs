@@ -208,6 +208,24 @@ impl History {
     }
 }
 
+impl History {
+    /// Operation ids grouped by `key` (canonical JSON text), keys in order of
+    /// first appearance; operations without a key form one group.
+    pub fn by_key(&self) -> Vec<(Option<Value>, Vec<usize>)> {
+        let mut groups: Vec<(Option<Value>, Vec<usize>)> = Vec::new();
+        let mut index: rustc_hash::FxHashMap<String, usize> = Default::default();
+        for op in &self.ops {
+            let text = op.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+            let g = *index.entry(text).or_insert_with(|| {
+                groups.push((op.key.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(op.id);
+        }
+        groups
+    }
+}
+
 /// Builds a [`History`] one event at a time, so a reader can stream.
 /// Without `keep_events`, event data moves into the operations and the
 /// events themselves are not kept (what `check` needs, in half the memory).

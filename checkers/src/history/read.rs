@@ -184,39 +184,107 @@ pub fn read_history_from(
     let mut builder = HistoryBuilder::new(keep_events);
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
-    let mut buf = String::new();
-    let mut lineno = 0usize;
-    loop {
-        buf.clear();
-        let n = input.read_line(&mut buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => err(Some(lineno + 1), "not valid UTF-8".into()),
-            _ => io(e),
-        })?;
-        if n == 0 {
-            break;
-        }
-        lineno += 1;
-        let line = buf.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        match jsonl::parse_line(line, builder.len()) {
-            Ok(e) => {
-                builder.push(e).map_err(|e| err(Some(lineno), e.message))?;
-                lines.push(lineno);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Whole lines are parsed a chunk at a time, on every core, then paired in order.
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut first_line = 1usize;
+    let mut eof = false;
+    // How much to hold before cutting at the last newline; doubles for a
+    // line longer than that.
+    let mut want = CHUNK;
+    while !eof {
+        while buf.len() < want {
+            let got = input.fill_buf().map_err(io)?;
+            if got.is_empty() {
+                eof = true;
+                break;
             }
-            // Only the last line can lack its newline: a torn write.
-            Err(m) if !buf.ends_with('\n') => {
-                warnings.push(format!("line {lineno}: torn last line skipped ({m})"));
-            }
-            Err(m) => return Err(err(Some(lineno), m)),
+            let take = got.len().min(want - buf.len());
+            buf.extend_from_slice(&got[..take]);
+            input.consume(take);
         }
+        let cut = if eof {
+            buf.len()
+        } else {
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => {
+                    want *= 2;
+                    continue;
+                }
+            }
+        };
+        want = CHUNK;
+        let text = match std::str::from_utf8(&buf[..cut]) {
+            Ok(t) => t,
+            Err(e) => {
+                let line = first_line
+                    + buf[..e.valid_up_to()]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count();
+                return Err(err(Some(line), "not valid UTF-8".into()));
+            }
+        };
+        let chunk_lines: Vec<(usize, &str)> = text
+            .split_inclusive('\n')
+            .enumerate()
+            .map(|(i, l)| (first_line + i, l))
+            .collect();
+        first_line += chunk_lines.len();
+        let parsed = parse_lines(&chunk_lines, threads);
+        let last = chunk_lines.last().map(|(n, _)| *n);
+        for ((lineno, raw), result) in chunk_lines.iter().zip(parsed) {
+            match result {
+                None => {}
+                Some(Ok(mut e)) => {
+                    e.index = builder.len();
+                    builder.push(e).map_err(|e| err(Some(*lineno), e.message))?;
+                    lines.push(*lineno);
+                }
+                // Only the very last line can lack its newline: a torn write.
+                Some(Err(m)) if eof && Some(*lineno) == last && !raw.ends_with('\n') => {
+                    warnings.push(format!("line {lineno}: torn last line skipped ({m})"));
+                }
+                Some(Err(m)) => return Err(err(Some(*lineno), m)),
+            }
+        }
+        buf.drain(..cut);
     }
     Ok(Parsed {
         history: builder.finish(),
         format,
         lines,
         warnings,
+    })
+}
+
+/// Bytes of history parsed at a time.
+const CHUNK: usize = 8 << 20;
+
+/// Parses lines on `threads` threads; `None` for blank lines.
+fn parse_lines(lines: &[(usize, &str)], threads: usize) -> Vec<Option<Result<Event, String>>> {
+    let one = |l: &str| {
+        let l = l.trim_end_matches(['\n', '\r']);
+        if l.trim().is_empty() {
+            None
+        } else {
+            Some(jsonl::parse_line(l, 0))
+        }
+    };
+    if threads <= 1 || lines.len() < 1024 {
+        return lines.iter().map(|(_, l)| one(l)).collect();
+    }
+    let per = lines.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(|(_, l)| one(l)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     })
 }
 

@@ -18,7 +18,7 @@ mod search;
 use crate::history::{History, Operation};
 use crate::model::{Model, ModelKind, Mutex, Register};
 use crate::verdict::{CheckResult, Stats, Validity};
-use prepare::{build_part, by_key, prepare, truncate, Part};
+use prepare::{build_part, prepare, truncate, Part};
 use search::{Capture, Outcome, Searcher, Shared, Why};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -103,6 +103,7 @@ pub fn check_model<M: Model>(
         anomalies: Vec::new(),
         counterexample: None,
         unknown_reason: None,
+        summary: None,
         stats,
     };
     let invalid = runs.iter().enumerate().find_map(|(i, r)| match r.outcome {
@@ -232,7 +233,8 @@ fn shortest_failing_prefix<M: Model>(
     left: &mut u64,
 ) -> Option<(Part<M::Op>, u64, usize)> {
     let key_text = part.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
-    let ops = by_key(history)
+    let ops = history
+        .by_key()
         .into_iter()
         .find(|(k, _)| k.as_ref().map(|k| k.to_string()).unwrap_or_default() == key_text)?
         .1;
@@ -567,10 +569,14 @@ fn witness<M: Model>(
         .iter()
         .map(|&i| op_json(model, &history.ops[items[i].src], &items[i].op))
         .collect();
+    let mut events = vec![bop.call];
+    events.extend(bop.ret);
     let anomaly = json!({
         "type": "nonlinearizable",
+        "severity": "invalid",
         "key": part.key,
         "op": bop.id,
+        "events": events,
         "message": message,
     });
     let cx = json!({

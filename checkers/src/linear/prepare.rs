@@ -46,7 +46,7 @@ pub(crate) fn prepare<M: Model>(
     stats: &mut Stats,
 ) -> Result<Vec<Part<M::Op>>, CheckError> {
     let mut parts: Vec<Part<M::Op>> = Vec::new();
-    for (key, ops) in by_key(history) {
+    for (key, ops) in history.by_key() {
         let part = build_part(
             model,
             key,
@@ -57,21 +57,6 @@ pub(crate) fn prepare<M: Model>(
     }
     stats.parts = parts.len();
     Ok(parts)
-}
-
-/// Operation ids grouped by key, keys in order of first appearance.
-pub(crate) fn by_key(history: &History) -> Vec<(Option<Value>, Vec<usize>)> {
-    let mut groups: Vec<(Option<Value>, Vec<usize>)> = Vec::new();
-    let mut index: FxHashMap<String, usize> = FxHashMap::default();
-    for op in &history.ops {
-        let text = op.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
-        let g = *index.entry(text).or_insert_with(|| {
-            groups.push((op.key.clone(), Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].1.push(op.id);
-    }
-    groups
 }
 
 /// Translates one key's operations and reduces its crashed ones.

@@ -1,0 +1,74 @@
+//! Every checker `shakedown check --model` can name, behind one entry point.
+
+use crate::history::History;
+use crate::linear::{self, CheckError, Options};
+use crate::model::ModelKind;
+use crate::{bank, counter, lock, set, CheckResult};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checker {
+    /// Linearizability against a sequential model.
+    Linear(ModelKind),
+    Lock,
+    Bank,
+    Set,
+    Counter,
+}
+
+impl Checker {
+    pub const ALL: [Checker; 8] = [
+        Checker::Linear(ModelKind::Register),
+        Checker::Linear(ModelKind::CasRegister),
+        Checker::Linear(ModelKind::Kv),
+        Checker::Linear(ModelKind::Mutex),
+        Checker::Lock,
+        Checker::Bank,
+        Checker::Set,
+        Checker::Counter,
+    ];
+
+    pub fn parse(s: &str) -> Option<Checker> {
+        Checker::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Checker::Linear(m) => m.name(),
+            Checker::Lock => "lock",
+            Checker::Bank => "bank",
+            Checker::Set => "set",
+            Checker::Counter => "counter",
+        }
+    }
+
+    /// One line for `--help`.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Checker::Linear(m) => m.summary(),
+            Checker::Lock => {
+                "lock safety: overlapping holds, stale fencing tokens, expired leases (per key)"
+            }
+            Checker::Bank => "transfers conserve the total, no negative balance (--init balances)",
+            Checker::Set => "lost, unexpected, recovered and vanished elements (per key)",
+            Checker::Counter => "every read within the bounds the adds allow (per key)",
+        }
+    }
+
+    /// Runs the checker. `opts` bounds the linearizability search; the
+    /// others are linear or n log n and need no budget.
+    pub fn check(
+        self,
+        init: &Value,
+        history: &History,
+        opts: &Options,
+    ) -> Result<CheckResult, CheckError> {
+        match self {
+            Checker::Linear(m) => linear::check(m, init, history, opts),
+            Checker::Lock => lock::check(history),
+            Checker::Bank => bank::check(history, init),
+            Checker::Set => set::check(history),
+            Checker::Counter => counter::check(history, init),
+        }
+    }
+}

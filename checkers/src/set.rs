@@ -1,0 +1,262 @@
+//! Set (`--model set`): what the final read says about every add.
+//!
+//! Operations: `add v` and `read null -> [v, ...]`, per key (one set when
+//! absent). The final reads are the ok reads invoked after every add had
+//! completed (or, if there are none, the last ok read). Against each:
+//! - lost: an ok add missing (invalid);
+//! - unexpected: an element never added, or whose add failed (invalid);
+//! - recovered: an element whose add crashed, present (counted).
+//!
+//! With reads during the run, an element seen by one read and missing from a
+//! read invoked after that one completed has vanished (invalid).
+
+use crate::anomaly::{result, who, Anomaly, Severity};
+use crate::history::{History, Operation, Outcome};
+use crate::linear::CheckError;
+use crate::CheckResult;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// Vanished elements listed per read.
+const PER_READ: usize = 10;
+
+pub fn check(history: &History) -> Result<CheckResult, CheckError> {
+    let start = Instant::now();
+    let mut anomalies = Vec::new();
+    let mut totals = json!({"attempted": 0, "acknowledged": 0, "lost": 0, "unexpected": 0, "recovered": 0, "vanished": 0});
+    for (key, ids) in history.by_key() {
+        let ops: Vec<&Operation> = ids.iter().map(|&i| &history.ops[i]).collect();
+        check_key(&ops, key.as_ref(), &mut anomalies, &mut totals)?;
+    }
+    Ok(result(
+        "set",
+        history.ops.len(),
+        start,
+        anomalies,
+        Some(totals),
+    ))
+}
+
+fn bump(totals: &mut Value, field: &str, by: usize) {
+    if let Some(v) = totals.get_mut(field) {
+        *v = json!(v.as_u64().unwrap_or(0) + by as u64);
+    }
+}
+
+fn check_key(
+    ops: &[&Operation],
+    key: Option<&Value>,
+    anomalies: &mut Vec<Anomaly>,
+    totals: &mut Value,
+) -> Result<(), CheckError> {
+    // Elements by value: integers directly, anything else by canonical JSON text.
+    let mut ints: FxHashMap<i64, u32> = FxHashMap::default();
+    let mut ids: FxHashMap<String, u32> = FxHashMap::default();
+    let mut names: Vec<Value> = Vec::new();
+    let mut intern = |v: &Value| -> u32 {
+        if let Some(n) = v.as_i64() {
+            let next = names.len() as u32;
+            let i = *ints.entry(n).or_insert(next);
+            if i == next {
+                names.push(v.clone());
+            }
+            return i;
+        }
+        let t = v.to_string();
+        if let Some(&i) = ids.get(&t) {
+            return i;
+        }
+        let i = names.len() as u32;
+        ids.insert(t, i);
+        names.push(v.clone());
+        i
+    };
+    // The add of each element (the first one, if several).
+    let mut adds: FxHashMap<u32, &Operation> = FxHashMap::default();
+    // Each read's elements, sorted: membership by binary search.
+    let mut reads: Vec<(&Operation, Vec<u32>)> = Vec::new();
+    let mut last_add = 0u64;
+    for op in ops {
+        match op.f.as_str() {
+            "add" => {
+                let e = intern(&op.input);
+                adds.entry(e).or_insert(op);
+                last_add = last_add.max(op.ret.unwrap_or(op.call));
+            }
+            "read" if op.outcome == Outcome::Ok => {
+                let Some(Value::Array(items)) = &op.output else {
+                    return Err(CheckError::Op {
+                        event: op.ret.unwrap_or(op.call),
+                        message: format!(
+                            "a set read must return an array, got {}",
+                            op.output.as_ref().unwrap_or(&Value::Null)
+                        ),
+                    });
+                };
+                let mut set: Vec<u32> = items.iter().map(&mut intern).collect();
+                set.sort_unstable();
+                set.dedup();
+                reads.push((op, set));
+            }
+            "read" => {}
+            f => {
+                return Err(CheckError::Op {
+                    event: op.call,
+                    message: format!("model set has no operation {f:?}: it knows add and read"),
+                })
+            }
+        }
+    }
+    let ok_adds = adds.values().filter(|a| a.outcome == Outcome::Ok).count();
+    bump(totals, "attempted", adds.len());
+    bump(totals, "acknowledged", ok_adds);
+
+    // Final reads.
+    let mut finals: Vec<usize> = (0..reads.len())
+        .filter(|&i| reads[i].0.call > last_add)
+        .collect();
+    if finals.is_empty() {
+        if let Some(last) = (0..reads.len()).max_by_key(|&i| reads[i].0.ret) {
+            finals.push(last);
+        }
+    }
+    // Each element is tallied once, however many final reads saw it.
+    let mut lost_elems: FxHashSet<u32> = FxHashSet::default();
+    let mut recovered: FxHashSet<u32> = FxHashSet::default();
+    let mut unexpected: FxHashSet<u32> = FxHashSet::default();
+    for &f in &finals {
+        let (r, seen) = &reads[f];
+        let at = format!(
+            "{}'s final read (completed {})",
+            who(r),
+            r.describe_time(true)
+        );
+        let mut lost: Vec<(&u32, &&Operation)> = adds
+            .iter()
+            .filter(|(e, a)| a.outcome == Outcome::Ok && seen.binary_search(e).is_err())
+            .collect();
+        lost.sort_by_key(|(_, a)| a.call);
+        for (&e, a) in lost {
+            lost_elems.insert(e);
+            anomalies.push(
+                Anomaly::new(
+                    "lost",
+                    Severity::Invalid,
+                    key,
+                    format!(
+                        "element {} was added by {} (acknowledged at {}) but is missing from {at}",
+                        a.input,
+                        who(a),
+                        a.describe_time(true)
+                    ),
+                )
+                .op(a)
+                .op(r)
+                .with("element", a.input.clone()),
+            );
+        }
+        for &e in seen {
+            match adds.get(&e) {
+                None => {
+                    unexpected.insert(e);
+                    anomalies.push(
+                        Anomaly::new(
+                            "unexpected",
+                            Severity::Invalid,
+                            key,
+                            format!(
+                                "element {} was never added, yet it is in {at}",
+                                names[e as usize]
+                            ),
+                        )
+                        .op(r)
+                        .with("element", names[e as usize].clone()),
+                    );
+                }
+                Some(a) if a.outcome == Outcome::Fail => {
+                    unexpected.insert(e);
+                    anomalies.push(
+                        Anomaly::new(
+                            "unexpected",
+                            Severity::Invalid,
+                            key,
+                            format!(
+                                "element {}'s add by {} failed (at {}), yet it is in {at}",
+                                a.input,
+                                who(a),
+                                a.describe_time(true)
+                            ),
+                        )
+                        .op(a)
+                        .op(r)
+                        .with("element", a.input.clone()),
+                    );
+                }
+                Some(a) if a.outcome == Outcome::Info => {
+                    recovered.insert(e);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    bump(totals, "lost", lost_elems.len());
+    bump(totals, "unexpected", unexpected.len());
+    bump(totals, "recovered", recovered.len());
+
+    // Vanished: seen by a read, missing from a read invoked after that one completed.
+    let mut first_seen: FxHashMap<u32, (u64, usize)> = FxHashMap::default();
+    for (i, (r, set)) in reads.iter().enumerate() {
+        let done = r.ret.unwrap_or(u64::MAX);
+        for &e in set {
+            let slot = first_seen.entry(e).or_insert((done, i));
+            if done < slot.0 {
+                *slot = (done, i);
+            }
+        }
+    }
+    let mut by_first: Vec<(u64, u32, usize)> =
+        first_seen.iter().map(|(&e, &(t, i))| (t, e, i)).collect();
+    by_first.sort_unstable();
+    let mut order: Vec<usize> = (0..reads.len()).collect();
+    order.sort_by_key(|&i| reads[i].0.call);
+    for i in order {
+        let (r, set) = &reads[i];
+        let k = by_first.partition_point(|&(t, _, _)| t < r.call);
+        let present = set
+            .iter()
+            .filter(|e| first_seen.get(e).is_some_and(|&(t, _)| t < r.call))
+            .count();
+        if present == k {
+            continue;
+        }
+        let gone: Vec<&(u64, u32, usize)> = by_first[..k]
+            .iter()
+            .filter(|(_, e, _)| !set.contains(e))
+            .collect();
+        bump(totals, "vanished", gone.len());
+        for &&(_, e, w) in gone.iter().take(PER_READ) {
+            let seer = reads[w].0;
+            anomalies.push(
+                Anomaly::new(
+                    "vanished",
+                    Severity::Invalid,
+                    key,
+                    format!(
+                        "element {} was seen by {}'s read (completed {}) but is missing from {}'s read invoked at {}",
+                        names[e as usize],
+                        who(seer),
+                        seer.describe_time(true),
+                        who(r),
+                        r.describe_time(false)
+                    ),
+                )
+                .op(seer)
+                .op(r)
+                .with("element", names[e as usize].clone()),
+            );
+        }
+    }
+    Ok(())
+}
