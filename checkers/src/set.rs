@@ -200,50 +200,32 @@ fn check_key(
             );
         }
         for &e in seen {
-            match adds[e as usize] {
-                None => {
-                    unexpected.insert(e);
-                    anomalies.push(
-                        Anomaly::new(
-                            "unexpected",
-                            Severity::Invalid,
-                            key,
-                            format!(
-                                "element {} was never added, yet it is in {at}",
-                                names[e as usize]
-                            ),
-                        )
-                        .op(r)
-                        .with("element", names[e as usize].clone()),
-                    );
-                }
-                Some(a) if a.outcome == Outcome::Fail => {
-                    unexpected.insert(e);
-                    anomalies.push(
-                        Anomaly::new(
-                            "unexpected",
-                            Severity::Invalid,
-                            key,
-                            format!(
-                                "element {}'s add by {} failed (at {}), yet it is in {at}",
-                                a.input,
-                                who(a),
-                                a.describe_time(true)
-                            ),
-                        )
-                        .op(a)
-                        .op(r)
-                        .with("element", a.input.clone()),
-                    );
-                }
+            let add = adds[e as usize];
+            let why = match add {
+                None => format!(
+                    "element {} was never added, yet it is in {at}",
+                    names[e as usize]
+                ),
+                Some(a) if a.outcome == Outcome::Fail => format!(
+                    "element {}'s add by {} failed (at {}), yet it is in {at}",
+                    a.input,
+                    who(a),
+                    a.describe_time(true)
+                ),
                 Some(a) if a.outcome == Outcome::Info => {
                     recovered.insert(e);
+                    continue;
                 }
-                Some(_) => {}
+                Some(_) => continue,
+            };
+            unexpected.insert(e);
+            let mut anomaly = Anomaly::new("unexpected", Severity::Invalid, key, why);
+            if let Some(a) = add {
+                anomaly = anomaly.op(a);
             }
+            anomalies.push(anomaly.op(r).with("element", names[e as usize].clone()));
         }
     }
-
     bump(totals, "lost", lost_elems.len());
     bump(totals, "unexpected", unexpected.len());
     bump(totals, "recovered", recovered.len());
