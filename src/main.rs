@@ -37,6 +37,8 @@ struct Cli {
 enum Command {
     /// Check histories for linearizability against a model
     Check(cmd::check::CheckArgs),
+    /// Local test hosts: up [--nodes N], down, status
+    Cluster(cmd::cluster::ClusterArgs),
 }
 
 /// Transparent huge pages make every fresh 2 MiB of a growing history cost
@@ -51,8 +53,18 @@ fn no_huge_pages() {
     }
 }
 
+/// A closed pipe (`shakedown ... | head`) ends the process quietly, as it
+/// does for other command-line tools, instead of a panic on the next print.
+fn quiet_on_closed_pipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     no_huge_pages();
+    quiet_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -68,6 +80,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check(args) => cmd::check::run(args),
+        Command::Cluster(args) => cmd::cluster::run(args),
     };
     ExitCode::from(code)
 }

@@ -1,1 +1,7 @@
-//! harness: see ARCHITECTURE.md.
+//! Control of shakedown's hosts.
+//!
+//! Today: [`local`], a cluster of test hosts in network namespaces on this
+//! machine, each with its own sshd, reached exactly as real VMs would be.
+//! The SSH control layer, faults and the runner come next (ARCHITECTURE.md).
+
+pub mod local;
