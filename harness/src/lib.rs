@@ -4,4 +4,6 @@
 //! machine, each with its own sshd, reached exactly as real VMs would be.
 //! The SSH control layer, faults and the runner come next (ARCHITECTURE.md).
 
+pub mod control;
 pub mod local;
+pub mod nodes;

@@ -316,7 +316,10 @@ impl LocalCluster {
         let mut known = String::new();
         for i in 1..=self.nodes {
             let host_key = self.host(i, &control_pub)?;
-            let _ = writeln!(known, "{},{} {}", self.ip(i), self.name(i), host_key.trim());
+            // One line per name: every known_hosts reader matches those.
+            for host in [self.ip(i).to_string(), self.name(i)] {
+                let _ = writeln!(known, "{host} {}", host_key.trim());
+            }
         }
         write("write known_hosts", &self.known_hosts(), &known)?;
 

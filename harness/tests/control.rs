@@ -1,0 +1,153 @@
+//! The ssh2 control layer against a real three-host local cluster: exec on
+//! every node, upload a binary and run it, download, a real daemon killed,
+//! paused and resumed, errors that name node and command, and host keys
+//! that are checked. Own names and subnet; torn down even on failure.
+
+use harness::control::{Remote, SshNode, SshOptions};
+use harness::local::LocalCluster;
+use harness::nodes;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+struct Down(LocalCluster);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.down() {
+            eprintln!("cleanup failed: {e}");
+        }
+    }
+}
+
+fn cluster() -> LocalCluster {
+    LocalCluster {
+        nodes: 3,
+        prefix: "sdc".into(),
+        subnet: [10, 79, 0],
+        state_dir: PathBuf::from("/var/lib/shakedown-test/control"),
+        overlay_dir: PathBuf::from("/mnt/shakedown-test/control"),
+    }
+}
+
+const T: Duration = Duration::from_secs(10);
+
+#[test]
+fn ssh2_drives_real_hosts() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the local cluster needs root");
+        return;
+    }
+    let c = cluster();
+    let _down = Down(c.clone());
+    let up = c.up().expect("cluster up");
+    let opts = SshOptions {
+        key: up.key.clone(),
+        known_hosts: up.known_hosts.clone(),
+        accept_new_host_keys: false,
+        connect_timeout: T,
+    };
+    let addrs = nodes::read(&up.nodes_file).expect("nodes file");
+    assert_eq!(
+        addrs.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["sdcn1", "sdcn2", "sdcn3"]
+    );
+    let mut hosts: Vec<SshNode> = addrs
+        .iter()
+        .map(|a| SshNode::connect(a, &opts).expect("connect"))
+        .collect();
+
+    // Commands on every node, exit codes and stderr.
+    for (i, h) in hosts.iter_mut().enumerate() {
+        assert_eq!(
+            h.run("hostname", T).unwrap().trim(),
+            format!("sdcn{}", i + 1)
+        );
+        let out = h.exec("echo oops >&2; exit 3", T).unwrap();
+        assert_eq!((out.code, out.stderr.trim()), (3, "oops"));
+    }
+    let e = hosts[0]
+        .run("echo 'no such thing' >&2; false", T)
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("sdcn1: exited with 1"), "{msg}");
+    assert!(msg.contains("no such thing"), "{msg}");
+
+    // Upload a real binary with its mode and run it; download what it wrote.
+    let printf = std::fs::read("/usr/bin/printf").unwrap();
+    hosts[1].run("mkdir -p /opt/shakedown", T).unwrap();
+    hosts[1]
+        .upload(&printf, "/opt/shakedown/say", 0o755)
+        .unwrap();
+    hosts[1]
+        .run("/opt/shakedown/say 'hello %s' n2 > /tmp/said", T)
+        .unwrap();
+    assert_eq!(hosts[1].download("/tmp/said").unwrap(), b"hello n2");
+    assert_ne!(
+        hosts[0].exec("test -e /opt/shakedown/say", T).unwrap().code,
+        0,
+        "n1 sees n2's upload"
+    );
+
+    // A real daemon: started, listening, paused, resumed, killed.
+    let h = &mut hosts[2];
+    let pid = h
+        .start_daemon(
+            "/usr/bin/python3 -m http.server 8123 --bind 0.0.0.0",
+            "/tmp/web.pid",
+            "/tmp/web.log",
+        )
+        .unwrap();
+    assert!(pid > 1);
+    h.wait_for_port(8123, T).unwrap();
+    let state = |h: &mut SshNode| {
+        h.run(&format!("cut -d' ' -f3 /proc/{pid}/stat"), T)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    h.signal("/tmp/web.pid", "STOP").unwrap();
+    assert_eq!(state(h), "T");
+    h.signal("/tmp/web.pid", "CONT").unwrap();
+    assert_ne!(state(h), "T");
+    h.signal("/tmp/web.pid", "KILL").unwrap();
+    let deadline = Instant::now() + T;
+    while h.exec(&format!("test -e /proc/{pid}"), T).unwrap().code == 0 {
+        assert!(Instant::now() < deadline, "daemon survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A command that outlives its timeout is an error, not a hang.
+    let started = Instant::now();
+    let e = hosts[0]
+        .exec("sleep 5", Duration::from_millis(500))
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(4), "{e}");
+
+    // Host keys are checked: an empty known_hosts refuses, unless told to accept.
+    let empty = c.state_dir.join("empty_known_hosts");
+    let strict = SshOptions {
+        known_hosts: empty.clone(),
+        ..opts.clone()
+    };
+    let e = SshNode::connect(&addrs[0], &strict)
+        .err()
+        .expect("unknown host key refused");
+    assert!(e.to_string().contains("unknown host key"), "{e}");
+    let lenient = SshOptions {
+        accept_new_host_keys: true,
+        ..strict
+    };
+    SshNode::connect(&addrs[0], &lenient).expect("accepted");
+    assert!(std::fs::read_to_string(&empty)
+        .unwrap()
+        .contains("ssh-ed25519"));
+    SshNode::connect(
+        &addrs[0],
+        &SshOptions {
+            accept_new_host_keys: false,
+            ..lenient
+        },
+    )
+    .expect("now known");
+}
