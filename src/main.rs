@@ -39,6 +39,8 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Local test hosts: up [--nodes N], down, status
     Cluster(cmd::cluster::ClusterArgs),
+    /// Preflight of each node, one line each
+    Doctor(cmd::doctor::DoctorArgs),
 }
 
 /// Transparent huge pages make every fresh 2 MiB of a growing history cost
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => cmd::check::run(args),
         Command::Cluster(args) => cmd::cluster::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
     };
     ExitCode::from(code)
 }

@@ -169,6 +169,9 @@ impl SshNode {
             .ok_or_else(|| err(format!("cannot resolve {}", addr.host), &"no address"))?;
         let tcp = TcpStream::connect_timeout(&target, opts.connect_timeout)
             .map_err(|e| err(format!("cannot connect to {target}"), &e))?;
+        // Small request/answer exchanges: Nagle's algorithm would hold each
+        // one back for a delayed ACK (40 ms a command).
+        let _ = tcp.set_nodelay(true);
         let mut session = Session::new().map_err(|e| err("cannot start SSH".into(), &e))?;
         session.set_tcp_stream(tcp);
         session.set_timeout(opts.connect_timeout.as_millis() as u32);

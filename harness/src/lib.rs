@@ -5,5 +5,6 @@
 //! The SSH control layer, faults and the runner come next (ARCHITECTURE.md).
 
 pub mod control;
+pub mod doctor;
 pub mod local;
 pub mod nodes;

@@ -4,6 +4,7 @@
 //! that are checked. Own names and subnet; torn down even on failure.
 
 use harness::control::{Remote, SshNode, SshOptions};
+use harness::doctor;
 use harness::local::LocalCluster;
 use harness::nodes;
 use std::path::PathBuf;
@@ -150,4 +151,46 @@ fn ssh2_drives_real_hosts() {
         },
     )
     .expect("now known");
+
+    // Doctor: every node ready; then a port taken on one of them.
+    let reports = doctor::check_all(&addrs, &opts, &[2379, 2380]);
+    for r in &reports {
+        assert!(r.ok(), "{}", r.line());
+        assert!(
+            r.line().contains("root; iptables; ports 2379 2380 free"),
+            "{}",
+            r.line()
+        );
+    }
+    hosts[1]
+        .start_daemon(
+            "/usr/bin/python3 -m http.server 2379 --bind 0.0.0.0",
+            "/tmp/busy.pid",
+            "/tmp/busy.log",
+        )
+        .unwrap();
+    hosts[1].wait_for_port(2379, T).unwrap();
+    let reports = doctor::check_all(&addrs, &opts, &[2379, 2380]);
+    assert!(reports[0].ok() && reports[2].ok());
+    assert!(!reports[1].ok());
+    assert!(
+        reports[1]
+            .line()
+            .starts_with("sdcn2  FAIL  port 2379 in use"),
+        "{}",
+        reports[1].line()
+    );
+    // An unreachable node says so, with what to check.
+    let gone = nodes::parse("test", "root@10.79.0.99:22  # ghost\n").unwrap();
+    let quick = SshOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..opts.clone()
+    };
+    let r = doctor::check(&gone[0], &quick, &[]);
+    assert!(
+        r.line()
+            .starts_with("ghost  FAIL  cannot reach root@10.79.0.99:22 over SSH"),
+        "{}",
+        r.line()
+    );
 }

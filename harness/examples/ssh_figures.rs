@@ -1,0 +1,113 @@
+//! Connection and command figures on a local cluster (run as root):
+//! cluster up and down, a new SSH session, a command on a reused session,
+//! and five nodes in parallel. Used by scripts/bench.
+//!
+//! cargo run --release -p harness --example ssh_figures
+
+use harness::control::{Remote, SshNode, SshOptions};
+use harness::local::LocalCluster;
+use harness::nodes;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let c = LocalCluster {
+        nodes: 5,
+        prefix: "sdb".into(),
+        subnet: [10, 80, 0],
+        state_dir: PathBuf::from("/var/lib/shakedown-bench/cluster"),
+        overlay_dir: PathBuf::from("/mnt/shakedown-bench/cluster"),
+    };
+    let up = match c.up() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("ssh_figures: {e}");
+            std::process::exit(4);
+        }
+    };
+    let result = std::panic::catch_unwind(|| {
+        let opts = SshOptions {
+            key: up.key.clone(),
+            known_hosts: up.known_hosts.clone(),
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(10),
+        };
+        let addrs = nodes::read(&up.nodes_file).expect("nodes file");
+        let t = Duration::from_secs(10);
+        let connects: Vec<Duration> = (0..10)
+            .map(|_| {
+                let s = Instant::now();
+                SshNode::connect(&addrs[0], &opts).expect("connect");
+                s.elapsed()
+            })
+            .collect();
+        let mut node = SshNode::connect(&addrs[0], &opts).expect("connect");
+        let commands: Vec<Duration> = (0..50)
+            .map(|_| {
+                let s = Instant::now();
+                node.run("true", t).expect("true");
+                s.elapsed()
+            })
+            .collect();
+        let mut all: Vec<SshNode> = addrs
+            .iter()
+            .map(|a| SshNode::connect(a, &opts).expect("connect"))
+            .collect();
+        let parallel: Vec<Duration> = (0..20)
+            .map(|_| {
+                let s = Instant::now();
+                std::thread::scope(|sc| {
+                    for n in all.iter_mut() {
+                        sc.spawn(move || n.run("true", t).expect("true"));
+                    }
+                });
+                s.elapsed()
+            })
+            .collect();
+        let fresh5 = {
+            let s = Instant::now();
+            std::thread::scope(|sc| {
+                for a in &addrs {
+                    let o = &opts;
+                    sc.spawn(move || SshNode::connect(a, o).expect("connect"));
+                }
+            });
+            s.elapsed()
+        };
+        println!(
+            "cluster up, 5 hosts:                     {}",
+            ms(up.elapsed)
+        );
+        println!(
+            "new SSH session (connect, auth), median: {}",
+            ms(median(connects))
+        );
+        println!(
+            "command on a reused session, median:     {}",
+            ms(median(commands))
+        );
+        println!(
+            "command on 5 nodes in parallel, median:  {}",
+            ms(median(parallel))
+        );
+        println!("5 new sessions in parallel:              {}", ms(fresh5));
+    });
+    let s = Instant::now();
+    let down = c.down();
+    println!(
+        "cluster down:                            {}",
+        ms(s.elapsed())
+    );
+    if result.is_err() || down.is_err() {
+        std::process::exit(4);
+    }
+}
