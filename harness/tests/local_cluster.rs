@@ -128,3 +128,19 @@ fn three_hosts_are_isolated_and_leave_nothing_behind() {
         String::from_utf8_lossy(&ps.stdout)
     );
 }
+
+// The Vagrantfile cannot boot here; keep it at least valid Ruby.
+#[test]
+fn vagrantfile_is_valid_ruby() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vagrant/Vagrantfile");
+    let out = Command::new("ruby")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .expect("ruby is installed by scripts/test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
