@@ -6,7 +6,8 @@
 //!
 //! With --stale, one stale read is injected and its event index printed on stderr.
 //! --model counter|set|bank|lock generates a valid history for that checker
-//! instead (bank: --accounts N, 100 each, and the --init JSON is printed on stderr).
+//! instead (bank: --accounts N, 100 each, and the --init JSON is printed on stderr;
+//! set: --reads N whole-set reads during the run, default 10, then a final read).
 
 use checkers::gen::{generate, inject_stale_read, GenConfig};
 
@@ -15,6 +16,7 @@ fn main() {
     let mut stale = false;
     let mut model = String::from("register");
     let mut accounts = 5usize;
+    let mut reads = 10usize;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -32,6 +34,7 @@ fn main() {
             "--crash" => cfg.crash_rate = num("--crash"),
             "--quiet-every" => cfg.quiet_every = num("--quiet-every") as usize,
             "--accounts" => accounts = num("--accounts") as usize,
+            "--reads" => reads = num("--reads") as usize,
             "--model" => model = val(),
             "--seed" => {
                 cfg.seed = val().parse().unwrap_or_else(|_| {
@@ -63,7 +66,7 @@ fn main() {
     }
     let mut events = match model.as_str() {
         "counter" => checkers::gen::counter(cfg.ops, cfg.processes, cfg.crash_rate, cfg.seed),
-        "set" => checkers::gen::set(cfg.ops, cfg.processes, cfg.crash_rate, cfg.seed),
+        "set" => checkers::gen::set(cfg.ops, cfg.processes, cfg.crash_rate, reads, cfg.seed),
         "lock" => checkers::gen::lock(cfg.ops / 2, cfg.processes, cfg.seed),
         "bank" => {
             let (events, init) =

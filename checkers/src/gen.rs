@@ -439,8 +439,9 @@ pub fn counter(ops: usize, processes: usize, crash_rate: f64, seed: u64) -> Vec<
     )
 }
 
-/// A valid set history: unique adds, reads of the whole set, then a final read.
-pub fn set(ops: usize, processes: usize, crash_rate: f64, seed: u64) -> Vec<Event> {
+/// A valid set history: unique adds, about `reads` reads of the whole set
+/// during the run, then a final read.
+pub fn set(ops: usize, processes: usize, crash_rate: f64, reads: usize, seed: u64) -> Vec<Event> {
     let mut members: Vec<i64> = Vec::new();
     let mut next = 0i64;
     let mut events = simulate(
@@ -451,7 +452,7 @@ pub fn set(ops: usize, processes: usize, crash_rate: f64, seed: u64) -> Vec<Even
         &mut members,
         |rng| {
             // Reads return the whole set: keep them rare in big histories.
-            if rng.gen_bool((10.0 / ops as f64).min(0.05)) {
+            if rng.gen_bool((reads as f64 / ops.max(1) as f64).min(0.05)) {
                 Spec {
                     f: "read",
                     input: Value::Null,

@@ -392,7 +392,7 @@ proptest! {
 
     #[test]
     fn generated_sets_are_valid(seed in any::<u64>(), ops in 1usize..500, procs in 1usize..8, crash in 0.0f64..0.3) {
-        let hist = History::from_events(gen::set(ops, procs, crash, seed)).unwrap();
+        let hist = History::from_events(gen::set(ops, procs, crash, ops / 20, seed)).unwrap();
         let r = run("set", N, &hist);
         prop_assert_eq!(r.valid, Validity::Valid, "{:#?}", r.anomalies);
     }
