@@ -39,6 +39,8 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Local test hosts: up [--nodes N], down, status
     Cluster(cmd::cluster::ClusterArgs),
+    /// Undo every partition and pause a run left behind, on every node
+    Heal(cmd::heal::HealArgs),
     /// Preflight of each node, one line each
     Doctor(cmd::doctor::DoctorArgs),
 }
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => cmd::check::run(args),
         Command::Cluster(args) => cmd::cluster::run(args),
+        Command::Heal(args) => cmd::heal::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
     };
     ExitCode::from(code)

@@ -6,6 +6,7 @@
 
 use harness::control::{Remote, SshNode, SshOptions};
 use harness::local::LocalCluster;
+use harness::nemesis::{self, Partition};
 use harness::nodes;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -83,6 +84,21 @@ fn main() {
             });
             s.elapsed()
         };
+        let names: Vec<String> = addrs.iter().map(|a| a.name.clone()).collect();
+        let ip_of = |name: &str| {
+            addrs
+                .iter()
+                .find(|a| a.name == name)
+                .and_then(|a| a.host.parse().ok())
+        };
+        let mut parts = Vec::new();
+        let mut heals = Vec::new();
+        for seed in 0..10 {
+            let g = Partition::RandomHalves.grudge(&names, seed);
+            parts
+                .push(nemesis::partition(&mut all, &ip_of, &g, c.control_ip()).expect("partition"));
+            heals.push(nemesis::heal(&mut all).expect("heal"));
+        }
         println!(
             "cluster up, 5 hosts:                     {}",
             ms(up.elapsed)
@@ -100,6 +116,14 @@ fn main() {
             ms(median(parallel))
         );
         println!("5 new sessions in parallel:              {}", ms(fresh5));
+        println!(
+            "partition (random halves) on 5, median:  {}",
+            ms(median(parts))
+        );
+        println!(
+            "heal on 5, median:                       {}",
+            ms(median(heals))
+        );
     });
     let s = Instant::now();
     let down = c.down();

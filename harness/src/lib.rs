@@ -7,4 +7,5 @@
 pub mod control;
 pub mod doctor;
 pub mod local;
+pub mod nemesis;
 pub mod nodes;

@@ -6,6 +6,7 @@
 use harness::control::{Remote, SshNode, SshOptions};
 use harness::doctor;
 use harness::local::LocalCluster;
+use harness::nemesis::{self, Grudge};
 use harness::nodes;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -192,5 +193,56 @@ fn ssh2_drives_real_hosts() {
             .starts_with("ghost  FAIL  cannot reach root@10.79.0.99:22 over SSH"),
         "{}",
         r.line()
+    );
+
+    // A partition: n1 cut off. A real TCP connection from n3 to n1 fails,
+    // n2 still reaches n3, the control host still reaches n1; heal undoes it.
+    let ip_of = |name: &str| {
+        addrs
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.host.parse().ok())
+    };
+    let mut grudge = Grudge::new();
+    grudge.insert(
+        "sdcn1".into(),
+        ["sdcn2".to_string(), "sdcn3".to_string()].into(),
+    );
+    grudge.insert("sdcn2".into(), ["sdcn1".to_string()].into());
+    grudge.insert("sdcn3".into(), ["sdcn1".to_string()].into());
+    let connect = |h: &mut SshNode, to: &str| {
+        h.exec(&format!("timeout 1 bash -c 'exec 3<>/dev/tcp/{to}/22'"), T)
+            .unwrap()
+            .code
+            == 0
+    };
+    assert!(connect(&mut hosts[2], "10.79.0.11"), "before the partition");
+    nemesis::partition(&mut hosts, &ip_of, &grudge, c.control_ip()).unwrap();
+    assert!(
+        !connect(&mut hosts[2], "10.79.0.11"),
+        "n3 reached n1 through the partition"
+    );
+    assert!(connect(&mut hosts[1], "10.79.0.13"), "n2 lost n3");
+    SshNode::connect(&addrs[0], &opts).expect("the control host must still reach n1");
+    let rules = hosts[0].run("iptables -S SHAKEDOWN", T).unwrap();
+    assert!(
+        rules.contains("-A SHAKEDOWN -s 10.79.0.12/32 -j DROP"),
+        "{rules}"
+    );
+    nemesis::heal(&mut hosts).unwrap();
+    nemesis::heal(&mut hosts).unwrap();
+    assert!(connect(&mut hosts[2], "10.79.0.11"), "after heal");
+    assert_eq!(
+        hosts[0].run("iptables -S SHAKEDOWN", T).unwrap().trim(),
+        "-N SHAKEDOWN"
+    );
+    let host_rules = std::process::Command::new("iptables")
+        .arg("-S")
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&host_rules).contains("SHAKEDOWN"),
+        "rules on the control host"
     );
 }

@@ -1,3 +1,5 @@
 pub mod check;
 pub mod cluster;
 pub mod doctor;
+pub mod heal;
+mod nodes;

@@ -1,0 +1,294 @@
+//! Network partitions, done safely.
+//!
+//! A partition is a **grudge** (Jepsen's word): for each node, the nodes it
+//! drops packets from. The strategies are pure functions of the node names
+//! and a seeded RNG, so a seed replays the same partitions.
+//!
+//! Rules live in a chain of shakedown's own (`SHAKEDOWN`), jumped to first
+//! from INPUT, so an earlier ACCEPT cannot beat them (jepsen#102); heal flushes
+//! only that chain, never anything else (jepsen#600); the control host's
+//! address is never dropped.
+
+use crate::control::{ControlError, Remote};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// The chain shakedown owns on every node.
+pub const CHAIN: &str = "SHAKEDOWN";
+
+/// For each node, the nodes whose packets it drops.
+pub type Grudge = BTreeMap<String, BTreeSet<String>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partition {
+    /// Two random halves (the smaller half first) that cannot talk.
+    RandomHalves,
+    /// One random node cut off from all others.
+    IsolateOne,
+    /// The smallest majority against the rest.
+    MajorityMinority,
+    /// Nodes on a ring each see the majority around them, no two the same one.
+    MajoritiesRing,
+    /// Two halves that cannot talk, and one node that talks to both.
+    Bridge,
+}
+
+impl Partition {
+    pub const ALL: [Partition; 5] = [
+        Partition::RandomHalves,
+        Partition::IsolateOne,
+        Partition::MajorityMinority,
+        Partition::MajoritiesRing,
+        Partition::Bridge,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Partition::RandomHalves => "halves",
+            Partition::IsolateOne => "isolate",
+            Partition::MajorityMinority => "majority",
+            Partition::MajoritiesRing => "ring",
+            Partition::Bridge => "bridge",
+        }
+    }
+
+    /// The grudge for `nodes`, drawn with `seed`.
+    pub fn grudge(self, nodes: &[String], seed: u64) -> Grudge {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut order: Vec<String> = nodes.to_vec();
+        order.shuffle(&mut rng);
+        let n = order.len();
+        let mut g: Grudge = nodes.iter().map(|x| (x.clone(), BTreeSet::new())).collect();
+        let cut = |a: &[String], b: &[String], g: &mut Grudge| {
+            for x in a {
+                for y in b {
+                    g.entry(x.clone()).or_default().insert(y.clone());
+                    g.entry(y.clone()).or_default().insert(x.clone());
+                }
+            }
+        };
+        match self {
+            Partition::RandomHalves => {
+                let (a, b) = order.split_at(n / 2);
+                cut(a, b, &mut g);
+            }
+            Partition::IsolateOne => {
+                let (a, b) = order.split_at(n.min(1));
+                cut(a, b, &mut g);
+            }
+            Partition::MajorityMinority => {
+                let (a, b) = order.split_at(n.saturating_sub(n / 2 + 1));
+                cut(a, b, &mut g);
+            }
+            Partition::MajoritiesRing => {
+                // Each node keeps the nodes within `reach` of it on the ring.
+                let reach = n / 2 / 2 + (n / 2) % 2;
+                let keep = |i: usize, j: usize| {
+                    let d = i.abs_diff(j);
+                    d.min(n - d) <= reach
+                };
+                for i in 0..n {
+                    for j in 0..n {
+                        if i != j && !keep(i, j) {
+                            g.entry(order[i].clone())
+                                .or_default()
+                                .insert(order[j].clone());
+                        }
+                    }
+                }
+            }
+            Partition::Bridge => {
+                if n >= 3 {
+                    let bridge = n / 2;
+                    cut(&order[..bridge], &order[bridge + 1..], &mut g);
+                }
+            }
+        }
+        g
+    }
+}
+
+/// Who cannot talk to whom, in words: "n1 n2 | n3 n4 n5" style is ambiguous
+/// for rings, so list each node's grudge.
+pub fn describe(g: &Grudge) -> String {
+    let parts: Vec<String> = g
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| {
+            format!(
+                "{k} drops {}",
+                v.iter().cloned().collect::<Vec<_>>().join(",")
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "no partition".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The shell script that makes `node` drop packets from `from`.
+fn partition_script(from: &[Ipv4Addr]) -> String {
+    let mut s = format!(
+        "set -e; iptables -w -N {CHAIN} 2>/dev/null || true; \
+         iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT 1 -j {CHAIN}; \
+         iptables -w -F {CHAIN}"
+    );
+    for ip in from {
+        s.push_str(&format!("; iptables -w -A {CHAIN} -s {ip} -j DROP"));
+    }
+    s
+}
+
+/// Applies `grudge` on every node at once (one command each). `ip` maps a
+/// node name to its address; `control` is never dropped. Returns how long
+/// it took.
+pub fn partition<R: Remote + Send>(
+    nodes: &mut [R],
+    ip: &dyn Fn(&str) -> Option<Ipv4Addr>,
+    grudge: &Grudge,
+    control: Ipv4Addr,
+) -> Result<Duration, ControlError> {
+    let start = Instant::now();
+    let mut scripts = Vec::new();
+    for node in nodes.iter() {
+        let from: Vec<Ipv4Addr> = grudge
+            .get(node.name())
+            .into_iter()
+            .flatten()
+            .filter_map(|peer| ip(peer))
+            .filter(|&a| a != control)
+            .collect();
+        scripts.push(partition_script(&from));
+    }
+    on_all(nodes, &scripts)?;
+    Ok(start.elapsed())
+}
+
+/// Where a pause fault records, on the node, the pids it stopped (one per
+/// line), so that a heal from another process can resume them.
+pub const PAUSED: &str = "/run/shakedown-paused";
+
+/// Undoes partitions and pauses on every node: flushes shakedown's chain
+/// (nothing else) and resumes the processes recorded in [`PAUSED`]. Safe when
+/// there is nothing to heal.
+pub fn heal<R: Remote + Send>(nodes: &mut [R]) -> Result<Duration, ControlError> {
+    let start = Instant::now();
+    let script = format!(
+        "iptables -w -F {CHAIN} 2>/dev/null || true; \
+         if [ -f {PAUSED} ]; then xargs -r kill -s CONT < {PAUSED} 2>/dev/null || true; rm -f {PAUSED}; fi"
+    );
+    let scripts = vec![script; nodes.len()];
+    on_all(nodes, &scripts)?;
+    Ok(start.elapsed())
+}
+
+fn on_all<R: Remote + Send>(nodes: &mut [R], scripts: &[String]) -> Result<(), ControlError> {
+    let results: Vec<Result<String, ControlError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter_mut()
+            .zip(scripts)
+            .map(|(n, script)| s.spawn(move || n.run(script, Duration::from_secs(10))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ControlError {
+                        node: "?".into(),
+                        what: "a fault thread panicked".into(),
+                        command: None,
+                        code: None,
+                        stderr: String::new(),
+                    })
+                })
+            })
+            .collect()
+    });
+    results.into_iter().try_for_each(|r| r.map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn symmetric(g: &Grudge) -> bool {
+        g.iter().all(|(a, bs)| bs.iter().all(|b| g[b].contains(a)))
+    }
+
+    fn sees(g: &Grudge, n: usize, x: &str) -> usize {
+        n - g[x].len()
+    }
+
+    #[test]
+    fn strategies() {
+        for n in 3..=9 {
+            let nodes = names(n);
+            for seed in 0..20 {
+                for p in Partition::ALL {
+                    let g = p.grudge(&nodes, seed);
+                    assert!(symmetric(&g), "{p:?} {n}");
+                    assert!(
+                        g.iter().all(|(a, bs)| !bs.contains(a)),
+                        "{p:?}: a node drops itself"
+                    );
+                    assert_eq!(g, p.grudge(&nodes, seed), "{p:?}: the seed replays");
+                }
+                // Every node drops exactly the other half: a complete cut.
+                let halves = Partition::RandomHalves.grudge(&nodes, seed);
+                assert!(
+                    halves
+                        .values()
+                        .all(|v| v.len() == n / 2 || v.len() == n - n / 2),
+                    "halves {n}"
+                );
+                let total: usize = halves.values().map(|v| v.len()).sum();
+                assert_eq!(total, 2 * (n / 2) * (n - n / 2), "halves {n}");
+                let iso = Partition::IsolateOne.grudge(&nodes, seed);
+                assert_eq!(iso.values().filter(|v| v.len() == n - 1).count(), 1);
+                // The minority's nodes drop the whole majority, and the
+                // majority's nodes drop the minority.
+                let maj = Partition::MajorityMinority.grudge(&nodes, seed);
+                let (big, small) = (n / 2 + 1, n - (n / 2 + 1));
+                assert_eq!(
+                    maj.values().filter(|v| v.len() == big).count(),
+                    small,
+                    "majority {n}"
+                );
+                assert_eq!(
+                    maj.values().filter(|v| v.len() == small).count(),
+                    big,
+                    "majority {n}"
+                );
+                let ring = Partition::MajoritiesRing.grudge(&nodes, seed);
+                for x in &nodes {
+                    assert!(sees(&ring, n, x) > n / 2, "ring {n}: {x} sees a minority");
+                }
+                let bridge = Partition::Bridge.grudge(&nodes, seed);
+                assert_eq!(
+                    bridge.values().filter(|v| v.is_empty()).count(),
+                    1,
+                    "bridge {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scripts_use_our_chain_only() {
+        let s = partition_script(&[Ipv4Addr::new(10, 77, 0, 13)]);
+        assert!(s.contains("iptables -w -I INPUT 1 -j SHAKEDOWN"));
+        assert!(s.contains("-A SHAKEDOWN -s 10.77.0.13 -j DROP"));
+        assert!(!s.contains("-X"), "never delete chains");
+        assert_eq!(describe(&Grudge::new()), "no partition");
+    }
+}
