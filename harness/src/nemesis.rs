@@ -188,6 +188,71 @@ pub fn heal<R: Remote + Send>(nodes: &mut [R]) -> Result<Duration, ControlError>
     Ok(start.elapsed())
 }
 
+/// Stops the process whose pid is in `pidfile` (SIGSTOP) and records it on
+/// the node, so that any later heal resumes it. Returns the pid.
+pub fn pause<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
+    let out = node.run(
+        &format!("pid=$(cat {pidfile}) && kill -s STOP $pid && echo $pid >> {PAUSED} && echo $pid"),
+        Duration::from_secs(10),
+    )?;
+    pid(node, &out)
+}
+
+/// Resumes a paused process (SIGCONT) and forgets it.
+pub fn resume<R: Remote>(node: &mut R, pidfile: &str) -> Result<(), ControlError> {
+    node.run(
+        &format!(
+            "pid=$(cat {pidfile}) && kill -s CONT $pid && \
+             if [ -f {PAUSED} ]; then grep -vx \"$pid\" {PAUSED} > {PAUSED}.new; mv {PAUSED}.new {PAUSED}; fi"
+        ),
+        Duration::from_secs(10),
+    )
+    .map(|_| ())
+}
+
+/// Kills the process whose pid is in `pidfile` (SIGKILL) and waits until it
+/// is gone. Restarting it is the system's business (it knows the command).
+pub fn kill<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
+    let out = node.run(
+        &format!(
+            "pid=$(cat {pidfile}) && kill -s KILL $pid; \
+             for i in $(seq 100); do [ -e /proc/$pid ] || break; sleep 0.01; done; \
+             [ ! -e /proc/$pid ] && echo $pid"
+        ),
+        Duration::from_secs(10),
+    )?;
+    pid(node, &out)
+}
+
+fn pid<R: Remote>(node: &R, out: &str) -> Result<u32, ControlError> {
+    out.trim().parse().map_err(|_| ControlError {
+        node: node.name().into(),
+        what: "the process did not report its pid".into(),
+        command: None,
+        code: None,
+        stderr: out.trim().into(),
+    })
+}
+
+/// Drops each incoming packet with `probability` on every node (except from
+/// the control host), in shakedown's chain: heal removes it.
+pub fn loss<R: Remote + Send>(
+    nodes: &mut [R],
+    probability: f64,
+    control: Ipv4Addr,
+) -> Result<Duration, ControlError> {
+    let start = Instant::now();
+    let p = probability.clamp(0.0, 1.0);
+    let script = format!(
+        "set -e; iptables -w -N {CHAIN} 2>/dev/null || true; \
+         iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT 1 -j {CHAIN}; \
+         iptables -w -A {CHAIN} ! -s {control} -m statistic --mode random --probability {p:.4} -j DROP"
+    );
+    let scripts = vec![script; nodes.len()];
+    on_all(nodes, &scripts)?;
+    Ok(start.elapsed())
+}
+
 fn on_all<R: Remote + Send>(nodes: &mut [R], scripts: &[String]) -> Result<(), ControlError> {
     let results: Vec<Result<String, ControlError>> = std::thread::scope(|s| {
         let handles: Vec<_> = nodes
