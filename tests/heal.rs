@@ -2,65 +2,30 @@
 //! processes resumed, safe to run twice. Own names and subnet; torn down
 //! even on failure.
 
-use harness::control::{Remote, SshNode, SshOptions};
-use harness::local::LocalCluster;
+use harness::control::{Remote, SshNode};
 use harness::nemesis::{self, Partition, PAUSED};
-use harness::nodes;
-use std::path::PathBuf;
+use harness::testing::TestCluster;
 use std::process::Command;
 use std::time::Duration;
-
-struct Down(LocalCluster);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.down() {
-            eprintln!("cleanup failed: {e}");
-        }
-    }
-}
 
 const T: Duration = Duration::from_secs(10);
 
 #[test]
 fn heal_undoes_partitions_and_pauses() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !TestCluster::possible() {
         eprintln!("skipped: the local cluster needs root");
         return;
     }
-    let c = LocalCluster {
-        nodes: 3,
-        prefix: "sdh".into(),
-        subnet: [10, 81, 0],
-        state_dir: PathBuf::from("/var/lib/shakedown-test/heal"),
-        overlay_dir: PathBuf::from("/mnt/shakedown-test/heal"),
-    };
-    let _down = Down(c.clone());
-    let up = c.up().expect("cluster up");
-    let opts = SshOptions {
-        key: up.key.clone(),
-        known_hosts: up.known_hosts.clone(),
-        accept_new_host_keys: false,
-        connect_timeout: T,
-    };
-    let addrs = nodes::read(&up.nodes_file).unwrap();
-    let mut hosts: Vec<SshNode> = addrs
-        .iter()
-        .map(|a| SshNode::connect(a, &opts).unwrap())
-        .collect();
+    let t = TestCluster::up("sdh", 81, 3).expect("cluster up");
+    let (up, addrs) = (&t.up, t.addrs());
+    let mut hosts = t.connect_all().expect("connect");
     let names: Vec<String> = addrs.iter().map(|a| a.name.clone()).collect();
-    let ip_of = |n: &str| {
-        addrs
-            .iter()
-            .find(|a| a.name == n)
-            .and_then(|a| a.host.parse().ok())
-    };
+    let ip_of = |n: &str| t.ip(n);
     nemesis::partition(
         &mut hosts,
         &ip_of,
         &Partition::IsolateOne.grudge(&names, 7),
-        c.control_ip(),
+        t.cluster.control_ip(),
     )
     .unwrap();
     // A paused daemon, recorded where a pause fault records it.

@@ -4,11 +4,9 @@
 //!
 //! cargo run --release -p harness --example ssh_figures
 
-use harness::control::{Remote, SshNode, SshOptions};
-use harness::local::LocalCluster;
+use harness::control::{Remote, SshNode};
 use harness::nemesis::{self, Partition};
-use harness::nodes;
-use std::path::PathBuf;
+use harness::testing::TestCluster;
 use std::time::{Duration, Instant};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -21,28 +19,18 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let c = LocalCluster {
-        nodes: 5,
-        prefix: "sdb".into(),
-        subnet: [10, 80, 0],
-        state_dir: PathBuf::from("/var/lib/shakedown-bench/cluster"),
-        overlay_dir: PathBuf::from("/mnt/shakedown-bench/cluster"),
-    };
-    let up = match c.up() {
-        Ok(u) => u,
+    let tc = match TestCluster::up("sdb", 80, 5) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("ssh_figures: {e}");
             std::process::exit(4);
         }
     };
+    let up = tc.up.clone();
+    let c = tc.cluster.clone();
     let result = std::panic::catch_unwind(|| {
-        let opts = SshOptions {
-            key: up.key.clone(),
-            known_hosts: up.known_hosts.clone(),
-            accept_new_host_keys: false,
-            connect_timeout: Duration::from_secs(10),
-        };
-        let addrs = nodes::read(&up.nodes_file).expect("nodes file");
+        let opts = tc.ssh_options();
+        let addrs = tc.addrs();
         let t = Duration::from_secs(10);
         let connects: Vec<Duration> = (0..10)
             .map(|_| {

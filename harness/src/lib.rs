@@ -9,3 +9,4 @@ pub mod doctor;
 pub mod local;
 pub mod nemesis;
 pub mod nodes;
+pub mod testing;

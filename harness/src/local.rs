@@ -113,6 +113,27 @@ fn run(step: &str, cmd: &[&str]) -> Result<String, ClusterError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Makes an ed25519 key pair at `path` (and `path`.pub) without a passphrase.
+fn keygen(step: &str, path: &Path, comment: &str) -> Result<(), ClusterError> {
+    let path = path.display().to_string();
+    run(
+        step,
+        &[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            comment,
+            "-f",
+            &path,
+        ],
+    )
+    .map(|_| ())
+}
+
 fn io_err(step: &str, path: &Path, e: std::io::Error) -> ClusterError {
     ClusterError::new(
         step,
@@ -277,21 +298,7 @@ impl LocalCluster {
         std::fs::create_dir_all(&self.overlay_dir)
             .map_err(|e| io_err(step, &self.overlay_dir, e))?;
         let key = self.key();
-        run(
-            "make the control key",
-            &[
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "shakedown",
-                "-f",
-                &key.display().to_string(),
-            ],
-        )?;
+        keygen("make the control key", &key, "shakedown")?;
         let control_pub = std::fs::read_to_string(key.with_extension("pub"))
             .map_err(|e| io_err("read the control key", &key, e))?;
 
@@ -410,21 +417,7 @@ impl LocalCluster {
         )?;
 
         let host_key = dir.join("ssh_host_ed25519_key");
-        run(
-            &step,
-            &[
-                "ssh-keygen",
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                &name,
-                "-f",
-                &host_key.display().to_string(),
-            ],
-        )?;
+        keygen(&step, &host_key, &name)?;
         write(&step, &dir.join("authorized_keys"), control_pub)?;
         let d = dir.display();
         let config = format!(

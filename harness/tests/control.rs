@@ -5,59 +5,27 @@
 
 use harness::control::{Remote, SshNode, SshOptions};
 use harness::doctor;
-use harness::local::LocalCluster;
 use harness::nemesis::{self, Grudge};
 use harness::nodes;
-use std::path::PathBuf;
+use harness::testing::TestCluster;
 use std::time::{Duration, Instant};
-
-struct Down(LocalCluster);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.down() {
-            eprintln!("cleanup failed: {e}");
-        }
-    }
-}
-
-fn cluster() -> LocalCluster {
-    LocalCluster {
-        nodes: 3,
-        prefix: "sdc".into(),
-        subnet: [10, 79, 0],
-        state_dir: PathBuf::from("/var/lib/shakedown-test/control"),
-        overlay_dir: PathBuf::from("/mnt/shakedown-test/control"),
-    }
-}
 
 const T: Duration = Duration::from_secs(10);
 
 #[test]
 fn ssh2_drives_real_hosts() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !TestCluster::possible() {
         eprintln!("skipped: the local cluster needs root");
         return;
     }
-    let c = cluster();
-    let _down = Down(c.clone());
-    let up = c.up().expect("cluster up");
-    let opts = SshOptions {
-        key: up.key.clone(),
-        known_hosts: up.known_hosts.clone(),
-        accept_new_host_keys: false,
-        connect_timeout: T,
-    };
-    let addrs = nodes::read(&up.nodes_file).expect("nodes file");
+    let t = TestCluster::up("sdc", 79, 3).expect("cluster up");
+    let opts = t.ssh_options();
+    let addrs = t.addrs();
     assert_eq!(
         addrs.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
         ["sdcn1", "sdcn2", "sdcn3"]
     );
-    let mut hosts: Vec<SshNode> = addrs
-        .iter()
-        .map(|a| SshNode::connect(a, &opts).expect("connect"))
-        .collect();
+    let mut hosts = t.connect_all().expect("connect");
 
     // Commands on every node, exit codes and stderr.
     for (i, h) in hosts.iter_mut().enumerate() {
@@ -127,7 +95,7 @@ fn ssh2_drives_real_hosts() {
     assert!(started.elapsed() < Duration::from_secs(4), "{e}");
 
     // Host keys are checked: an empty known_hosts refuses, unless told to accept.
-    let empty = c.state_dir.join("empty_known_hosts");
+    let empty = t.cluster.state_dir.join("empty_known_hosts");
     let strict = SshOptions {
         known_hosts: empty.clone(),
         ..opts.clone()
@@ -217,7 +185,7 @@ fn ssh2_drives_real_hosts() {
             == 0
     };
     assert!(connect(&mut hosts[2], "10.79.0.11"), "before the partition");
-    nemesis::partition(&mut hosts, &ip_of, &grudge, c.control_ip()).unwrap();
+    nemesis::partition(&mut hosts, &ip_of, &grudge, t.cluster.control_ip()).unwrap();
     assert!(
         !connect(&mut hosts[2], "10.79.0.11"),
         "n3 reached n1 through the partition"

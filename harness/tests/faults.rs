@@ -1,52 +1,22 @@
 //! Pause, resume, kill and packet loss on a real local cluster, and heal
 //! undoing them. Own names and subnet; torn down even on failure.
 
-use harness::control::{Remote, SshNode, SshOptions};
-use harness::local::LocalCluster;
+use harness::control::{Remote, SshNode};
 use harness::nemesis;
-use harness::nodes;
-use std::path::PathBuf;
+use harness::testing::TestCluster;
 use std::time::Duration;
-
-struct Down(LocalCluster);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.down() {
-            eprintln!("cleanup failed: {e}");
-        }
-    }
-}
 
 const T: Duration = Duration::from_secs(10);
 
 #[test]
 fn faults_on_real_processes_and_links() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !TestCluster::possible() {
         eprintln!("skipped: the local cluster needs root");
         return;
     }
-    let c = LocalCluster {
-        nodes: 2,
-        prefix: "sdf".into(),
-        subnet: [10, 82, 0],
-        state_dir: PathBuf::from("/var/lib/shakedown-test/faults"),
-        overlay_dir: PathBuf::from("/mnt/shakedown-test/faults"),
-    };
-    let _down = Down(c.clone());
-    let up = c.up().expect("cluster up");
-    let opts = SshOptions {
-        key: up.key.clone(),
-        known_hosts: up.known_hosts.clone(),
-        accept_new_host_keys: false,
-        connect_timeout: T,
-    };
-    let addrs = nodes::read(&up.nodes_file).unwrap();
-    let mut hosts: Vec<SshNode> = addrs
-        .iter()
-        .map(|a| SshNode::connect(a, &opts).unwrap())
-        .collect();
+    let t = TestCluster::up("sdf", 82, 2).expect("cluster up");
+    let (addrs, opts) = (t.addrs(), t.ssh_options());
+    let mut hosts = t.connect_all().expect("connect");
     let web = "/usr/bin/python3 -m http.server 8200 --bind 0.0.0.0";
     let (pidfile, log) = ("/tmp/web.pid", "/tmp/web.log");
     hosts[0].start_daemon(web, pidfile, log).unwrap();
@@ -92,7 +62,7 @@ fn faults_on_real_processes_and_links() {
 
     // Total loss from n2 to n1, then heal. The control host is spared.
     assert!(reach(&mut hosts[1]));
-    nemesis::loss(&mut hosts, 1.0, c.control_ip()).unwrap();
+    nemesis::loss(&mut hosts, 1.0, t.cluster.control_ip()).unwrap();
     assert!(!reach(&mut hosts[1]), "packets got through 100% loss");
     SshNode::connect(&addrs[0], &opts).expect("the control host must still reach n1");
     nemesis::heal(&mut hosts).unwrap();
