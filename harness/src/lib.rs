@@ -9,4 +9,5 @@ pub mod doctor;
 pub mod local;
 pub mod nemesis;
 pub mod nodes;
+pub mod store;
 pub mod testing;
