@@ -9,5 +9,6 @@ pub mod doctor;
 pub mod local;
 pub mod nemesis;
 pub mod nodes;
+pub mod runner;
 pub mod store;
 pub mod testing;

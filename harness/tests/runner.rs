@@ -1,0 +1,205 @@
+//! The client loop with in-process clients: counts, process renumbering
+//! after info, seed replay, the time limit, and histories the checker reads.
+
+use checkers::history::jsonl::HistoryWriter;
+use checkers::history::{read_history, EventType, Format, Process};
+use checkers::linear::{check, Options};
+use checkers::model::ModelKind;
+use checkers::Validity;
+use harness::runner::{run_clients, Client, Completion, Generator, Op, Recorder, RunConfig};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A correct register in memory; every `flaky`-th call is left unknown.
+struct Register {
+    state: Arc<Mutex<Value>>,
+    calls: Arc<AtomicU64>,
+    flaky: u64,
+}
+
+impl Client for Register {
+    async fn invoke(&mut self, op: &Op) -> Completion {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::time::sleep(Duration::from_micros(50)).await;
+        if self.flaky > 0 && n.is_multiple_of(self.flaky) {
+            // Sometimes the write happened, sometimes not: the caller cannot know.
+            if op.f == "write" && n.is_multiple_of(2) {
+                *self.state.lock().unwrap() = op.value.clone();
+            }
+            return Completion::Info("connection reset".into());
+        }
+        let mut s = self.state.lock().unwrap();
+        match op.f.as_str() {
+            "write" => {
+                *s = op.value.clone();
+                Completion::Ok(op.value.clone())
+            }
+            _ => Completion::Ok(s.clone()),
+        }
+    }
+}
+
+/// Reads and writes of unique values; `limit` operations per worker.
+struct Rw {
+    slot: u64,
+    n: u64,
+    limit: u64,
+}
+
+impl Generator for Rw {
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<Op> {
+        if self.n >= self.limit {
+            return None;
+        }
+        self.n += 1;
+        Some(if rng.gen_bool(0.5) {
+            Op {
+                f: "read".into(),
+                key: None,
+                value: Value::Null,
+            }
+        } else {
+            Op {
+                f: "write".into(),
+                key: None,
+                value: json!(self.slot * 1_000_000 + self.n),
+            }
+        })
+    }
+}
+
+async fn run(
+    seed: u64,
+    flaky: u64,
+    limit: u64,
+    time_limit: Duration,
+) -> (String, harness::runner::RunStats) {
+    let cfg = RunConfig {
+        concurrency: 5,
+        time_limit,
+        op_timeout: Duration::from_secs(1),
+        seed,
+    };
+    let state = Arc::new(Mutex::new(Value::Null));
+    let calls = Arc::new(AtomicU64::new(0));
+    let recorder = Arc::new(Recorder::new(
+        HistoryWriter::new(Vec::new()),
+        Instant::now(),
+    ));
+    let stats = run_clients(
+        &cfg,
+        move |_| Register {
+            state: state.clone(),
+            calls: calls.clone(),
+            flaky,
+        },
+        |slot| Rw {
+            slot: slot as u64,
+            n: 0,
+            limit,
+        },
+        recorder.clone(),
+    )
+    .await
+    .unwrap();
+    let recorder = Arc::try_unwrap(recorder).ok().expect("no other owner");
+    (
+        String::from_utf8(recorder.into_inner().unwrap()).unwrap(),
+        stats,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correct_register_gives_a_valid_history_and_counts_add_up() {
+    let (text, stats) = run(1, 0, 200, Duration::from_secs(30)).await;
+    let p = read_history("run", &text, Format::Jsonl).unwrap();
+    assert_eq!(p.history.ops.len(), 1000);
+    assert_eq!(stats.ok, 1000);
+    let r = check(
+        ModelKind::Register,
+        &Value::Null,
+        &p.history,
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(r.valid, Validity::Valid, "{:?}", r.anomalies);
+    // Times never go backwards in the file.
+    let times: Vec<u64> = p.history.events.iter().filter_map(|e| e.time).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_info_the_worker_continues_as_a_new_process() {
+    let (text, stats) = run(2, 7, 100, Duration::from_secs(30)).await;
+    assert!(stats.info > 0);
+    let p = read_history("run", &text, Format::Jsonl).unwrap();
+    assert_eq!(
+        p.history.ops.len() as u64,
+        stats.ok + stats.fail + stats.info
+    );
+    // No process invokes again after an info completion.
+    let mut dead = std::collections::HashSet::new();
+    for e in &p.history.events {
+        if e.kind == EventType::Invoke {
+            assert!(
+                !dead.contains(&e.process),
+                "{:?} invoked after its info",
+                e.process
+            );
+        } else if e.kind == EventType::Info {
+            dead.insert(e.process);
+        }
+    }
+    assert!(p
+        .history
+        .events
+        .iter()
+        .any(|e| matches!(e.process, Process::Client(p) if p >= 5)));
+    let r = check(
+        ModelKind::Register,
+        &Value::Null,
+        &p.history,
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(r.valid, Validity::Valid, "{:?}", r.anomalies);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_replays_the_same_operations() {
+    let invocations = |text: &str| {
+        let p = read_history("run", text, Format::Jsonl).unwrap();
+        let mut v: Vec<(String, String, String)> = p
+            .history
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Invoke)
+            .map(|e| (e.process.to_string(), e.f.clone(), e.value.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let (a, _) = run(42, 0, 50, Duration::from_secs(30)).await;
+    let (b, _) = run(42, 0, 50, Duration::from_secs(30)).await;
+    let (c, _) = run(43, 0, 50, Duration::from_secs(30)).await;
+    assert_eq!(invocations(&a), invocations(&b));
+    assert_ne!(invocations(&a), invocations(&c));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_limit_ends_the_run() {
+    let start = Instant::now();
+    let (text, stats) = run(3, 0, u64::MAX, Duration::from_millis(300)).await;
+    // Generous: calls take 50 µs; in-flight ones may finish after the limit.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(stats.ok > 100);
+    assert!(read_history("run", &text, Format::Jsonl).is_ok());
+}
