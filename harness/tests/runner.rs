@@ -72,6 +72,12 @@ impl Generator for Rw {
     }
 }
 
+/// The history is linearizable as one register.
+fn assert_valid(h: &checkers::history::History) {
+    let r = check(ModelKind::Register, &Value::Null, h, &Options::default()).unwrap();
+    assert_eq!(r.valid, Validity::Valid, "{:?}", r.anomalies);
+}
+
 async fn run(
     seed: u64,
     flaky: u64,
@@ -119,14 +125,7 @@ async fn a_correct_register_gives_a_valid_history_and_counts_add_up() {
     let p = read_history("run", &text, Format::Jsonl).unwrap();
     assert_eq!(p.history.ops.len(), 1000);
     assert_eq!(stats.ok, 1000);
-    let r = check(
-        ModelKind::Register,
-        &Value::Null,
-        &p.history,
-        &Options::default(),
-    )
-    .unwrap();
-    assert_eq!(r.valid, Validity::Valid, "{:?}", r.anomalies);
+    assert_valid(&p.history);
     // Times never go backwards in the file.
     let times: Vec<u64> = p.history.events.iter().filter_map(|e| e.time).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
@@ -159,14 +158,7 @@ async fn after_info_the_worker_continues_as_a_new_process() {
         .events
         .iter()
         .any(|e| matches!(e.process, Process::Client(p) if p >= 5)));
-    let r = check(
-        ModelKind::Register,
-        &Value::Null,
-        &p.history,
-        &Options::default(),
-    )
-    .unwrap();
-    assert_eq!(r.valid, Validity::Valid, "{:?}", r.anomalies);
+    assert_valid(&p.history);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,15 +40,6 @@ impl Format {
             _ => Format::JepsenLog,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Auto => "auto",
-            Format::Jsonl => "jsonl",
-            Format::Edn => "edn",
-            Format::JepsenLog => "jepsen-log",
-        }
-    }
 }
 
 /// A history that cannot be read. Names the file and, where known, the line.
