@@ -43,6 +43,10 @@ enum Command {
     Heal(cmd::heal::HealArgs),
     /// Preflight of each node, one line each
     Doctor(cmd::doctor::DoctorArgs),
+    /// Run a system under faults, record the history, check it, write the report
+    Test(cmd::test::TestArgs),
+    /// Re-check a stored run and render its report again
+    Report(cmd::report::ReportArgs),
 }
 
 /// Transparent huge pages make every fresh 2 MiB of a growing history cost
@@ -87,6 +91,8 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cmd::cluster::run(args),
         Command::Heal(args) => cmd::heal::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Test(args) => cmd::test::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     ExitCode::from(code)
 }

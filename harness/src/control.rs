@@ -151,6 +151,8 @@ pub struct SshOptions {
 pub struct SshNode {
     addr: NodeAddr,
     session: Session,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
 }
 
 impl SshNode {
@@ -172,6 +174,9 @@ impl SshNode {
         // Small request/answer exchanges: Nagle's algorithm would hold each
         // one back for a delayed ACK (40 ms a command).
         let _ = tcp.set_nodelay(true);
+        let local = tcp
+            .local_addr()
+            .map_err(|e| err("cannot read the local address".into(), &e))?;
         let mut session = Session::new().map_err(|e| err("cannot start SSH".into(), &e))?;
         session.set_tcp_stream(tcp);
         session.set_timeout(opts.connect_timeout.as_millis() as u32);
@@ -190,7 +195,23 @@ impl SshNode {
         Ok(SshNode {
             addr: addr.clone(),
             session,
+            peer: target,
+            local,
         })
+    }
+
+    /// The node's address, as connected to.
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.peer.ip()
+    }
+
+    /// The control host's address as this node sees it: never dropped by a fault.
+    pub fn control_ip(&self) -> std::net::IpAddr {
+        self.local.ip()
+    }
+
+    pub fn addr(&self) -> &NodeAddr {
+        &self.addr
     }
 
     fn check_host_key(session: &Session, addr: &NodeAddr, opts: &SshOptions) -> Result<(), String> {

@@ -10,6 +10,7 @@
 //! address is never dropped.
 
 use crate::control::{ControlError, Remote};
+use crate::daemon::Daemon;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -174,18 +175,58 @@ pub fn partition<R: Remote + Send>(
 /// line), so that a heal from another process can resume them.
 pub const PAUSED: &str = "/run/shakedown-paused";
 
-/// Undoes partitions and pauses on every node: flushes shakedown's chain
-/// (nothing else) and resumes the processes recorded in [`PAUSED`]. Safe when
-/// there is nothing to heal.
+/// Where a kill fault records, on the node, the start script of each daemon
+/// it killed, so that any later heal restarts it.
+pub const KILLED: &str = "/run/shakedown-killed";
+
+/// Where a clock fault records, on the node, the seconds it moved the clock.
+pub const CLOCK: &str = "/run/shakedown-clock";
+
+/// The script that heals one node: flush shakedown's chain (nothing else),
+/// resume what was paused, restart what was killed, put the clock back.
+pub fn heal_script() -> String {
+    format!(
+        "iptables -w -F {CHAIN} 2>/dev/null || true; \
+         if [ -f {PAUSED} ]; then xargs -r kill -s CONT < {PAUSED} 2>/dev/null || true; rm -f {PAUSED}; fi; \
+         if [ -f {KILLED} ]; then sort -u {KILLED} | while read -r s; do [ -x \"$s\" ] && \"$s\" >/dev/null 2>&1; done; rm -f {KILLED}; fi; \
+         if [ -f {CLOCK} ]; then off=$(cat {CLOCK}); date -s \"@$(( $(date +%s) - off ))\" >/dev/null; rm -f {CLOCK}; fi; \
+         true"
+    )
+}
+
+/// Undoes every fault on every node: partitions and loss (flushes
+/// shakedown's chain, nothing else), pauses (SIGCONT to the pids in
+/// [`PAUSED`]), kills (runs the start scripts in [`KILLED`]) and clock
+/// offsets. Idempotent: safe when there is nothing to heal.
 pub fn heal<R: Remote + Send>(nodes: &mut [R]) -> Result<Duration, ControlError> {
     let start = Instant::now();
-    let script = format!(
-        "iptables -w -F {CHAIN} 2>/dev/null || true; \
-         if [ -f {PAUSED} ]; then xargs -r kill -s CONT < {PAUSED} 2>/dev/null || true; rm -f {PAUSED}; fi"
-    );
-    let scripts = vec![script; nodes.len()];
+    let scripts = vec![heal_script(); nodes.len()];
     on_all(nodes, &scripts)?;
     Ok(start.elapsed())
+}
+
+/// Kills `daemon` with SIGKILL, after noting its start script on the node
+/// so that any heal restarts it. Returns the pid.
+pub fn kill_daemon<R: Remote>(node: &mut R, daemon: &Daemon) -> Result<u32, ControlError> {
+    node.run(
+        &format!("echo {} >> {KILLED}", daemon.start_script()),
+        Duration::from_secs(10),
+    )?;
+    kill(node, &daemon.pidfile())
+}
+
+/// Moves the node's clock by `seconds` (noted first, so heal moves it back).
+/// Only for real machines: on local test hosts the clock is the whole
+/// machine's, and the runner refuses before it starts.
+pub fn shift_clock<R: Remote>(node: &mut R, seconds: i64) -> Result<(), ControlError> {
+    node.run(
+        &format!(
+            "old=$(cat {CLOCK} 2>/dev/null || echo 0); echo $(( old + ({seconds}) )) > {CLOCK}; \
+             date -s \"@$(( $(date +%s) + ({seconds}) ))\" >/dev/null"
+        ),
+        Duration::from_secs(10),
+    )
+    .map(|_| ())
 }
 
 /// Stops the process whose pid is in `pidfile` (SIGSTOP) and records it on

@@ -11,7 +11,7 @@
 
 use checkers::history::jsonl::HistoryWriter;
 use checkers::history::{Event, EventType, Process};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use std::future::Future;
@@ -19,6 +19,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// An operation to invoke.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +27,19 @@ pub struct Op {
     pub f: String,
     pub key: Option<Value>,
     pub value: Value,
+    /// Time the worker waits before invoking (e.g. a lock held a while).
+    pub wait: Duration,
+}
+
+impl Op {
+    pub fn new(f: &str, key: Option<Value>, value: Value) -> Op {
+        Op {
+            f: f.into(),
+            key,
+            value,
+            wait: Duration::ZERO,
+        }
+    }
 }
 
 /// How a call ended.
@@ -63,6 +77,8 @@ pub struct RunConfig {
     /// A call longer than this completes as info.
     pub op_timeout: Duration,
     pub seed: u64,
+    /// Operations per second over all workers; `None`: as fast as answers come.
+    pub rate: Option<f64>,
 }
 
 /// Counts of what was recorded.
@@ -71,6 +87,55 @@ pub struct RunStats {
     pub ok: u64,
     pub fail: u64,
     pub info: u64,
+}
+
+/// Live counts, readable while the run goes on (progress lines).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub ok: AtomicU64,
+    pub fail: AtomicU64,
+    pub info: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> RunStats {
+        RunStats {
+            ok: self.ok.load(Ordering::Relaxed),
+            fail: self.fail.load(Ordering::Relaxed),
+            info: self.info.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The workers' state across phases (main phase, final reads): each slot's
+/// current process number, the counts, and the stop signal.
+pub struct Workers {
+    processes: Vec<u64>,
+    phase: u64,
+    pub counters: Arc<Counters>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Workers {
+    /// `concurrency` slots starting as processes 0..concurrency; sending
+    /// `true` on `stop`'s sender ends every phase at once (in-flight calls
+    /// complete as info).
+    pub fn new(concurrency: usize, stop: watch::Receiver<bool>) -> Workers {
+        Workers {
+            processes: (0..concurrency as u64).collect(),
+            phase: 0,
+            counters: Arc::new(Counters::default()),
+            stop,
+        }
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.processes.len()
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
 }
 
 /// Shared sink for events: assigns index and time, writes at once.
@@ -122,10 +187,12 @@ impl<W: Write> Recorder<W> {
     }
 }
 
-/// Runs `concurrency` workers until the time limit or until every generator
-/// is done. `client(slot)` opens a client for a worker (again after an info).
+/// Runs every worker of `workers` until the time limit, until every
+/// generator is done, or until stopped. `client(slot)` opens a client for a
+/// worker (again after an info). Returns what this phase recorded.
 pub async fn run_clients<C, G, W>(
     cfg: &RunConfig,
+    workers: &mut Workers,
     client: impl Fn(usize) -> C + Send + Sync + 'static,
     generator: impl Fn(usize) -> G,
     recorder: Arc<Recorder<W>>,
@@ -135,44 +202,76 @@ where
     G: Generator + 'static,
     W: Write + Send + 'static,
 {
+    let before = workers.counters.snapshot();
+    if workers.stopped() {
+        return Ok(RunStats::default());
+    }
     let deadline = Instant::now() + cfg.time_limit;
     let client = Arc::new(client);
-    let (ok, fail, info) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
+    let concurrency = workers.concurrency() as u64;
+    // Each worker waits this long between invocations, on average.
+    let gap = cfg
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+    workers.phase += 1;
     let mut tasks = Vec::new();
-    for slot in 0..cfg.concurrency {
+    for slot in 0..workers.concurrency() {
         let mut gen = generator(slot);
         let (client, recorder) = (client.clone(), recorder.clone());
-        let (ok, fail, info) = (ok.clone(), fail.clone(), info.clone());
-        let (op_timeout, concurrency, seed) = (cfg.op_timeout, cfg.concurrency as u64, cfg.seed);
+        let counters = workers.counters.clone();
+        let mut stop = workers.stop.clone();
+        let (op_timeout, seed, phase) = (cfg.op_timeout, cfg.seed, workers.phase);
+        let mut process = workers.processes[slot];
         tasks.push(tokio::spawn(async move {
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(seed ^ (slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut process = slot as u64;
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                seed ^ (slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ phase.wrapping_mul(0xD1B5_4A32_D192_ED03),
+            );
             let mut c = client(slot);
-            while Instant::now() < deadline {
+            let mut next_at = Instant::now();
+            while Instant::now() < deadline && !*stop.borrow() {
+                if let Some(gap) = gap {
+                    // Uniform in [0, 2 gap): the mean is the asked rate, and
+                    // workers do not march in step.
+                    next_at += gap.mul_f64(rng.gen_range(0.0..2.0));
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next_at.into()) => {}
+                        _ = stop.changed() => break,
+                    }
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
                 let Some(op) = gen.next(&mut rng) else { break };
+                if !op.wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(op.wait) => {}
+                        _ = stop.changed() => break,
+                    }
+                }
                 let p = Process::Client(process);
                 recorder.record(p, EventType::Invoke, &op, op.value.clone(), None, None)?;
                 // In-flight calls may finish past the time limit, by at most op_timeout.
-                let completion = match tokio::time::timeout(op_timeout, c.invoke(&op)).await {
-                    Ok(done) => done,
-                    Err(_) => {
-                        Completion::Info(format!("timed out after {} ms", op_timeout.as_millis()))
-                    }
+                let completion = tokio::select! {
+                    done = tokio::time::timeout(op_timeout, c.invoke(&op)) => match done {
+                        Ok(done) => done,
+                        Err(_) => Completion::Info(format!(
+                            "timed out after {} ms",
+                            op_timeout.as_millis()
+                        )),
+                    },
+                    _ = stop.changed() => Completion::Info("interrupted: the run was stopped".into()),
                 };
                 let node = c.node();
                 match completion {
                     Completion::Ok(v) => {
                         recorder.record(p, EventType::Ok, &op, v, node, None)?;
-                        ok.fetch_add(1, Ordering::Relaxed);
+                        counters.ok.fetch_add(1, Ordering::Relaxed);
                     }
                     Completion::Fail(v, why) => {
                         recorder.record(p, EventType::Fail, &op, v, node, Some(why))?;
-                        fail.fetch_add(1, Ordering::Relaxed);
+                        counters.fail.fetch_add(1, Ordering::Relaxed);
                     }
                     Completion::Info(why) => {
                         recorder.record(
@@ -183,22 +282,34 @@ where
                             node,
                             Some(why),
                         )?;
-                        info.fetch_add(1, Ordering::Relaxed);
+                        counters.info.fetch_add(1, Ordering::Relaxed);
                         // This process may still have a call in flight: never reuse it.
                         process += concurrency;
                         c = client(slot);
                     }
                 }
             }
-            Ok::<(), std::io::Error>(())
+            Ok::<u64, std::io::Error>(process)
         }));
     }
-    for t in tasks {
-        t.await.map_err(std::io::Error::other)??;
+    let mut first_error = None;
+    for (slot, t) in tasks.into_iter().enumerate() {
+        match t.await.map_err(std::io::Error::other) {
+            Ok(Ok(p)) => workers.processes[slot] = p,
+            Ok(Err(e)) | Err(e) => {
+                // A worker that failed may have left an operation open: retire it.
+                workers.processes[slot] += concurrency;
+                first_error.get_or_insert(e);
+            }
+        }
     }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let after = workers.counters.snapshot();
     Ok(RunStats {
-        ok: ok.load(Ordering::Relaxed),
-        fail: fail.load(Ordering::Relaxed),
-        info: info.load(Ordering::Relaxed),
+        ok: after.ok - before.ok,
+        fail: after.fail - before.fail,
+        info: after.info - before.info,
     })
 }

@@ -6,7 +6,9 @@ use checkers::history::{read_history, EventType, Format, Process};
 use checkers::linear::{check, Options};
 use checkers::model::ModelKind;
 use checkers::Validity;
-use harness::runner::{run_clients, Client, Completion, Generator, Op, Recorder, RunConfig};
+use harness::runner::{
+    run_clients, Client, Completion, Generator, Op, Recorder, RunConfig, Workers,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -57,17 +59,9 @@ impl Generator for Rw {
         }
         self.n += 1;
         Some(if rng.gen_bool(0.5) {
-            Op {
-                f: "read".into(),
-                key: None,
-                value: Value::Null,
-            }
+            Op::new("read", None, Value::Null)
         } else {
-            Op {
-                f: "write".into(),
-                key: None,
-                value: json!(self.slot * 1_000_000 + self.n),
-            }
+            Op::new("write", None, json!(self.slot * 1_000_000 + self.n))
         })
     }
 }
@@ -89,7 +83,10 @@ async fn run(
         time_limit,
         op_timeout: Duration::from_secs(1),
         seed,
+        rate: None,
     };
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let mut workers = Workers::new(cfg.concurrency, rx);
     let state = Arc::new(Mutex::new(Value::Null));
     let calls = Arc::new(AtomicU64::new(0));
     let recorder = Arc::new(Recorder::new(
@@ -98,6 +95,7 @@ async fn run(
     ));
     let stats = run_clients(
         &cfg,
+        &mut workers,
         move |_| Register {
             state: state.clone(),
             calls: calls.clone(),

@@ -3,3 +3,5 @@ pub mod cluster;
 pub mod doctor;
 pub mod heal;
 mod nodes;
+pub mod report;
+pub mod test;

@@ -1,1 +1,308 @@
-//! workloads: see ARCHITECTURE.md.
+//! Systems under test and their workloads, each paired with the checkers
+//! it needs. The catalog below is what `shakedown test --help` lists and
+//! what `--opt` is validated against.
+
+pub mod etcd;
+pub mod gen;
+pub mod memory;
+
+use checkers::model::ModelKind;
+use checkers::Checker;
+use gen::{AnyGen, LockGen, Once, RegisterGen, SetGen};
+use harness::lifecycle::{Outcome, Prepared, TestError, TestSpec, Workload};
+use harness::runner::{Client, Op};
+use harness::store::RunDir;
+use harness::system::{NodeInfo, Noop, System};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct OptInfo {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub summary: &'static str,
+}
+
+pub struct SystemInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub workloads: &'static [&'static str],
+    pub options: &'static [OptInfo],
+}
+
+pub struct WorkloadInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub options: &'static [OptInfo],
+}
+
+pub const WORKLOADS: &[WorkloadInfo] = &[
+    WorkloadInfo {
+        name: "register",
+        summary: "read, write, cas with unique values on a few keys at a time; checked with the kv model",
+        options: &[
+            OptInfo { key: "keys", default: "5", summary: "keys in use at a time" },
+            OptInfo { key: "ops-per-key", default: "100", summary: "operations of each worker on a group of keys before the next group" },
+        ],
+    },
+    WorkloadInfo {
+        name: "lock",
+        summary: "acquire, hold a short random time, release; checked for lock safety and with the mutex model",
+        options: &[
+            OptInfo { key: "hold-ms", default: "100", summary: "longest hold (and rest) in ms; holds are 10..hold-ms" },
+        ],
+    },
+    WorkloadInfo {
+        name: "set",
+        summary: "add unique elements, reads now and then, a final read of every worker after the heal; set checker",
+        options: &[],
+    },
+];
+
+pub const SYSTEMS: &[SystemInfo] = &[
+    SystemInfo {
+        name: "etcd",
+        summary: "etcd (Raft), the control host's /usr/bin/etcd uploaded to every node; v3 JSON gateway clients",
+        workloads: &["register", "lock", "set"],
+        options: &[
+            OptInfo { key: "read-mode", default: "linearizable", summary: "linearizable or serializable (may be stale)" },
+            OptInfo { key: "lease-ttl", default: "5", summary: "lock workload: lease TTL in seconds, kept alive while held" },
+        ],
+    },
+    SystemInfo {
+        name: "noop",
+        summary: "nothing real: a sleeping process per node (the target of kill and pause) and correct in-process clients; tests the harness",
+        workloads: &["register", "lock", "set"],
+        options: &[],
+    },
+];
+
+/// A validated `--system`, `--workload` and `--opt` set.
+pub struct Selection {
+    pub system: &'static SystemInfo,
+    pub workload: &'static WorkloadInfo,
+    pub opts: BTreeMap<String, String>,
+}
+
+impl Selection {
+    /// Checks names and option keys; every option gets its default.
+    pub fn new(
+        system: &str,
+        workload: &str,
+        given: &[(String, String)],
+    ) -> Result<Selection, String> {
+        let sys = SYSTEMS.iter().find(|s| s.name == system).ok_or_else(|| {
+            format!(
+                "--system {system:?} is not known; choose one of {}",
+                SYSTEMS
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let wl = WORKLOADS
+            .iter()
+            .find(|w| w.name == workload && sys.workloads.contains(&w.name))
+            .ok_or_else(|| {
+                format!(
+                    "--workload {workload:?} is not a workload of {system}; choose one of {}",
+                    sys.workloads.join(", ")
+                )
+            })?;
+        let known: Vec<&OptInfo> = sys.options.iter().chain(wl.options).collect();
+        let mut opts: BTreeMap<String, String> = known
+            .iter()
+            .map(|o| (o.key.to_string(), o.default.to_string()))
+            .collect();
+        for (k, v) in given {
+            if !known.iter().any(|o| o.key == k) {
+                let keys: Vec<&str> = known.iter().map(|o| o.key).collect();
+                return Err(format!(
+                    "--opt {k}: not an option of --system {system} --workload {workload}; known: {}",
+                    if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                ));
+            }
+            opts.insert(k.clone(), v.clone());
+        }
+        let s = Selection {
+            system: sys,
+            workload: wl,
+            opts,
+        };
+        // Parse every option now, so a bad value is a usage error before the run.
+        s.number("keys")?;
+        s.number("ops-per-key")?;
+        s.number("hold-ms")?;
+        s.number("lease-ttl")?;
+        if let Some(m) = s.opts.get("read-mode") {
+            if m != "linearizable" && m != "serializable" {
+                return Err(format!(
+                    "--opt read-mode={m}: choose linearizable or serializable"
+                ));
+            }
+        }
+        Ok(s)
+    }
+
+    fn number(&self, key: &str) -> Result<Option<u64>, String> {
+        self.opts
+            .get(key)
+            .map(|v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--opt {key}={v}: a positive whole number is needed"))
+            })
+            .transpose()
+    }
+
+    fn num(&self, key: &str, default: u64) -> u64 {
+        self.number(key).ok().flatten().unwrap_or(default)
+    }
+
+    /// The checkers for test.json: name and initial state.
+    pub fn checkers(&self) -> Vec<(Checker, Value)> {
+        match self.workload.name {
+            "register" => vec![(Checker::Linear(ModelKind::Kv), Value::Null)],
+            "lock" => vec![
+                (Checker::Lock, Value::Null),
+                (Checker::Linear(ModelKind::Mutex), Value::Null),
+            ],
+            _ => vec![(Checker::Set, Value::Null)],
+        }
+    }
+
+    /// The system, for set-up and versions.
+    pub fn system(&self) -> Arc<dyn System> {
+        match self.system.name {
+            "etcd" => Arc::new(etcd::Etcd::default()),
+            _ => Arc::new(Noop),
+        }
+    }
+
+    fn generator(&self, slot: usize, concurrency: usize) -> AnyGen {
+        match self.workload.name {
+            "register" => AnyGen::Register(RegisterGen::new(
+                slot,
+                concurrency,
+                self.num("keys", 5),
+                self.num("ops-per-key", 100),
+            )),
+            "lock" => {
+                let hold = self.num("hold-ms", 100);
+                AnyGen::Lock(LockGen::new("lock", (hold.min(10), hold)))
+            }
+            _ => AnyGen::Set(SetGen::new(slot, concurrency, 50)),
+        }
+    }
+
+    fn final_generator(&self) -> Option<AnyGen> {
+        match self.workload.name {
+            "set" => Some(AnyGen::Once(Once(vec![Op::new("read", None, Value::Null)]))),
+            _ => None,
+        }
+    }
+
+    /// Runs the test on prepared nodes.
+    pub fn execute(
+        &self,
+        prepared: Prepared,
+        spec: &TestSpec,
+        run_dir: &RunDir,
+    ) -> Result<Outcome, TestError> {
+        let system = self.system();
+        let concurrency = spec.run.concurrency;
+        let gens = Gens {
+            main: (0..concurrency)
+                .map(|s| Mutex::new(Some(self.generator(s, concurrency))))
+                .collect(),
+            finals: (0..concurrency)
+                .map(|_| Mutex::new(self.final_generator()))
+                .collect(),
+            has_final: self.final_generator().is_some(),
+        };
+        match self.system.name {
+            "etcd" => {
+                let cfg = Arc::new(etcd::client::Config {
+                    serializable: self.opts.get("read-mode").map(String::as_str)
+                        == Some("serializable"),
+                    lease_ttl: self.num("lease-ttl", 5),
+                    timeout: spec.run.op_timeout,
+                });
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |slot: usize, nodes: &[NodeInfo]| {
+                        etcd::client::EtcdClient::new(slot, nodes, cfg.clone())
+                    },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
+            _ => {
+                let state = Arc::new(Mutex::new(memory::State::default()));
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |slot: usize, _: &[NodeInfo]| {
+                        memory::Memory::new(state.clone(), slot)
+                    },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
+        }
+    }
+}
+
+/// Generators made up front (each handed out once), and a client maker.
+struct Gens {
+    main: Vec<Mutex<Option<AnyGen>>>,
+    finals: Vec<Mutex<Option<AnyGen>>>,
+    has_final: bool,
+}
+
+struct Plan<F> {
+    gens: Gens,
+    make: F,
+}
+
+impl<C, F> Workload for Plan<F>
+where
+    C: Client + 'static,
+    F: Fn(usize, &[NodeInfo]) -> C + Send + Sync + 'static,
+{
+    type Client = C;
+    type Gen = AnyGen;
+
+    fn client(&self, slot: usize, nodes: &[NodeInfo]) -> C {
+        (self.make)(slot, nodes)
+    }
+
+    fn generator(&self, slot: usize) -> AnyGen {
+        take(&self.gens.main[slot]).unwrap_or(AnyGen::Once(Once(Vec::new())))
+    }
+
+    fn has_final_phase(&self) -> bool {
+        self.gens.has_final
+    }
+
+    fn final_generator(&self, slot: usize) -> Option<AnyGen> {
+        take(&self.gens.finals[slot])
+    }
+}
+
+fn take(m: &Mutex<Option<AnyGen>>) -> Option<AnyGen> {
+    m.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// test.json's description of the selection.
+pub fn describe(sel: &Selection) -> Value {
+    json!({
+        "system": sel.system.name,
+        "workload": sel.workload.name,
+        "opts": sel.opts,
+        "checkers": sel.checkers().iter().map(|(c, init)| json!({"checker": c.name(), "init": init})).collect::<Vec<_>>(),
+    })
+}
+
+/// The default per-operation timeout.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,487 @@
+//! `shakedown test` from nodes to logs: the lifecycle Jepsen users know.
+//!
+//! connect -> preflight (clock faults refused on shared-clock hosts) ->
+//! heal leftovers, wipe, set up the system on every node, wait until ready
+//! -> main phase (clients + fault schedule) -> final heal -> recovery wait
+//! -> final phase (e.g. final reads) -> fetch logs -> tear down.
+//! Checking and the report come after, from the stored run.
+//!
+//! Invariants: faults are journaled before they are applied; the final heal
+//! runs whatever happened (signals, errors, a panicking fault thread, and a
+//! panic in this function via [`HealGuard`]); every event is flushed as it
+//! is recorded.
+
+use crate::control::{ControlError, Remote, SshNode, SshOptions};
+use crate::nemesis;
+use crate::nodes::NodeAddr;
+use crate::progress::Progress;
+use crate::runner::{run_clients, Client, Generator, Recorder, RunConfig, RunStats, Workers};
+use crate::schedule::{Fault, Nemesis};
+use crate::signals;
+use crate::store::RunDir;
+use crate::system::{NodeInfo, System};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The clients and operations of a workload.
+pub trait Workload: Send + Sync + 'static {
+    type Client: Client + 'static;
+    type Gen: Generator + 'static;
+
+    /// A client for worker `slot` (called again after each info).
+    fn client(&self, slot: usize, nodes: &[NodeInfo]) -> Self::Client;
+
+    /// The main phase's operations for worker `slot`.
+    fn generator(&self, slot: usize) -> Self::Gen;
+
+    /// Whether there is a final phase after the final heal.
+    fn has_final_phase(&self) -> bool {
+        false
+    }
+
+    /// Operations of the final phase (e.g. a final read) for worker `slot`.
+    fn final_generator(&self, _slot: usize) -> Option<Self::Gen> {
+        None
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// Bad flags for these nodes (exit 3).
+    #[error("{0}")]
+    Usage(String),
+    /// Nodes, SSH, set-up (exit 4).
+    #[error("{0}")]
+    Infra(String),
+}
+
+impl From<ControlError> for TestError {
+    fn from(e: ControlError) -> Self {
+        TestError::Infra(e.to_string())
+    }
+}
+
+pub struct TestSpec {
+    pub faults: Vec<Fault>,
+    /// Between a fault and its heal, and between a heal and the next fault.
+    pub interval: Duration,
+    pub run: RunConfig,
+    /// After the final heal, before the final phase.
+    pub recovery: Duration,
+    /// Time limit of the final phase.
+    pub final_time: Duration,
+    pub leave_running: bool,
+}
+
+/// Connected nodes, checked and ready for a run.
+pub struct Prepared {
+    addrs: Vec<NodeAddr>,
+    ssh: SshOptions,
+    sessions: Vec<SshNode>,
+    pub nodes: Vec<NodeInfo>,
+    control: Ipv4Addr,
+}
+
+fn connect_all(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<Vec<SshNode>, TestError> {
+    let results: Vec<Result<SshNode, ControlError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = addrs
+            .iter()
+            .map(|a| s.spawn(move || SshNode::connect(a, ssh)))
+            .collect();
+        hs.into_iter()
+            .zip(addrs)
+            .map(|(h, a)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ControlError {
+                        node: a.name.clone(),
+                        what: "connecting panicked".into(),
+                        command: None,
+                        code: None,
+                        stderr: String::new(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    for r in results {
+        match r {
+            Ok(n) => out.push(n),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(TestError::Infra(failed.join("\n")));
+    }
+    Ok(out)
+}
+
+fn v4(ip: IpAddr, node: &str) -> Result<Ipv4Addr, TestError> {
+    match ip {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(TestError::Usage(format!(
+            "{node}: reached over IPv6; partitions support IPv4 nodes only"
+        ))),
+    }
+}
+
+/// Runs `f` on every session at once, one thread each; the first error wins.
+fn on_each<T: Send>(
+    sessions: &mut [SshNode],
+    f: impl Fn(usize, &mut SshNode) -> Result<T, ControlError> + Sync,
+) -> Result<Vec<T>, ControlError> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let hs: Vec<_> = sessions
+            .iter_mut()
+            .enumerate()
+            .map(|(i, n)| s.spawn(move || f(i, n)))
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ControlError {
+                        node: "?".into(),
+                        what: "a node's thread panicked".into(),
+                        command: None,
+                        code: None,
+                        stderr: String::new(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+/// Connects, and refuses what these nodes cannot do before anything starts.
+pub fn prepare(
+    addrs: Vec<NodeAddr>,
+    ssh: SshOptions,
+    faults: &[Fault],
+) -> Result<Prepared, TestError> {
+    if addrs.is_empty() {
+        return Err(TestError::Usage("the nodes file lists no nodes".into()));
+    }
+    let mut sessions = connect_all(&addrs, &ssh)?;
+    let mut nodes = Vec::new();
+    for s in &sessions {
+        v4(s.ip(), s.name())?;
+        nodes.push(NodeInfo {
+            name: s.name().into(),
+            ip: s.ip(),
+        });
+    }
+    let control = v4(sessions[0].control_ip(), sessions[0].name())?;
+    if faults.contains(&Fault::Clock) {
+        // Same kernel boot id: the node shares this machine's clock, and
+        // moving it would move the control host's (and every test host's).
+        let ours = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let theirs = on_each(&mut sessions, |_, n| {
+            n.run(
+                "cat /proc/sys/kernel/random/boot_id",
+                Duration::from_secs(10),
+            )
+        })?;
+        if let Some((i, _)) = theirs
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.trim() == ours.trim())
+        {
+            return Err(TestError::Usage(format!(
+                "--nemesis clock: {} shares this machine's clock (it is a local test host: same kernel), \
+                 so a clock fault would move every host's clock and the control host's; clock faults need real machines",
+                nodes[i].name
+            )));
+        }
+    }
+    Ok(Prepared {
+        addrs,
+        ssh,
+        sessions,
+        nodes,
+        control,
+    })
+}
+
+/// What happened.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub main: RunStats,
+    pub final_phase: RunStats,
+    pub interrupted: bool,
+    /// Things that went wrong after the run began but did not lose it:
+    /// a log that could not be fetched, a teardown that failed.
+    pub warnings: Vec<String>,
+    /// The final heal failed: hosts may be left broken (exit 4).
+    pub heal_failed: Option<String>,
+}
+
+/// Heals with fresh sessions if dropped while panicking.
+struct HealGuard {
+    addrs: Vec<NodeAddr>,
+    ssh: SshOptions,
+}
+
+impl Drop for HealGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("shakedown: a panic during the run; healing every node");
+            let mut nodes: Vec<SshNode> = self
+                .addrs
+                .iter()
+                .filter_map(|a| SshNode::connect(a, &self.ssh).ok())
+                .collect();
+            if let Err(e) = nemesis::heal(&mut nodes) {
+                eprintln!("shakedown: heal after panic failed: {e}; run `shakedown heal`");
+            }
+        }
+    }
+}
+
+impl Prepared {
+    /// The whole run. `run_dir` already holds test.json.
+    pub fn run<W: Workload>(
+        mut self,
+        system: Arc<dyn System>,
+        workload: Arc<W>,
+        spec: &TestSpec,
+        run_dir: &RunDir,
+    ) -> Result<Outcome, TestError> {
+        signals::install();
+        let _guard = HealGuard {
+            addrs: self.addrs.clone(),
+            ssh: self.ssh.clone(),
+        };
+        let mut outcome = Outcome::default();
+        let nodes = Arc::new(self.nodes.clone());
+
+        // Leftovers of an earlier run first: heal, wipe; then set up.
+        nemesis::heal(&mut self.sessions)?;
+        tracing::info!("setting up {} on {} nodes", system.name(), nodes.len());
+        let sys = system.clone();
+        on_each(&mut self.sessions, |i, n| sys.teardown(n, i))?;
+        let setup = on_each(&mut self.sessions, |i, n| sys.setup(n, i, &nodes))
+            .and_then(|_| on_each(&mut self.sessions, |i, n| sys.await_ready(n, i, &nodes)));
+        if let Err(e) = setup {
+            self.fetch_logs(system.as_ref(), run_dir, &mut outcome);
+            if !spec.leave_running {
+                let _ = on_each(&mut self.sessions, |i, n| sys.teardown(n, i));
+            }
+            return Err(TestError::Infra(format!(
+                "could not set up {}: {e}",
+                system.name()
+            )));
+        }
+        tracing::info!("{} is ready", system.name());
+
+        let history = run_dir
+            .history()
+            .map_err(|e| TestError::Infra(e.to_string()))?;
+        let start = Instant::now();
+        let recorder = Arc::new(Recorder::new(history, start));
+        let nemesis_nodes = if spec.faults.is_empty() {
+            Vec::new()
+        } else {
+            connect_all(&self.addrs, &self.ssh)?
+        };
+        let ips: Vec<Ipv4Addr> = self
+            .nodes
+            .iter()
+            .map(|n| match n.ip {
+                IpAddr::V4(a) => a,
+                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            })
+            .collect();
+        let mut nem = Nemesis::new(
+            nemesis_nodes,
+            ips.clone(),
+            self.control,
+            system.daemon(),
+            run_dir.journal(),
+            recorder.clone(),
+            spec.run.seed,
+        );
+        let active = nem.active.clone();
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TestError::Infra(format!("cannot start the async runtime: {e}")))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Workers::new(spec.run.concurrency, stop_rx);
+
+        // A signal stops the clients and the fault schedule at once.
+        let watcher = {
+            let stop = stop.clone();
+            runtime.spawn(async move {
+                loop {
+                    if signals::interrupted() {
+                        stop.store(true, Ordering::Relaxed);
+                        let _ = stop_tx.send(true);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+
+        // Main phase.
+        let deadline = Instant::now() + spec.run.time_limit;
+        let faults = spec.faults.clone();
+        let interval = spec.interval;
+        let stop2 = stop.clone();
+        let nemesis_thread = std::thread::spawn(move || {
+            nem.run(&faults, interval, deadline, &stop2);
+            nem
+        });
+        let progress = Progress::start(
+            spec.run.time_limit,
+            workers.counters.clone(),
+            active.clone(),
+        );
+        let main = {
+            let (w, n) = (workload.clone(), nodes.clone());
+            let wg = workload.clone();
+            runtime.block_on(run_clients(
+                &spec.run,
+                &mut workers,
+                move |slot| w.client(slot, &n),
+                move |slot| wg.generator(slot),
+                recorder.clone(),
+            ))
+        };
+        drop(progress);
+        stop.store(true, Ordering::Relaxed); // the schedule ends with the clients
+        let nem = nemesis_thread.join();
+
+        // Final heal: always.
+        let mut nem = match nem {
+            Ok(n) => n,
+            Err(_) => {
+                tracing::error!("the fault thread panicked; healing with new sessions");
+                Nemesis::new(
+                    connect_all(&self.addrs, &self.ssh).unwrap_or_default(),
+                    ips,
+                    self.control,
+                    system.daemon(),
+                    run_dir.journal(),
+                    recorder.clone(),
+                    spec.run.seed,
+                )
+            }
+        };
+        if !spec.faults.is_empty() {
+            if let Err(e) = nem.heal() {
+                outcome.heal_failed = Some(e.to_string());
+            }
+        }
+        let main_ok = main.is_ok();
+        match main {
+            Ok(s) => outcome.main = s,
+            Err(e) => {
+                outcome
+                    .warnings
+                    .push(format!("the history could not be written: {e}"));
+            }
+        }
+        outcome.interrupted = signals::interrupted();
+
+        // Recovery, then the final phase.
+        if !outcome.interrupted && main_ok {
+            let until = Instant::now() + spec.recovery;
+            while Instant::now() < until && !signals::interrupted() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if workload.has_final_phase() && !signals::interrupted() {
+                tracing::info!("final phase");
+                let cfg = RunConfig {
+                    time_limit: spec.final_time,
+                    rate: None,
+                    ..spec.run.clone()
+                };
+                let (w, n) = (workload.clone(), nodes.clone());
+                let wg = workload.clone();
+                let r = runtime.block_on(run_clients(
+                    &cfg,
+                    &mut workers,
+                    move |slot| w.client(slot, &n),
+                    move |slot| FinalGen(wg.final_generator(slot)),
+                    recorder.clone(),
+                ));
+                match r {
+                    Ok(s) => outcome.final_phase = s,
+                    Err(e) => outcome
+                        .warnings
+                        .push(format!("the history could not be written: {e}")),
+                }
+            }
+            outcome.interrupted = signals::interrupted();
+        }
+        watcher.abort();
+        drop(runtime);
+
+        if signals::count() >= 2 {
+            tracing::warn!("second interrupt: not fetching logs");
+            outcome
+                .warnings
+                .push("logs were not fetched (interrupted twice)".into());
+        } else {
+            self.fetch_logs(system.as_ref(), run_dir, &mut outcome);
+        }
+        if spec.leave_running {
+            tracing::info!("leaving {} running (--leave-running)", system.name());
+        } else {
+            let sys = system.clone();
+            if let Err(e) = on_each(&mut self.sessions, |i, n| sys.teardown(n, i)) {
+                outcome.warnings.push(format!("teardown: {e}"));
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn fetch_logs(&mut self, system: &dyn System, run_dir: &RunDir, outcome: &mut Outcome) {
+        let files = system.log_files();
+        let dirs: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|n| run_dir.node_dir(&n.name))
+            .collect();
+        let r = on_each(&mut self.sessions, |i, n| {
+            let mut missing = Vec::new();
+            for f in &files {
+                let Ok(dir) = &dirs[i] else { continue };
+                let name = Path::new(f)
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "log".into());
+                match n.download(f) {
+                    Ok(data) => {
+                        if let Err(e) = std::fs::write(dir.join(&name), data) {
+                            missing.push(format!("{}: {f}: {e}", n.name()));
+                        }
+                    }
+                    Err(e) => missing.push(e.to_string()),
+                }
+            }
+            Ok(missing)
+        });
+        match r {
+            Ok(m) => outcome.warnings.extend(m.into_iter().flatten()),
+            Err(e) => outcome.warnings.push(e.to_string()),
+        }
+    }
+}
+
+/// A workload's final generator, or nothing.
+struct FinalGen<G>(Option<G>);
+
+impl<G: Generator> Generator for FinalGen<G> {
+    fn next(&mut self, rng: &mut rand_chacha::ChaCha8Rng) -> Option<crate::runner::Op> {
+        self.0.as_mut()?.next(rng)
+    }
+}

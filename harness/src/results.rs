@@ -1,0 +1,68 @@
+//! Checking a stored run: test.json names the checkers (and their initial
+//! states), history.jsonl holds the operations; results.json gets one result
+//! per checker and the overall verdict (false beats unknown beats true).
+
+use checkers::history::{read_history_from, Format};
+use checkers::linear::Options;
+use checkers::{Checker, Validity};
+use serde_json::{json, Map, Value};
+use std::io::BufReader;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ResultsError(pub String);
+
+/// The checkers of test.json: `[{"checker": "kv", "init": null}, ...]`.
+pub fn checkers_of(test: &Value) -> Result<Vec<(Checker, Value)>, ResultsError> {
+    let list = test["checkers"]
+        .as_array()
+        .ok_or_else(|| ResultsError("test.json: no \"checkers\" list".into()))?;
+    list.iter()
+        .map(|c| {
+            let name = c["checker"].as_str().unwrap_or_default();
+            let checker = Checker::parse(name)
+                .ok_or_else(|| ResultsError(format!("test.json: {name:?} is not a checker")))?;
+            Ok((checker, c.get("init").cloned().unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
+/// Checks `run_dir`'s history with the checkers of its test.json and
+/// writes results.json. Returns the results and the overall verdict.
+pub fn check_run(run_dir: &Path, opts: &Options) -> Result<(Value, Validity), ResultsError> {
+    let test_path = run_dir.join("test.json");
+    let test: Value = std::fs::read_to_string(&test_path)
+        .map_err(|e| ResultsError(format!("{}: {e}", test_path.display())))
+        .and_then(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| ResultsError(format!("{}: {e}", test_path.display())))
+        })?;
+    let checkers = checkers_of(&test)?;
+    let hist_path = run_dir.join("history.jsonl");
+    let name = hist_path.display().to_string();
+    let f = std::fs::File::open(&hist_path).map_err(|e| ResultsError(format!("{name}: {e}")))?;
+    let parsed = read_history_from(&name, BufReader::new(f), Format::Jsonl, false)
+        .map_err(|e| ResultsError(e.to_string()))?;
+    let mut worst = Validity::Valid;
+    let mut out = Map::new();
+    for (checker, init) in checkers {
+        let r = checker
+            .check(&init, &parsed.history, opts)
+            .map_err(|e| ResultsError(format!("{name}: {checker:?}: {e}")))?;
+        worst = worst.worst(r.valid);
+        out.insert(
+            checker.name().into(),
+            serde_json::to_value(&r).unwrap_or(Value::Null),
+        );
+    }
+    let results = json!({
+        "valid": match worst { Validity::Valid => json!(true), Validity::Invalid => json!(false), Validity::Unknown => json!("unknown") },
+        "checkers": out,
+        "warnings": parsed.warnings,
+    });
+    let p = run_dir.join("results.json");
+    let body = serde_json::to_string_pretty(&results).unwrap_or_default();
+    std::fs::write(&p, body + "\n").map_err(|e| ResultsError(format!("{}: {e}", p.display())))?;
+    Ok((results, worst))
+}

@@ -1,0 +1,86 @@
+//! What a system under test must provide: set it up on a node, say when the
+//! cluster serves, name its daemon (the target of kill and pause) and its
+//! logs, tear it down. Blocking (SSH is); the runner calls `setup` on every
+//! node at once, each on its own session.
+
+use crate::control::{ControlError, Remote};
+use crate::daemon::Daemon;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A node as systems see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub ip: IpAddr,
+}
+
+pub trait System: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// The version of what is deployed, for test.json.
+    fn version(&self) -> Option<String> {
+        None
+    }
+
+    /// The daemon on each node: kill and pause hit it, heal restarts it.
+    fn daemon(&self) -> Daemon;
+
+    /// Installs and starts the system on `nodes[i]`.
+    fn setup(
+        &self,
+        node: &mut dyn Remote,
+        i: usize,
+        nodes: &[NodeInfo],
+    ) -> Result<(), ControlError>;
+
+    /// After every node is set up: waits until `nodes[i]` serves clients.
+    fn await_ready(
+        &self,
+        _node: &mut dyn Remote,
+        _i: usize,
+        _nodes: &[NodeInfo],
+    ) -> Result<(), ControlError> {
+        Ok(())
+    }
+
+    /// Files on a node to fetch into the run's nodes/<node>/.
+    fn log_files(&self) -> Vec<String> {
+        vec![self.daemon().log()]
+    }
+
+    /// Stops the system on a node and removes its data.
+    fn teardown(&self, node: &mut dyn Remote, _i: usize) -> Result<(), ControlError> {
+        self.daemon().wipe(node)
+    }
+}
+
+/// A system that runs nothing but a sleeping process on each node: kill,
+/// pause and heal have a real target, and the clients can be in-process.
+/// For tests of the runner and the harness's own benchmark.
+pub struct Noop;
+
+impl System for Noop {
+    fn name(&self) -> &str {
+        "noop"
+    }
+
+    fn daemon(&self) -> Daemon {
+        Daemon::new("noop")
+    }
+
+    fn setup(
+        &self,
+        node: &mut dyn Remote,
+        _i: usize,
+        _nodes: &[NodeInfo],
+    ) -> Result<(), ControlError> {
+        let d = self.daemon();
+        d.start(node, "sleep 1000000", &d.dir())?;
+        d.wait_until(
+            node,
+            &format!("kill -0 $(cat {})", d.pidfile()),
+            Duration::from_secs(5),
+        )
+    }
+}

@@ -1,0 +1,170 @@
+//! Plots as inline SVG (plotters' SVG backend), every one shaded by the
+//! fault windows with the fault named.
+
+use crate::view::{Point, Window};
+use plotters::prelude::*;
+
+const OK: RGBColor = RGBColor(42, 157, 74);
+const FAIL: RGBColor = RGBColor(233, 162, 59);
+const INFO: RGBColor = RGBColor(214, 40, 40);
+const SHADE: RGBColor = RGBColor(120, 120, 200);
+const W: u32 = 900;
+const H: u32 = 260;
+
+fn color(kind: u8) -> RGBColor {
+    match kind {
+        0 => OK,
+        1 => FAIL,
+        _ => INFO,
+    }
+}
+
+type Res<T> = Result<T, String>;
+
+fn e(x: impl std::fmt::Display) -> String {
+    x.to_string()
+}
+
+/// Latency of every operation (up to the points given) over time, log scale.
+pub fn latency(points: &[Point], windows: &[Window], span: f64) -> Res<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
+        let max = points.iter().map(|p| p.latency_ms).fold(1.0f64, f64::max) * 1.5;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..span.max(1.0), (0.01f64..max).log_scale())
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_desc("latency (ms)")
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(e)?;
+        shade(&mut chart, windows, 0.01, max)?;
+        for kind in 0..3u8 {
+            chart
+                .draw_series(
+                    points.iter().filter(|p| p.kind == kind).map(|p| {
+                        Circle::new((p.t, p.latency_ms.max(0.011)), 2, color(kind).filled())
+                    }),
+                )
+                .map_err(e)?;
+        }
+        root.present().map_err(e)?;
+    }
+    Ok(out)
+}
+
+fn shade<DB: DrawingBackend, CT>(
+    chart: &mut ChartContext<'_, DB, CT>,
+    windows: &[Window],
+    lo: f64,
+    hi: f64,
+) -> Res<()>
+where
+    CT: plotters::coord::CoordTranslate<From = (f64, f64)>,
+{
+    chart
+        .draw_series(
+            windows
+                .iter()
+                .map(|w| Rectangle::new([(w.start, lo), (w.end, hi)], SHADE.mix(0.15).filled())),
+        )
+        .map_err(|x| x.to_string())?;
+    chart
+        .draw_series(windows.iter().map(|w| {
+            Text::new(
+                w.name.clone(),
+                (w.start, hi),
+                ("sans-serif", 11).into_font().color(&SHADE),
+            )
+        }))
+        .map_err(|x| x.to_string())?;
+    Ok(())
+}
+
+/// Completions per second: ok, fail, info.
+pub fn throughput(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
+        let span = per_sec.len().max(1) as f64;
+        let max = per_sec
+            .iter()
+            .flat_map(|c| c.iter())
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+            * 1.2;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..span, 0f64..max)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_desc("ops/s")
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(e)?;
+        shade(&mut chart, windows, 0.0, max)?;
+        for kind in 0..3usize {
+            chart
+                .draw_series(LineSeries::new(
+                    per_sec
+                        .iter()
+                        .enumerate()
+                        .map(|(s, c)| (s as f64 + 0.5, c[kind] as f64)),
+                    color(kind as u8).stroke_width(2),
+                ))
+                .map_err(e)?
+                .label(["ok", "fail", "info"][kind]);
+        }
+        root.present().map_err(e)?;
+    }
+    Ok(out)
+}
+
+/// Fraction of completions that were ok, per second.
+pub fn availability(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (W, 200)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
+        let span = per_sec.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..span, 0f64..1.05)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds")
+            .y_desc("ok fraction")
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(e)?;
+        shade(&mut chart, windows, 0.0, 1.05)?;
+        chart
+            .draw_series(LineSeries::new(
+                per_sec.iter().enumerate().filter_map(|(s, c)| {
+                    let n = c[0] + c[1] + c[2];
+                    (n > 0).then(|| (s as f64 + 0.5, c[0] as f64 / n as f64))
+                }),
+                OK.stroke_width(2),
+            ))
+            .map_err(e)?;
+        root.present().map_err(e)?;
+    }
+    Ok(out)
+}

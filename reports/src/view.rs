@@ -1,0 +1,449 @@
+//! The report's view model: everything the page shows, computed from the
+//! stored run (test.json, history.jsonl, results.json, nodes/*/). No HTML
+//! here: the template renders it, escaping every string.
+
+use checkers::history::{read_history_from, EventType, Format, Outcome, Process};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::Path;
+
+/// One point of the latency plot: seconds, milliseconds, 0 ok / 1 fail / 2 info.
+#[derive(Clone, Debug, Serialize)]
+pub struct Point {
+    pub t: f64,
+    pub latency_ms: f64,
+    pub kind: u8,
+}
+
+/// A fault in force from `start` to `end` (seconds).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Window {
+    pub name: String,
+    pub detail: String,
+    pub start: f64,
+    pub end: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Anomaly {
+    pub kind: String,
+    pub severity: String,
+    pub message: String,
+    /// Operations involved, as rows.
+    pub ops: Vec<OpRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckerView {
+    pub name: String,
+    pub verdict: String,
+    pub summary: String,
+    pub anomalies: Vec<Anomaly>,
+    pub hidden_anomalies: usize,
+    /// The linearizability counterexample, pretty JSON.
+    pub counterexample: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OpRow {
+    pub index: u64,
+    pub process: String,
+    pub kind: String,
+    pub f: String,
+    pub key: String,
+    pub value: String,
+    pub time: String,
+    pub node: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyRow {
+    pub f: String,
+    pub count: usize,
+    pub p50: String,
+    pub p95: String,
+    pub p99: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LogExcerpt {
+    pub node: String,
+    pub file: String,
+    pub lines: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct View {
+    pub verdict: String,
+    pub system: String,
+    pub workload: String,
+    pub nemesis: String,
+    pub seed: String,
+    pub duration: String,
+    pub nodes: String,
+    pub versions: String,
+    pub command: String,
+    pub counts: String,
+    pub checkers: Vec<CheckerView>,
+    pub windows: Vec<Window>,
+    pub latency: Vec<LatencyRow>,
+    pub plots_capped: Option<String>,
+    pub latency_svg: String,
+    pub throughput_svg: String,
+    pub availability_svg: String,
+    pub logs: Vec<LogExcerpt>,
+    /// Operations shown in the timeline table, and how many there are.
+    pub timeline: Vec<OpRow>,
+    pub timeline_note: String,
+}
+
+/// Most points drawn in the latency plot (an SVG with more gets heavy).
+pub const MAX_POINTS: usize = 20_000;
+/// Most rows in the timeline table.
+pub const MAX_ROWS: usize = 5_000;
+
+fn short(v: &Value) -> String {
+    let s = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
+    } else {
+        s
+    }
+}
+
+fn secs(ns: Option<u64>) -> String {
+    ns.map(|t| format!("{:.3}", t as f64 / 1e9))
+        .unwrap_or_default()
+}
+
+fn read_json(p: &Path) -> Result<Value, String> {
+    let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn pct(sorted: &[f64], q: f64) -> String {
+    if sorted.is_empty() {
+        return String::new();
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    format!("{:.1}", sorted[i])
+}
+
+/// Builds the view of a run; the plots are rendered here as SVG strings.
+pub fn build(run_dir: &Path) -> Result<View, String> {
+    let test = read_json(&run_dir.join("test.json"))?;
+    let results = read_json(&run_dir.join("results.json"))?;
+    let hp = run_dir.join("history.jsonl");
+    let name = hp.display().to_string();
+    let f = std::fs::File::open(&hp).map_err(|e| format!("{name}: {e}"))?;
+    let parsed = read_history_from(&name, BufReader::new(f), Format::Jsonl, true)
+        .map_err(|e| e.to_string())?;
+    let h = &parsed.history;
+
+    let row = |i: u64| -> Option<OpRow> {
+        let e = h.events.get(i as usize)?;
+        Some(OpRow {
+            index: e.index,
+            process: e.process.to_string(),
+            kind: format!("{:?}", e.kind).to_lowercase(),
+            f: e.f.clone(),
+            key: e.key.as_ref().map(short).unwrap_or_default(),
+            value: short(&e.value),
+            time: secs(e.time),
+            node: e.node.clone().unwrap_or_default(),
+            error: e.error.as_ref().map(short).unwrap_or_default(),
+        })
+    };
+
+    // Fault windows: from a fault's invoke to the next heal's completion.
+    let mut windows = Vec::new();
+    let mut open: Option<(String, String, f64)> = None;
+    let end_of_run = h.events.last().and_then(|e| e.time).unwrap_or(0) as f64 / 1e9;
+    for e in h.events.iter().filter(|e| e.process == Process::Nemesis) {
+        let t = e.time.unwrap_or(0) as f64 / 1e9;
+        let healing = matches!(
+            e.f.as_str(),
+            "stop-partition" | "restart" | "resume" | "stop-loss" | "clock-reset" | "heal"
+        );
+        match (e.kind, healing) {
+            (EventType::Invoke, false) => open = Some((e.f.clone(), short(&e.value), t)),
+            (EventType::Info, true) => {
+                if let Some((n, d, s)) = open.take() {
+                    windows.push(Window {
+                        name: n,
+                        detail: d,
+                        start: s,
+                        end: t,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((n, d, s)) = open {
+        windows.push(Window {
+            name: n,
+            detail: d,
+            start: s,
+            end: end_of_run,
+        });
+    }
+
+    // Latencies, throughput, availability.
+    let mut points = Vec::new();
+    let mut per_f: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let span = end_of_run.ceil().max(1.0);
+    let mut per_sec = vec![[0u64; 3]; span as usize + 1];
+    let (mut ok, mut fail, mut info) = (0, 0, 0);
+    for op in &h.ops {
+        let kind = match op.outcome {
+            Outcome::Ok => {
+                ok += 1;
+                0
+            }
+            Outcome::Fail => {
+                fail += 1;
+                1
+            }
+            Outcome::Info => {
+                info += 1;
+                2
+            }
+        };
+        let (Some(c), Some(r)) = (op.call_time, op.ret_time) else {
+            continue;
+        };
+        let ms = (r.saturating_sub(c)) as f64 / 1e6;
+        let t = r as f64 / 1e9;
+        points.push(Point {
+            t,
+            latency_ms: ms,
+            kind,
+        });
+        if kind == 0 {
+            per_f.entry(op.f.clone()).or_default().push(ms);
+        }
+        if let Some(b) = per_sec.get_mut(t as usize) {
+            b[kind as usize] += 1;
+        }
+    }
+    let total_points = points.len();
+    let plots_capped = (total_points > MAX_POINTS).then(|| {
+        format!(
+            "The latency plot shows every {}th of {total_points} operations.",
+            total_points.div_ceil(MAX_POINTS)
+        )
+    });
+    if total_points > MAX_POINTS {
+        let step = total_points.div_ceil(MAX_POINTS);
+        // Keep every fail and info: they are what a reader looks for.
+        points = points
+            .into_iter()
+            .enumerate()
+            .filter(|(i, p)| p.kind != 0 || i % step == 0)
+            .map(|(_, p)| p)
+            .collect();
+    }
+    let latency = per_f
+        .into_iter()
+        .map(|(f, mut v)| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            LatencyRow {
+                count: v.len(),
+                p50: pct(&v, 0.5),
+                p95: pct(&v, 0.95),
+                p99: pct(&v, 0.99),
+                f,
+            }
+        })
+        .collect();
+
+    // Checkers, anomalies with their operations.
+    let mut checkers = Vec::new();
+    for (cname, r) in results["checkers"].as_object().into_iter().flatten() {
+        let verdict = match &r["valid"] {
+            Value::Bool(true) => "valid",
+            Value::Bool(false) => "invalid",
+            _ => "unknown",
+        };
+        let all: Vec<&Value> = r["anomalies"].as_array().into_iter().flatten().collect();
+        let anomalies = all
+            .iter()
+            .take(50)
+            .map(|a| Anomaly {
+                kind: a["type"].as_str().unwrap_or("anomaly").into(),
+                severity: a["severity"].as_str().unwrap_or("invalid").into(),
+                message: a["message"].as_str().unwrap_or_default().into(),
+                ops: a["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i.as_u64())
+                    .take(20)
+                    .filter_map(row)
+                    .collect(),
+            })
+            .collect();
+        let summary = match verdict {
+            "unknown" => r["unknown_reason"].as_str().unwrap_or_default().to_string(),
+            _ => format!("{} operations checked in {} ms", r["ops"], r["elapsed_ms"]),
+        };
+        checkers.push(CheckerView {
+            name: cname.clone(),
+            verdict: verdict.into(),
+            summary,
+            hidden_anomalies: all.len().saturating_sub(50),
+            anomalies,
+            counterexample: r
+                .get("counterexample")
+                .map(|c| serde_json::to_string_pretty(c).unwrap_or_default())
+                .map(|s| {
+                    if s.len() > 200_000 {
+                        format!(
+                            "{}\n… (cut at 200 KB; see results.json)",
+                            &s[..s.floor_char_boundary(200_000)]
+                        )
+                    } else {
+                        s
+                    }
+                }),
+        });
+    }
+
+    // Node logs: the lines near the first anomaly's time (or the end).
+    let logs = node_logs(run_dir);
+
+    let timeline: Vec<OpRow> = (0..h.events.len().min(MAX_ROWS) as u64)
+        .filter_map(row)
+        .collect();
+    let timeline_note = if h.events.len() > MAX_ROWS {
+        format!(
+            "Showing the first {MAX_ROWS} of {} events; history.jsonl has them all.",
+            h.events.len()
+        )
+    } else {
+        format!("All {} events.", h.events.len())
+    };
+
+    let verdict = match &results["valid"] {
+        Value::Bool(true) => "valid",
+        Value::Bool(false) => "invalid",
+        _ => "unknown",
+    };
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(short).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    Ok(View {
+        verdict: verdict.into(),
+        system: short(&test["system"]),
+        workload: short(&test["workload"]),
+        nemesis: {
+            let n = list(&test["nemesis"]);
+            if n.is_empty() {
+                "none".into()
+            } else {
+                n
+            }
+        },
+        seed: short(&test["seed"]),
+        duration: format!("{:.1} s", end_of_run),
+        nodes: test["nodes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|n| format!("{} ({})", short(&n["name"]), short(&n["ip"])))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+        versions: test["versions"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {}", short(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+        command: short_long(&test["command"]),
+        counts: format!(
+            "{} operations: {ok} ok, {fail} fail, {info} info",
+            h.ops.len()
+        ),
+        checkers,
+        latency_svg: crate::plots::latency(&points, &windows, span)?,
+        throughput_svg: crate::plots::throughput(&per_sec, &windows)?,
+        availability_svg: crate::plots::availability(&per_sec, &windows)?,
+        windows,
+        latency,
+        plots_capped,
+        logs,
+        timeline,
+        timeline_note,
+    })
+}
+
+fn short_long(v: &Value) -> String {
+    v.as_str().map(String::from).unwrap_or_default()
+}
+
+/// The last 40 lines of each node's logs.
+fn node_logs(run_dir: &Path) -> Vec<LogExcerpt> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(run_dir.join("nodes")) else {
+        return out;
+    };
+    let mut dirs: Vec<_> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        let mut files: Vec<_> = std::fs::read_dir(&d)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for f in files {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+            let lines: Vec<String> = text
+                .lines()
+                .rev()
+                .take(40)
+                .map(|l| l.chars().take(400).collect())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            out.push(LogExcerpt {
+                node: d
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                file: format!(
+                    "nodes/{}/{}",
+                    d.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    f.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+                lines,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,372 @@
+//! `shakedown test`: run a system under faults, check, report.
+
+use super::nodes::NodeFlags;
+use crate::exit;
+use checkers::linear::Options;
+use checkers::Validity;
+use clap::Args;
+use harness::lifecycle::{self, TestError, TestSpec};
+use harness::local::LocalCluster;
+use harness::runner::RunConfig;
+use harness::schedule::Fault;
+use harness::store::Store;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use workloads::{Selection, SYSTEMS, WORKLOADS};
+
+pub const INTERRUPTED: u8 = 130;
+
+fn help() -> String {
+    let mut s = String::from(
+        "Systems (--system) and their options (--opt KEY=VALUE, default in brackets):\n",
+    );
+    for sys in SYSTEMS {
+        s += &format!(
+            "  {:<9} {}\n            workloads: {}\n",
+            sys.name,
+            sys.summary,
+            sys.workloads.join(", ")
+        );
+        for o in sys.options {
+            s += &format!("            {}=[{}]  {}\n", o.key, o.default, o.summary);
+        }
+    }
+    s += "Workloads (--workload):\n";
+    for w in WORKLOADS {
+        s += &format!("  {:<9} {}\n", w.name, w.summary);
+        for o in w.options {
+            s += &format!("            {}=[{}]  {}\n", o.key, o.default, o.summary);
+        }
+    }
+    s += "Faults (--nemesis, comma separated, or none):\n";
+    for f in Fault::ALL {
+        s += &format!("  {:<9} {}\n", f.name(), f.summary());
+    }
+    s += "\nExit codes: 0 valid, 1 invalid, 2 unknown, 3 usage error, 4 infrastructure error, \
+          130 interrupted (faults healed, partial history kept).\n\
+          Ctrl-C once: stop, heal, fetch logs, check what was recorded. Twice: also skip the logs (never the heal).";
+    s
+}
+
+#[derive(Args)]
+#[command(after_help = help())]
+pub struct TestArgs {
+    /// The system under test
+    #[arg(long, default_value = "etcd")]
+    system: String,
+    /// The workload
+    #[arg(long, default_value = "register")]
+    workload: String,
+    /// Faults, comma separated (partition, kill, pause, loss, clock) or none
+    #[arg(long, default_value = "partition,kill")]
+    nemesis: String,
+    /// Seconds of the main phase
+    #[arg(long, default_value_t = 60.0)]
+    time_limit: f64,
+    /// Client workers: a number, or Nn for N per node (e.g. 3n)
+    #[arg(long, default_value = "2n")]
+    concurrency: String,
+    /// Operations per second over all workers (default: as fast as answers come)
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seed of the operations and the fault schedule (default: random, printed)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A system's or workload's option, KEY=VALUE (repeatable; see below)
+    #[arg(long = "opt", value_name = "KEY=VALUE")]
+    opts: Vec<String>,
+    /// Seconds between a fault and its heal, and between a heal and the next fault
+    #[arg(long, default_value_t = 10.0)]
+    interval: f64,
+    /// Seconds to wait after the final heal before the final phase
+    #[arg(long, default_value_t = 5.0)]
+    recovery: f64,
+    /// Seconds an operation may take before it is recorded as info (unknown)
+    #[arg(long, default_value_t = 5.0)]
+    op_timeout: f64,
+    /// Where runs are stored
+    #[arg(long, default_value = "store")]
+    store: PathBuf,
+    /// Leave the system running on the nodes after the run
+    #[arg(long)]
+    leave_running: bool,
+    #[command(flatten)]
+    nodes: NodeFlags,
+}
+
+fn usage(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("shakedown test: {msg}");
+    exit::USAGE
+}
+
+fn seconds(flag: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
+    if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) && v < 1e7 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "--{flag} {v}: a positive number of seconds is needed"
+        ))
+    }
+}
+
+/// "10" or "3n" (3 per node).
+fn concurrency(s: &str, nodes: usize) -> Result<usize, String> {
+    let bad = || format!("--concurrency {s:?}: a positive number, or Nn for N per node (e.g. 3n)");
+    let n = match s.strip_suffix('n') {
+        Some(per) => per.parse::<usize>().map_err(|_| bad())? * nodes,
+        None => s.parse::<usize>().map_err(|_| bad())?,
+    };
+    if n == 0 || n > 10_000 {
+        return Err(bad());
+    }
+    Ok(n)
+}
+
+fn random_seed() -> u64 {
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // Small enough to type back in.
+    (t ^ (std::process::id() as u64).rotate_left(32)) % 1_000_000_000
+}
+
+pub fn run(args: TestArgs) -> u8 {
+    let given: Result<Vec<(String, String)>, String> = args
+        .opts
+        .iter()
+        .map(|o| {
+            o.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--opt {o:?}: expected KEY=VALUE"))
+        })
+        .collect();
+    let sel = match given.and_then(|g| Selection::new(&args.system, &args.workload, &g)) {
+        Ok(s) => s,
+        Err(m) => return usage(m),
+    };
+    let faults = match Fault::parse_list(&args.nemesis) {
+        Ok(f) => f,
+        Err(m) => return usage(format!("--nemesis: {m}")),
+    };
+    let durations = (|| {
+        Ok::<_, String>((
+            seconds("time-limit", args.time_limit, false)?,
+            seconds("interval", args.interval, false)?,
+            seconds("recovery", args.recovery, true)?,
+            seconds("op-timeout", args.op_timeout, false)?,
+        ))
+    })();
+    let (time_limit, interval, recovery, op_timeout) = match durations {
+        Ok(d) => d,
+        Err(m) => return usage(m),
+    };
+    if let Some(r) = args.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return usage(format!(
+                "--rate {r}: a positive number of operations per second is needed"
+            ));
+        }
+    }
+    let local = args.nodes.nodes_file.is_none();
+    if local {
+        // The contract: without --nodes-file, the local cluster, brought up if down.
+        if let Err(e) = LocalCluster::new(5).up() {
+            eprintln!("shakedown test: cannot bring the local cluster up: {e}");
+            return exit::INFRA;
+        }
+    }
+    let nodes_file = args.nodes.nodes_file.clone();
+    let (addrs, ssh) = match args.nodes.resolve("test") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let concurrency = match concurrency(&args.concurrency, addrs.len()) {
+        Ok(c) => c,
+        Err(m) => return usage(m),
+    };
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let prepared = match lifecycle::prepare(addrs.clone(), ssh, &faults) {
+        Ok(p) => p,
+        Err(TestError::Usage(m)) => return usage(m),
+        Err(TestError::Infra(m)) => {
+            eprintln!("shakedown test: {m}");
+            return exit::INFRA;
+        }
+    };
+    let store = Store::new(&args.store);
+    let run_dir = match store.create_run(sel.system.name, sel.workload.name, SystemTime::now()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("shakedown test: {e}");
+            return exit::INFRA;
+        }
+    };
+    let _log = init_log(&run_dir.path);
+
+    // The command that replays this run.
+    let mut cmd = format!(
+        "shakedown test --system {} --workload {} --nemesis {} --time-limit {} --concurrency {} --seed {seed}",
+        sel.system.name,
+        sel.workload.name,
+        if faults.is_empty() { "none".to_string() } else { faults.iter().map(|f| f.name()).collect::<Vec<_>>().join(",") },
+        args.time_limit,
+        concurrency,
+    );
+    if let Some(r) = args.rate {
+        cmd += &format!(" --rate {r}");
+    }
+    for (k, v) in &sel.opts {
+        cmd += &format!(" --opt {k}={v}");
+    }
+    if let Some(f) = &nodes_file {
+        cmd += &format!(" --nodes-file {}", f.display());
+    }
+    let system = sel.system();
+    let mut test = workloads::describe(&sel);
+    let extra = json!({
+        "command": cmd,
+        "seed": seed,
+        "nemesis": faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "time_limit_s": args.time_limit,
+        "interval_s": args.interval,
+        "recovery_s": args.recovery,
+        "op_timeout_s": args.op_timeout,
+        "concurrency": concurrency,
+        "rate": args.rate,
+        "nodes": prepared.nodes.iter().map(|n| json!({"name": n.name, "ip": n.ip.to_string()})).collect::<Vec<_>>(),
+        "local_cluster": local,
+        "versions": {"shakedown": env!("CARGO_PKG_VERSION"), sel.system.name: system.version()},
+        "started": harness::store::timestamp(SystemTime::now()),
+    });
+    if let (Value::Object(t), Value::Object(e)) = (&mut test, extra) {
+        t.extend(e);
+    }
+    if let Err(e) = run_dir.write_test_json(&test) {
+        eprintln!("shakedown test: {e}");
+        return exit::INFRA;
+    }
+    println!("seed {seed}: {cmd}");
+    println!("run: {}", run_dir.path.display());
+    tracing::info!("run {} seed {seed}: {cmd}", run_dir.path.display());
+
+    let spec = TestSpec {
+        faults,
+        interval,
+        run: RunConfig {
+            concurrency,
+            time_limit,
+            op_timeout,
+            seed,
+            rate: args.rate,
+        },
+        recovery,
+        final_time: Duration::from_secs(30),
+        leave_running: args.leave_running,
+    };
+    let outcome = match sel.execute(prepared, &spec, &run_dir) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("shakedown test: {e}");
+            return match e {
+                TestError::Usage(_) => exit::USAGE,
+                TestError::Infra(_) => exit::INFRA,
+            };
+        }
+    };
+    for w in &outcome.warnings {
+        eprintln!("shakedown test: warning: {w}");
+        tracing::warn!("{w}");
+    }
+    let s = &outcome.main;
+    println!(
+        "recorded {} operations: {} ok, {} fail, {} info{}",
+        s.ok + s.fail
+            + s.info
+            + outcome.final_phase.ok
+            + outcome.final_phase.fail
+            + outcome.final_phase.info,
+        s.ok + outcome.final_phase.ok,
+        s.fail + outcome.final_phase.fail,
+        s.info + outcome.final_phase.info,
+        if outcome.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    let verdict = finish(&run_dir.path);
+    if let Some(h) = &outcome.heal_failed {
+        eprintln!("shakedown test: the final heal failed: {h}; run `shakedown heal`");
+        return exit::INFRA;
+    }
+    if outcome.interrupted {
+        eprintln!("shakedown test: interrupted; faults healed, the partial history is kept");
+        return INTERRUPTED;
+    }
+    verdict
+}
+
+/// Checks the stored run, writes results and the report, prints where; the exit code.
+pub fn finish(run_dir: &Path) -> u8 {
+    let opts = Options {
+        time_limit: Duration::from_secs(120),
+        ..Options::default()
+    };
+    let (results, verdict) = match harness::results::check_run(run_dir, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("shakedown: {e}");
+            return exit::USAGE;
+        }
+    };
+    for (name, r) in results["checkers"].as_object().into_iter().flatten() {
+        let word = match &r["valid"] {
+            Value::Bool(true) => "valid",
+            Value::Bool(false) => "INVALID",
+            _ => "unknown",
+        };
+        let why = r["anomalies"]
+            .get(0)
+            .and_then(|a| a["message"].as_str())
+            .or_else(|| r["unknown_reason"].as_str())
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        println!("{name}: {word}{why}");
+    }
+    match crate::cmd::report::render(run_dir) {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(e) => eprintln!("shakedown: report: {e}"),
+    }
+    match verdict {
+        Validity::Valid => exit::VALID,
+        Validity::Invalid => exit::INVALID,
+        Validity::Unknown => exit::UNKNOWN,
+    }
+}
+
+/// The control process's log, in the run's directory.
+fn init_log(dir: &Path) -> Option<()> {
+    let f = std::fs::File::create(dir.join("shakedown.log")).ok()?;
+    tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(f))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_per_node() {
+        assert_eq!(concurrency("3n", 5), Ok(15));
+        assert_eq!(concurrency("7", 5), Ok(7));
+        assert!(concurrency("0", 5).is_err());
+        assert!(concurrency("xn", 5).unwrap_err().contains("--concurrency"));
+    }
+}

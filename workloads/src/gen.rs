@@ -1,0 +1,217 @@
+//! Generators of the workloads: seeded per worker (the runner gives each
+//! its RNG), written values unique per run (worker `slot` of `c` writes
+//! slot+1, slot+1+c, slot+1+2c, ...), never a coordination between workers,
+//! so a seed replays the same operations whatever the timing.
+
+use harness::runner::{Generator, Op};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Unique values for one worker.
+#[derive(Clone, Debug)]
+pub struct Unique {
+    next: u64,
+    step: u64,
+}
+
+impl Unique {
+    pub fn new(slot: usize, concurrency: usize) -> Unique {
+        Unique {
+            next: slot as u64 + 1,
+            step: concurrency.max(1) as u64,
+        }
+    }
+
+    pub fn take(&mut self) -> u64 {
+        let v = self.next;
+        self.next += self.step;
+        v
+    }
+}
+
+/// read / write / cas on `keys` keys at a time; after `per_key` operations
+/// the worker moves to the next group of keys (Jepsen's independent keys),
+/// which keeps each key's history small enough to check quickly.
+pub struct RegisterGen {
+    pub keys: u64,
+    pub per_key: u64,
+    n: u64,
+    values: Unique,
+    last: HashMap<u64, u64>,
+}
+
+impl RegisterGen {
+    pub fn new(slot: usize, concurrency: usize, keys: u64, per_key: u64) -> RegisterGen {
+        RegisterGen {
+            keys: keys.max(1),
+            per_key: per_key.max(1),
+            n: 0,
+            values: Unique::new(slot, concurrency),
+            last: HashMap::new(),
+        }
+    }
+}
+
+impl Generator for RegisterGen {
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<Op> {
+        let group = self.n / self.per_key;
+        self.n += 1;
+        let key = group * self.keys + rng.gen_range(0..self.keys);
+        let k = Some(json!(key));
+        Some(match rng.gen_range(0..10) {
+            0..=3 => Op::new("read", k, Value::Null),
+            4..=7 => {
+                let v = self.values.take();
+                self.last.insert(key, v);
+                Op::new("write", k, json!(v))
+            }
+            _ => {
+                // Swap from the value this worker last wrote: it may still be there.
+                let old = self.last.get(&key).map_or(Value::Null, |v| json!(v));
+                let v = self.values.take();
+                self.last.insert(key, v);
+                Op::new("cas", k, json!([old, v]))
+            }
+        })
+    }
+}
+
+/// Adds unique elements to a set; the final phase reads it.
+pub struct SetGen {
+    values: Unique,
+    /// Every `read_every`-th operation is a read (0: never).
+    pub read_every: u64,
+    n: u64,
+}
+
+impl SetGen {
+    pub fn new(slot: usize, concurrency: usize, read_every: u64) -> SetGen {
+        SetGen {
+            values: Unique::new(slot, concurrency),
+            read_every,
+            n: 0,
+        }
+    }
+}
+
+impl Generator for SetGen {
+    fn next(&mut self, _rng: &mut ChaCha8Rng) -> Option<Op> {
+        self.n += 1;
+        if self.read_every > 0 && self.n % self.read_every == 0 {
+            return Some(Op::new("read", None, Value::Null));
+        }
+        Some(Op::new("add", None, json!(self.values.take())))
+    }
+}
+
+/// A final phase: `ops` once each.
+pub struct Once(pub Vec<Op>);
+
+impl Generator for Once {
+    fn next(&mut self, _rng: &mut ChaCha8Rng) -> Option<Op> {
+        if self.0.is_empty() {
+            None
+        } else {
+            Some(self.0.remove(0))
+        }
+    }
+}
+
+/// acquire, hold a random short time, release, rest; on lock `name`.
+pub struct LockGen {
+    pub name: String,
+    pub hold_ms: (u64, u64),
+    holding: bool,
+}
+
+impl LockGen {
+    pub fn new(name: &str, hold_ms: (u64, u64)) -> LockGen {
+        LockGen {
+            name: name.into(),
+            hold_ms,
+            holding: false,
+        }
+    }
+}
+
+impl Generator for LockGen {
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<Op> {
+        let k = Some(json!(self.name));
+        let op = if self.holding {
+            let mut op = Op::new("release", k, Value::Null);
+            op.wait = Duration::from_millis(rng.gen_range(self.hold_ms.0..=self.hold_ms.1));
+            op
+        } else {
+            let mut op = Op::new("acquire", k, Value::Null);
+            op.wait = Duration::from_millis(rng.gen_range(0..=self.hold_ms.0));
+            op
+        };
+        // Alternate; a client asked to release a lock it does not hold
+        // answers fail at once, without a call.
+        self.holding = !self.holding;
+        Some(op)
+    }
+}
+
+/// Any of the above, so a workload has one generator type.
+pub enum AnyGen {
+    Register(RegisterGen),
+    Set(SetGen),
+    Lock(LockGen),
+    Once(Once),
+}
+
+impl Generator for AnyGen {
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<Op> {
+        match self {
+            AnyGen::Register(g) => g.next(rng),
+            AnyGen::Set(g) => g.next(rng),
+            AnyGen::Lock(g) => g.next(rng),
+            AnyGen::Once(g) => g.next(rng),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn values_are_unique_across_workers_and_keys_rotate() {
+        let mut seen = std::collections::HashSet::new();
+        for slot in 0..4 {
+            let mut g = RegisterGen::new(slot, 4, 3, 10);
+            let mut rng = ChaCha8Rng::seed_from_u64(slot as u64);
+            let mut keys = std::collections::BTreeSet::new();
+            for _ in 0..100 {
+                let op = g.next(&mut rng).unwrap();
+                keys.insert(op.key.as_ref().unwrap().as_u64().unwrap());
+                let v = match op.f.as_str() {
+                    "write" => op.value.as_u64(),
+                    "cas" => op.value[1].as_u64(),
+                    _ => None,
+                };
+                if let Some(v) = v {
+                    assert!(seen.insert(v), "value {v} written twice");
+                }
+            }
+            // 100 ops, 10 per group of 3 keys: keys 0..30.
+            assert!(keys.iter().all(|k| *k < 30) && keys.len() > 10, "{keys:?}");
+        }
+    }
+
+    #[test]
+    fn locks_alternate_and_sets_read_now_and_then() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut g = LockGen::new("L", (10, 50));
+        let fs: Vec<String> = (0..4).map(|_| g.next(&mut rng).unwrap().f).collect();
+        assert_eq!(fs, ["acquire", "release", "acquire", "release"]);
+        let mut s = SetGen::new(0, 1, 3);
+        let fs: Vec<String> = (0..6).map(|_| s.next(&mut rng).unwrap().f).collect();
+        assert_eq!(fs, ["add", "add", "read", "add", "add", "read"]);
+    }
+}
