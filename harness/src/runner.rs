@@ -62,6 +62,12 @@ pub trait Client: Send {
     fn node(&self) -> Option<String> {
         None
     }
+
+    /// How long to wait before the next invocation: e.g. a while after a
+    /// refused connection, so a worker on a dead node does not spin.
+    fn backoff(&mut self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Makes operations; one per worker, seeded.
@@ -241,6 +247,13 @@ where
                     }
                     if Instant::now() >= deadline {
                         break;
+                    }
+                }
+                let pause = c.backoff();
+                if !pause.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.changed() => break,
                     }
                 }
                 let Some(op) = gen.next(&mut rng) else { break };

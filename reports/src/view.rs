@@ -237,19 +237,11 @@ pub fn build(run_dir: &Path) -> Result<View, String> {
     let total_points = points.len();
     let plots_capped = (total_points > MAX_POINTS).then(|| {
         format!(
-            "The latency plot shows every {}th of {total_points} operations.",
-            total_points.div_ceil(MAX_POINTS)
+            "The latency plot shows a sample of {MAX_POINTS} of {total_points} operations (each kind sampled evenly; info first)."
         )
     });
     if total_points > MAX_POINTS {
-        let step = total_points.div_ceil(MAX_POINTS);
-        // Keep every fail and info: they are what a reader looks for.
-        points = points
-            .into_iter()
-            .enumerate()
-            .filter(|(i, p)| p.kind != 0 || i % step == 0)
-            .map(|(_, p)| p)
-            .collect();
+        points = sample(points);
     }
     let latency = per_f
         .into_iter()
@@ -390,6 +382,19 @@ pub fn build(run_dir: &Path) -> Result<View, String> {
         timeline,
         timeline_note,
     })
+}
+
+/// At most MAX_POINTS points: info operations first (they are what a reader
+/// looks for), then fail, then ok, each kind thinned evenly.
+fn sample(points: Vec<Point>) -> Vec<Point> {
+    let mut out = Vec::with_capacity(MAX_POINTS);
+    for kind in [2u8, 1, 0] {
+        let of: Vec<&Point> = points.iter().filter(|p| p.kind == kind).collect();
+        let room = MAX_POINTS - out.len();
+        let step = of.len().div_ceil(room.max(1)).max(1);
+        out.extend(of.into_iter().step_by(step).take(room).cloned());
+    }
+    out
 }
 
 fn short_long(v: &Value) -> String {

@@ -521,7 +521,13 @@ fn witness<M: Model>(
             break;
         }
     }
-    let pending = match (c.why, c.pending.len()) {
+    // A state from which the operation itself could step is no dead end of
+    // its own: the dead end is every order of what was pending.
+    let why = match c.why {
+        Why::Unreachable if model.step(&c.state, &blocked.op).is_some() => Why::Exhausted,
+        w => w,
+    };
+    let pending = match (why, c.pending.len()) {
         (Why::Unreachable, _) => {
             "and no operation invoked before it completed could lead there".to_string()
         }

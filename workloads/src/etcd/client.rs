@@ -32,6 +32,8 @@ pub struct EtcdClient {
     cfg: Arc<Config>,
     /// The lock held: (lock key, lease id, keep-alive task).
     held: Option<(String, String, tokio::task::JoinHandle<()>)>,
+    /// The last call could not connect.
+    refused: bool,
 }
 
 impl Drop for EtcdClient {
@@ -83,6 +85,7 @@ impl EtcdClient {
             node: n.name.clone(),
             cfg,
             held: None,
+            refused: false,
         }
     }
 
@@ -299,10 +302,20 @@ impl Client for EtcdClient {
             "read" if op.key.is_none() => self.set(op).await,
             _ => self.register(op).await,
         };
-        match r {
+        let c = match r {
             Ok(c) => c,
             Err(Error::NotSent(m)) => Completion::Fail(Value::Null, m),
             Err(Error::Unknown(m)) => Completion::Info(m),
+        };
+        self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("cannot connect"));
+        c
+    }
+
+    fn backoff(&mut self) -> Duration {
+        if self.refused {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
         }
     }
 
