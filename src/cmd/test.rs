@@ -62,7 +62,7 @@ pub struct TestArgs {
     #[arg(long, default_value = "partition,kill")]
     nemesis: String,
     /// Seconds of the main phase
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
     time_limit: f64,
     /// Client workers: a number, or Nn for N per node (e.g. 3n)
     #[arg(long, default_value = "2n")]
