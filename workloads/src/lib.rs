@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod gen;
+pub mod http;
 pub mod memory;
 
 use checkers::model::ModelKind;
@@ -68,6 +69,17 @@ pub const SYSTEMS: &[SystemInfo] = &[
         options: &[
             OptInfo { key: "read-mode", default: "linearizable", summary: "linearizable or serializable (may be stale)" },
             OptInfo { key: "lease-ttl", default: "5", summary: "lock workload: lease TTL in seconds, kept alive while held" },
+        ],
+    },
+    SystemInfo {
+        name: "http",
+        summary: "your own binary speaking shakedown's node protocol (docs/node-protocol.md), uploaded to every node",
+        workloads: &["register", "lock", "set"],
+        options: &[
+            OptInfo { key: "binary", default: "", summary: "the node binary on this machine (required)" },
+            OptInfo { key: "start", default: http::DEFAULT_START, summary: "start command; {binary} {id} {ip} {port} {peers} {data_dir} are filled in" },
+            OptInfo { key: "port", default: "8080", summary: "the port the protocol is served on" },
+            OptInfo { key: "lease-ms", default: "0", summary: "lock workload: lease asked for on acquire, ms (0: none)" },
         ],
     },
     SystemInfo {
@@ -136,6 +148,21 @@ impl Selection {
         s.number("ops-per-key")?;
         s.number("hold-ms")?;
         s.number("lease-ttl")?;
+        if sys.name == "http" {
+            let b = &s.opts["binary"];
+            if b.is_empty() {
+                return Err("--system http needs --opt binary=PATH (the node binary to upload)".into());
+            }
+            if !std::path::Path::new(b).is_file() {
+                return Err(format!("--opt binary={b}: no such file"));
+            }
+            if s.opts["port"].parse::<u16>().ok().filter(|p| *p > 0).is_none() {
+                return Err(format!("--opt port={}: a TCP port is needed", s.opts["port"]));
+            }
+            if s.opts["lease-ms"].parse::<u64>().is_err() {
+                return Err(format!("--opt lease-ms={}: a whole number of ms is needed", s.opts["lease-ms"]));
+            }
+        }
         if let Some(m) = s.opts.get("read-mode") {
             if m != "linearizable" && m != "serializable" {
                 return Err(format!(
@@ -178,7 +205,17 @@ impl Selection {
     pub fn system(&self) -> Arc<dyn System> {
         match self.system.name {
             "etcd" => Arc::new(etcd::Etcd::default()),
+            "http" => http::system(&self.http_opts()),
             _ => Arc::new(Noop),
+        }
+    }
+
+    fn http_opts(&self) -> http::HttpOpts {
+        http::HttpOpts {
+            binary: self.opts.get("binary").cloned().unwrap_or_default().into(),
+            start: self.opts.get("start").cloned().unwrap_or_default(),
+            port: self.opts.get("port").and_then(|p| p.parse().ok()).unwrap_or(8080),
+            lease_ms: self.opts.get("lease-ms").and_then(|p| p.parse().ok()).filter(|ms| *ms > 0),
         }
     }
 
@@ -237,6 +274,12 @@ impl Selection {
                         etcd::client::EtcdClient::new(slot, nodes, cfg.clone())
                     },
                 });
+                prepared.run(system, w, spec, run_dir)
+            }
+            "http" => {
+                let o = self.http_opts();
+                let (port, lease, timeout) = (o.port, o.lease_ms, spec.run.op_timeout);
+                let w = Arc::new(Plan { gens, make: move |slot: usize, nodes: &[NodeInfo]| http::HttpClient::new(slot, nodes, port, timeout, lease) });
                 prepared.run(system, w, spec, run_dir)
             }
             _ => {

@@ -31,16 +31,18 @@ pub struct EtcdClient {
     node: String,
     cfg: Arc<Config>,
     /// The lock held: (lock key, lease id, keep-alive task).
-    held: Option<(String, String, tokio::task::JoinHandle<()>)>,
+    held: Option<(String, String, AbortOnDrop)>,
     /// The last call could not connect.
     refused: bool,
 }
 
-impl Drop for EtcdClient {
+/// A background task that ends with its owner (also when a timed-out call's
+/// future is dropped mid-way).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let Some((_, _, t)) = self.held.take() {
-            t.abort();
-        }
+        self.0.abort();
     }
 }
 
@@ -238,12 +240,28 @@ impl EtcdClient {
                 if id.is_empty() {
                     return Err(Error::Unknown("lease grant gave no ID".into()));
                 }
+                // Keep the lease alive from now on, while waiting too: a lease
+                // that ran out while its owner waited would let etcd 3.4 grant
+                // the lock on a deleted key.
+                let (http, url, lid) = (
+                    self.http.clone(),
+                    format!("{}/v3/lease/keepalive", self.base),
+                    id.clone(),
+                );
+                let every = Duration::from_millis((ttl * 1000 / 3).max(100));
+                let task = AbortOnDrop(tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        let _ = http.post(&url).json(&json!({"ID": lid})).send().await;
+                    }
+                }));
                 let v = match self
                     .post("/v3/lock/lock", json!({"name": b64(&name), "lease": id}))
                     .await
                 {
                     Ok(v) => v,
                     Err(e) => {
+                        drop(task);
                         // The lease ends the wait server-side; best effort, now.
                         let _ = self.post("/v3/lease/revoke", json!({"ID": id})).await;
                         return Err(e);
@@ -254,19 +272,6 @@ impl EtcdClient {
                     .as_str()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                // Keep the lease alive while held.
-                let (http, url, lid) = (
-                    self.http.clone(),
-                    format!("{}/v3/lease/keepalive", self.base),
-                    id.clone(),
-                );
-                let every = Duration::from_millis((ttl * 1000 / 3).max(100));
-                let task = tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(every).await;
-                        let _ = http.post(&url).json(&json!({"ID": lid})).send().await;
-                    }
-                });
                 self.held = Some((key, id, task));
                 Ok(Completion::Ok(
                     json!({"token": token, "lease_ms": ttl * 1000}),
@@ -276,7 +281,7 @@ impl EtcdClient {
                 let Some((key, id, task)) = self.held.take() else {
                     return Ok(Completion::Fail(Value::Null, "not held".into()));
                 };
-                task.abort();
+                drop(task);
                 let r = self.post("/v3/lock/unlock", json!({"key": key})).await;
                 let _ = self.post("/v3/lease/revoke", json!({"ID": id})).await;
                 // Whatever went wrong, the lease still ends the hold: unknown

@@ -1,0 +1,202 @@
+//! Any binary that speaks shakedown's node protocol (`--system http`,
+//! docs/node-protocol.md): uploaded to every node, started from a command
+//! template, stopped, killed and paused by its pid; clients on its HTTP/JSON
+//! API.
+//!
+//! Status codes: 200 ok; 409 (and any other 4xx) certainly not done (fail);
+//! anything else, a timeout or a reset is unknown (info), except for reads,
+//! which change nothing and so fail. A refused connection is a fail.
+
+use harness::control::{shell_quote, ControlError, Remote};
+use harness::daemon::Daemon;
+use harness::runner::{Client, Completion, Op};
+use harness::system::{NodeInfo, System};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_START: &str =
+    "{binary} --id {id} --ip {ip} --port {port} --peers {peers} --data-dir {data_dir}";
+
+pub struct HttpSystem {
+    pub binary: PathBuf,
+    pub start: String,
+    pub port: u16,
+}
+
+impl HttpSystem {
+    /// The start command of node `i`, from the template.
+    pub fn command(&self, i: usize, nodes: &[NodeInfo]) -> String {
+        let d = self.daemon().dir();
+        let peers: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}={}:{}", n.name, n.ip, self.port))
+            .collect();
+        self.start
+            .replace("{binary}", &format!("{d}/node"))
+            .replace("{id}", &nodes[i].name)
+            .replace("{ip}", &nodes[i].ip.to_string())
+            .replace("{port}", &self.port.to_string())
+            .replace("{peers}", &peers.join(","))
+            .replace("{data_dir}", &format!("{d}/data"))
+    }
+}
+
+impl System for HttpSystem {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn version(&self) -> Option<String> {
+        let meta = std::fs::metadata(&self.binary).ok()?;
+        Some(format!("{} ({} bytes)", self.binary.display(), meta.len()))
+    }
+
+    fn daemon(&self) -> Daemon {
+        Daemon::new("node")
+    }
+
+    fn setup(&self, node: &mut dyn Remote, i: usize, nodes: &[NodeInfo]) -> Result<(), ControlError> {
+        let d = self.daemon();
+        let bin = std::fs::read(&self.binary).map_err(|e| ControlError {
+            node: "control".into(),
+            what: format!("--opt binary={}: cannot read it", self.binary.display()),
+            command: None,
+            code: None,
+            stderr: e.to_string(),
+        })?;
+        node.run(&format!("mkdir -p {}/data", d.dir()), Duration::from_secs(10))?;
+        node.upload(&bin, &format!("{}/node", d.dir()), 0o755)?;
+        d.start(node, &self.command(i, nodes), &d.dir())?;
+        Ok(())
+    }
+
+    fn await_ready(&self, node: &mut dyn Remote, i: usize, nodes: &[NodeInfo]) -> Result<(), ControlError> {
+        let script = format!(
+            "exec 3<>/dev/tcp/{}/{} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 3 head -1 <&3 | grep -q ' 200 '",
+            nodes[i].ip, self.port
+        );
+        self.daemon().wait_until(node, &format!("bash -c {}", shell_quote(&script)), Duration::from_secs(30))
+    }
+}
+
+/// A client of one node.
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: String,
+    node: String,
+    id: String,
+    lease_ms: Option<u64>,
+    refused: bool,
+}
+
+impl HttpClient {
+    pub fn new(slot: usize, nodes: &[NodeInfo], port: u16, timeout: Duration, lease_ms: Option<u64>) -> HttpClient {
+        let n = &nodes[slot % nodes.len()];
+        let http = reqwest::Client::builder()
+            .retry(reqwest::retry::never())
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(timeout)
+            .build()
+            .expect("a reqwest client with no TLS and no proxy always builds");
+        static CLIENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        HttpClient {
+            http,
+            base: format!("http://{}:{port}", n.ip),
+            node: n.name.clone(),
+            id: format!("c{slot}-{}", CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            lease_ms,
+            refused: false,
+        }
+    }
+
+    /// The request for an operation: path and body.
+    pub fn request(&self, op: &Op) -> Option<(&'static str, Value)> {
+        let key = op.key.clone().unwrap_or(Value::Null);
+        Some(match op.f.as_str() {
+            "read" if op.key.is_none() => ("/read-set", json!({})),
+            "read" => ("/read", json!({"key": key})),
+            "write" => ("/write", json!({"key": key, "value": op.value})),
+            "cas" => ("/cas", json!({"key": key, "from": op.value[0], "to": op.value[1]})),
+            "add" => ("/add", json!({"value": op.value})),
+            "acquire" => {
+                let mut b = json!({"lock": key, "client": self.id});
+                if let Some(ms) = self.lease_ms {
+                    b["lease_ms"] = json!(ms);
+                }
+                ("/acquire", b)
+            }
+            "release" => ("/release", json!({"lock": key, "client": self.id})),
+            _ => return None,
+        })
+    }
+}
+
+impl Client for HttpClient {
+    async fn invoke(&mut self, op: &Op) -> Completion {
+        self.refused = false;
+        let Some((path, body)) = self.request(op) else {
+            return Completion::Fail(Value::Null, format!("unknown operation {}", op.f));
+        };
+        let read = op.f == "read";
+        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await;
+        let r = match r {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                self.refused = true;
+                return Completion::Fail(Value::Null, format!("cannot connect: {e}"));
+            }
+            Err(e) if read => return Completion::Fail(Value::Null, e.to_string()),
+            Err(e) if e.is_timeout() => return Completion::Info("timed out".into()),
+            Err(e) => return Completion::Info(e.to_string()),
+        };
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        let err = v["error"].as_str().unwrap_or("").to_string();
+        if status.is_success() {
+            Completion::Ok(match op.f.as_str() {
+                "read" if op.key.is_none() => v["values"].clone(),
+                "read" => v["value"].clone(),
+                "acquire" => {
+                    let mut out = json!({"token": v["token"]});
+                    if let Some(ms) = self.lease_ms {
+                        out["lease_ms"] = json!(ms);
+                    }
+                    out
+                }
+                "release" => Value::Null,
+                _ => op.value.clone(),
+            })
+        } else if status.is_client_error() || read {
+            Completion::Fail(if op.f == "cas" { op.value.clone() } else { Value::Null }, format!("{status}: {err}"))
+        } else {
+            Completion::Info(format!("{status}: {err}"))
+        }
+    }
+
+    fn node(&self) -> Option<String> {
+        Some(self.node.clone())
+    }
+
+    fn backoff(&mut self) -> Duration {
+        if self.refused {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// Options of `--system http`.
+pub struct HttpOpts {
+    pub binary: PathBuf,
+    pub start: String,
+    pub port: u16,
+    pub lease_ms: Option<u64>,
+}
+
+pub fn system(o: &HttpOpts) -> Arc<HttpSystem> {
+    Arc::new(HttpSystem { binary: o.binary.clone(), start: o.start.clone(), port: o.port })
+}
