@@ -133,17 +133,21 @@ pub fn describe(g: &Grudge) -> String {
     }
 }
 
-/// The shell script that makes `node` drop packets from `from`.
+/// The shell script that makes `node` drop packets from `from`: our chain
+/// made (and jumped to first) if it is not there yet, then its rules
+/// replaced in one atomic `iptables-restore` (declaring the chain flushes
+/// it; `--noflush` leaves every other chain alone).
 fn partition_script(from: &[Ipv4Addr]) -> String {
-    let mut s = format!(
-        "set -e; iptables -w -N {CHAIN} 2>/dev/null || true; \
-         iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT 1 -j {CHAIN}; \
-         iptables -w -F {CHAIN}"
-    );
+    let mut rules = format!("*filter\\n:{CHAIN} - [0:0]\\n");
     for ip in from {
-        s.push_str(&format!("; iptables -w -A {CHAIN} -s {ip} -j DROP"));
+        rules.push_str(&format!("-A {CHAIN} -s {ip} -j DROP\\n"));
     }
-    s
+    rules.push_str("COMMIT\\n");
+    format!(
+        "set -e; iptables -w -C INPUT -j {CHAIN} 2>/dev/null || \
+         {{ iptables -w -N {CHAIN} 2>/dev/null || true; iptables -w -I INPUT 1 -j {CHAIN}; }}; \
+         printf '{rules}' | iptables-restore -w --noflush"
+    )
 }
 
 /// Applies `grudge` on every node at once (one command each). `ip` maps a
@@ -394,6 +398,7 @@ mod tests {
         let s = partition_script(&[Ipv4Addr::new(10, 77, 0, 13)]);
         assert!(s.contains("iptables -w -I INPUT 1 -j SHAKEDOWN"));
         assert!(s.contains("-A SHAKEDOWN -s 10.77.0.13 -j DROP"));
+        assert!(s.contains("iptables-restore -w --noflush"));
         assert!(!s.contains("-X"), "never delete chains");
         assert_eq!(describe(&Grudge::new()), "no partition");
     }
