@@ -20,8 +20,8 @@ fn run(t: &TestCluster, store: &Path, args: &[&str]) -> (Option<i32>, String, Va
         .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let stdout =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let results = std::fs::read_to_string(store.join("latest/results.json"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -40,11 +40,29 @@ fn etcd_register_lock_and_set() {
     let store = dir.path().join("store");
 
     // Linearizable reads under partitions and kills: valid.
-    let (code, out, results) = run(&t, &store, &["--workload", "register", "--nemesis", "partition,kill", "--time-limit", "15", "--seed", "1"]);
+    let (code, out, results) = run(
+        &t,
+        &store,
+        &[
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "15",
+            "--seed",
+            "1",
+        ],
+    );
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(results["checkers"]["kv"]["valid"], true);
-    let test: Value = serde_json::from_str(&std::fs::read_to_string(store.join("latest/test.json")).unwrap()).unwrap();
-    assert!(test["versions"]["etcd"].as_str().unwrap().starts_with("3."), "{test}");
+    let test: Value =
+        serde_json::from_str(&std::fs::read_to_string(store.join("latest/test.json")).unwrap())
+            .unwrap();
+    assert!(
+        test["versions"]["etcd"].as_str().unwrap().starts_with("3."),
+        "{test}"
+    );
     assert!(store.join("latest/nodes/sden1/log").is_file());
     let ops = results["checkers"]["kv"]["ops"].as_u64().unwrap();
     assert!(ops > 1000, "only {ops} operations");
@@ -53,28 +71,78 @@ fn etcd_register_lock_and_set() {
     // decides whether a stale read happens in a short run: two tries.
     let mut found = None;
     for seed in ["2", "3"] {
-        let (code, out, results) = run(&t, &store, &["--workload", "register", "--nemesis", "partition", "--opt", "read-mode=serializable", "--time-limit", "20", "--seed", seed]);
+        let (code, out, results) = run(
+            &t,
+            &store,
+            &[
+                "--workload",
+                "register",
+                "--nemesis",
+                "partition",
+                "--opt",
+                "read-mode=serializable",
+                "--time-limit",
+                "20",
+                "--seed",
+                seed,
+            ],
+        );
         if code == Some(1) {
             found = Some((out, results));
             break;
         }
         assert_eq!(code, Some(0), "{out}");
     }
-    let (out, results) = found.expect("serializable reads were never caught stale in two 20 s runs");
-    let msg = results["checkers"]["kv"]["anomalies"][0]["message"].as_str().unwrap().to_string();
+    let (out, results) =
+        found.expect("serializable reads were never caught stale in two 20 s runs");
+    let msg = results["checkers"]["kv"]["anomalies"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains(" read "), "{msg}");
     assert!(out.contains("kv: INVALID"), "{out}");
     let report = std::fs::read_to_string(store.join("latest/report.html")).unwrap();
     assert!(report.contains("INVALID") && report.contains("<svg"));
 
     // Locks: the run completes and both checkers answer.
-    let (code, out, results) = run(&t, &store, &["--workload", "lock", "--nemesis", "partition", "--opt", "lease-ttl=2", "--time-limit", "12", "--seed", "1"]);
+    let (code, out, results) = run(
+        &t,
+        &store,
+        &[
+            "--workload",
+            "lock",
+            "--nemesis",
+            "partition",
+            "--opt",
+            "lease-ttl=2",
+            "--time-limit",
+            "12",
+            "--seed",
+            "1",
+        ],
+    );
     assert!(matches!(code, Some(0 | 1)), "{out}");
-    assert!(results["checkers"]["lock"]["ops"].as_u64().unwrap() > 10, "{results}");
+    assert!(
+        results["checkers"]["lock"]["ops"].as_u64().unwrap() > 10,
+        "{results}"
+    );
     assert!(results["checkers"]["mutex"].is_object());
 
     // Sets: adds survive partitions and kills, and the final reads see them.
-    let (code, out, results) = run(&t, &store, &["--workload", "set", "--nemesis", "partition,kill", "--time-limit", "12", "--seed", "1"]);
+    let (code, out, results) = run(
+        &t,
+        &store,
+        &[
+            "--workload",
+            "set",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "12",
+            "--seed",
+            "1",
+        ],
+    );
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(results["checkers"]["set"]["valid"], true);
 }

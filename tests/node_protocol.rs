@@ -11,8 +11,20 @@ fn run(t: &TestCluster, store: &Path, mode: &str, args: &[&str]) -> (Option<i32>
     let start = format!("{} --mode {mode}", workloads::http::DEFAULT_START);
     let out = Command::new(env!("CARGO_BIN_EXE_shakedown"))
         .arg("test")
-        .args(["--system", "http", "--workload", "register", "--interval", "2", "--recovery", "1"])
-        .args(["--opt", &format!("binary={}", env!("CARGO_BIN_EXE_shakedown-demo-node"))])
+        .args([
+            "--system",
+            "http",
+            "--workload",
+            "register",
+            "--interval",
+            "2",
+            "--recovery",
+            "1",
+        ])
+        .args([
+            "--opt",
+            &format!("binary={}", env!("CARGO_BIN_EXE_shakedown-demo-node")),
+        ])
         .args(["--opt", &format!("start={start}")])
         .args(["--store", &store.display().to_string()])
         .args(["--nodes-file", &t.up.nodes_file.display().to_string()])
@@ -21,7 +33,8 @@ fn run(t: &TestCluster, store: &Path, mode: &str, args: &[&str]) -> (Option<i32>
         .args(args)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let results = std::fs::read_to_string(store.join("latest/results.json"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -39,14 +52,43 @@ fn the_demo_node_correct_passes_and_each_bug_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
 
-    let (code, out, results) = run(&t, &store, "correct", &["--nemesis", "partition,kill", "--time-limit", "10", "--seed", "1"]);
+    let (code, out, results) = run(
+        &t,
+        &store,
+        "correct",
+        &[
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "10",
+            "--seed",
+            "1",
+        ],
+    );
     assert_eq!(code, Some(0), "{out}");
-    assert!(results["checkers"]["kv"]["ops"].as_u64().unwrap() > 500, "{results}");
+    assert!(
+        results["checkers"]["kv"]["ops"].as_u64().unwrap() > 500,
+        "{results}"
+    );
 
     for mode in ["stale-reads", "lost-writes"] {
-        let (code, out, results) = run(&t, &store, mode, &["--nemesis", "partition", "--time-limit", "10", "--seed", "2"]);
+        let (code, out, results) = run(
+            &t,
+            &store,
+            mode,
+            &[
+                "--nemesis",
+                "partition",
+                "--time-limit",
+                "10",
+                "--seed",
+                "2",
+            ],
+        );
         assert_eq!(code, Some(1), "{mode}: {out}");
-        let msg = results["checkers"]["kv"]["anomalies"][0]["message"].as_str().unwrap_or_default();
+        let msg = results["checkers"]["kv"]["anomalies"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
         assert!(msg.contains(" read "), "{mode}: {msg}");
     }
 }

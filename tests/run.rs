@@ -58,16 +58,32 @@ fn history_lines(run: &Path) -> Vec<Value> {
 /// No rule in shakedown's chain, no stopped process, the daemon running.
 fn assert_healed(nodes: &mut [SshNode]) {
     for n in nodes.iter_mut() {
-        let rules = n.run("iptables -w -S SHAKEDOWN 2>/dev/null | grep -c DROP || true", T).unwrap();
+        let rules = n
+            .run(
+                "iptables -w -S SHAKEDOWN 2>/dev/null | grep -c DROP || true",
+                T,
+            )
+            .unwrap();
         assert_eq!(rules.trim(), "0", "{}: rules left in SHAKEDOWN", n.name());
         let stopped = n
-            .run("grep -l '^State:.*stopped' /proc/[0-9]*/status 2>/dev/null | wc -l", T)
+            .run(
+                "grep -l '^State:.*stopped' /proc/[0-9]*/status 2>/dev/null | wc -l",
+                T,
+            )
             .unwrap();
-        assert_eq!(stopped.trim(), "0", "{}: a stopped process is left", n.name());
+        assert_eq!(
+            stopped.trim(),
+            "0",
+            "{}: a stopped process is left",
+            n.name()
+        );
         assert!(
-            n.exec("[ ! -e /run/shakedown-paused ] && [ ! -e /run/shakedown-killed ]", T)
-                .unwrap()
-                .code
+            n.exec(
+                "[ ! -e /run/shakedown-paused ] && [ ! -e /run/shakedown-killed ]",
+                T
+            )
+            .unwrap()
+            .code
                 == 0,
             "{}: fault state files left",
             n.name()
@@ -100,7 +116,13 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
 fn in_force(run: &Path, fault: &str) -> bool {
     // The fault's info completion is in the history: it is applied.
     std::fs::read_to_string(run.join("history.jsonl"))
-        .map(|t| t.lines().rev().take(2000).any(|l| l.contains("\"nemesis\"") && l.contains("\"info\"") && l.contains(&format!("\"f\":\"{fault}\""))))
+        .map(|t| {
+            t.lines().rev().take(2000).any(|l| {
+                l.contains("\"nemesis\"")
+                    && l.contains("\"info\"")
+                    && l.contains(&format!("\"f\":\"{fault}\""))
+            })
+        })
         .unwrap_or(false)
 }
 
@@ -116,22 +138,54 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
     let mut nodes = t.connect_all().unwrap();
 
     // 1. A whole run: every fault, the store, the report, exit 0.
-    let out = test_cmd(&t, &store, &["--workload", "register", "--nemesis", "partition,kill,pause,loss", "--time-limit", "8", "--interval", "1", "--seed", "5"])
-        .output()
-        .unwrap();
+    let out = test_cmd(
+        &t,
+        &store,
+        &[
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition,kill,pause,loss",
+            "--time-limit",
+            "8",
+            "--interval",
+            "1",
+            "--seed",
+            "5",
+        ],
+    )
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("seed 5:"), "{stdout}");
     let run = std::fs::canonicalize(store.join("latest")).unwrap();
-    for f in ["test.json", "history.jsonl", "results.json", "report.html", "junit.xml", "shakedown.log", "faults.jsonl"] {
+    for f in [
+        "test.json",
+        "history.jsonl",
+        "results.json",
+        "report.html",
+        "junit.xml",
+        "shakedown.log",
+        "faults.jsonl",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     assert!(store.join("index.html").is_file());
-    let test: Value = serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+    let test: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
     assert_eq!(test["seed"], 5);
     assert!(test["command"].as_str().unwrap().contains("--seed 5"));
     let events = history_lines(&run);
-    let nemesis: Vec<&Value> = events.iter().filter(|e| e["process"] == "nemesis").collect();
+    let nemesis: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
     assert!(nemesis.len() >= 8, "{} nemesis events", nemesis.len());
     // The last nemesis event is the final heal.
     assert_eq!(nemesis.last().unwrap()["value"], "healed");
@@ -141,34 +195,69 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
     assert!(nodes[0].exec("[ -d /opt/shakedown/noop ]", T).unwrap().code != 0);
 
     // 2. SIGINT during a partition: exit 130, healed, history readable, results written.
-    let mut child = test_cmd(&t, &store, &["--nemesis", "partition", "--time-limit", "60", "--interval", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = test_cmd(
+        &t,
+        &store,
+        &[
+            "--nemesis",
+            "partition",
+            "--time-limit",
+            "60",
+            "--interval",
+            "1",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     wait_for("a partition", Duration::from_secs(30), || {
-        std::fs::canonicalize(store.join("latest")).map(|r| in_force(&r, "start-partition")).unwrap_or(false)
+        std::fs::canonicalize(store.join("latest"))
+            .map(|r| in_force(&r, "start-partition"))
+            .unwrap_or(false)
     });
     let run = std::fs::canonicalize(store.join("latest")).unwrap();
     let partitioned = nodes.iter_mut().any(|n| {
-        n.run("iptables -w -S SHAKEDOWN 2>/dev/null | grep -c DROP || true", T).unwrap().trim() != "0"
+        n.run(
+            "iptables -w -S SHAKEDOWN 2>/dev/null | grep -c DROP || true",
+            T,
+        )
+        .unwrap()
+        .trim()
+            != "0"
     });
     // SAFETY: plain kill(2) of our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(130));
-    assert!(partitioned, "no partition rules were seen before the interrupt");
+    assert!(
+        partitioned,
+        "no partition rules were seen before the interrupt"
+    );
     assert_healed(&mut nodes);
     history_lines(&run);
     assert!(run.join("results.json").is_file());
 
     // 3. SIGKILL while a node is paused and another killed, then `shakedown heal`.
-    let mut child = test_cmd(&t, &store, &["--nemesis", "pause", "--time-limit", "60", "--interval", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = test_cmd(
+        &t,
+        &store,
+        &[
+            "--nemesis",
+            "pause",
+            "--time-limit",
+            "60",
+            "--interval",
+            "1",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     wait_for("a pause", Duration::from_secs(30), || {
-        std::fs::canonicalize(store.join("latest")).map(|r| in_force(&r, "pause")).unwrap_or(false)
+        std::fs::canonicalize(store.join("latest"))
+            .map(|r| in_force(&r, "pause"))
+            .unwrap_or(false)
     });
     child.kill().unwrap();
     let _ = child.wait();
@@ -176,23 +265,47 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
     history_lines(&run);
     let stopped: usize = nodes
         .iter_mut()
-        .map(|n| n.run("grep -l '^State:.*stopped' /proc/[0-9]*/status 2>/dev/null | wc -l", T).unwrap().trim().parse::<usize>().unwrap())
+        .map(|n| {
+            n.run(
+                "grep -l '^State:.*stopped' /proc/[0-9]*/status 2>/dev/null | wc -l",
+                T,
+            )
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+        })
         .sum();
     assert!(stopped > 0, "the killed run left no paused process to heal");
     // A killed daemon too, as a kill fault leaves it.
     nemesis_kill(&mut nodes[0]);
     let out = heal_cmd(&t, &store).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_healed(&mut nodes);
-    assert!(harness::daemon::Daemon::new("noop").running(&mut nodes[0]).unwrap(), "heal restarted the killed daemon");
+    assert!(
+        harness::daemon::Daemon::new("noop")
+            .running(&mut nodes[0])
+            .unwrap(),
+        "heal restarted the killed daemon"
+    );
     // And again: nothing to heal is fine.
-    assert_eq!(heal_cmd(&t, &store).output().unwrap().status.code(), Some(0));
+    assert_eq!(
+        heal_cmd(&t, &store).output().unwrap().status.code(),
+        Some(0)
+    );
     for n in nodes.iter_mut() {
         let _ = harness::daemon::Daemon::new("noop").wipe(n);
     }
 
     // 4. Clock faults are refused on local hosts, before anything starts.
-    let out = test_cmd(&t, &store, &["--nemesis", "clock", "--time-limit", "5"]).output().unwrap();
+    let out = test_cmd(&t, &store, &["--nemesis", "clock", "--time-limit", "5"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("clock faults need real machines"), "{err}");
@@ -210,8 +323,15 @@ fn nemesis_kill(n: &mut SshNode) {
 #[test]
 fn bad_flags_are_usage_errors_that_name_the_flag() {
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_shakedown")).arg("test").args(args).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+            .arg("test")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = run(&["--opt", "nope=1"]);
     assert_eq!(code, Some(3));

@@ -5,7 +5,9 @@
 //! cargo run --release -p harness --example overhead [-- SECONDS [CONCURRENCY]]
 
 use checkers::history::jsonl::HistoryWriter;
-use harness::runner::{run_clients, Client, Completion, Generator, Op, Recorder, RunConfig, Workers};
+use harness::runner::{
+    run_clients, Client, Completion, Generator, Op, Recorder, RunConfig, Workers,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -53,7 +55,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = std::fs::File::create(dir.path().join("history.jsonl")).expect("history file");
     let recorder = Arc::new(Recorder::new(HistoryWriter::new(file), Instant::now()));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let mut workers = Workers::new(concurrency, rx);
     let cfg = RunConfig {
@@ -65,10 +70,18 @@ fn main() {
     };
     let start = Instant::now();
     let stats = rt
-        .block_on(run_clients(&cfg, &mut workers, |_| Noop, |_| Ops(0), recorder))
+        .block_on(run_clients(
+            &cfg,
+            &mut workers,
+            |_| Noop,
+            |_| Ops(0),
+            recorder,
+        ))
         .expect("run");
     let el = start.elapsed().as_secs_f64();
-    let size = std::fs::metadata(dir.path().join("history.jsonl")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(dir.path().join("history.jsonl"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "concurrency {concurrency}, {secs} s: {} ops recorded, {:.0} ops/s, history {:.0} MiB, peak RSS {:.1} MiB",
         stats.ok,

@@ -38,7 +38,7 @@ impl Progress {
             while !d.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 tick += 1;
-                if tick % (every * 10) != 0 {
+                if !tick.is_multiple_of(every * 10) {
                     continue;
                 }
                 let s = counters.snapshot();

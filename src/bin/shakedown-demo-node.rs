@@ -44,7 +44,10 @@ type Reply = (u16, Value);
 fn apply(st: &mut State, path: &str, body: &Value) -> Reply {
     let key = body["key"].to_string();
     match path {
-        "/read" => (200, json!({"value": st.registers.get(&key).cloned().unwrap_or(Value::Null)})),
+        "/read" => (
+            200,
+            json!({"value": st.registers.get(&key).cloned().unwrap_or(Value::Null)}),
+        ),
         "/write" => {
             st.registers.insert(key, body["value"].clone());
             (200, json!({}))
@@ -75,7 +78,9 @@ fn apply(st: &mut State, path: &str, body: &Value) -> Reply {
                 return (409, json!({"error": "held by another client"}));
             }
             st.tokens += 1;
-            let end = body["lease_ms"].as_u64().map(|ms| Instant::now() + Duration::from_millis(ms));
+            let end = body["lease_ms"]
+                .as_u64()
+                .map(|ms| Instant::now() + Duration::from_millis(ms));
             st.locks.insert(lock, (client, st.tokens, end));
             (200, json!({"token": st.tokens}))
         }
@@ -90,7 +95,10 @@ fn apply(st: &mut State, path: &str, body: &Value) -> Reply {
                 _ => (409, json!({"error": "not held"})),
             }
         }
-        "/dump" => (200, json!({"registers": st.registers.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<serde_json::Map<_, _>>(), "set": st.set})),
+        "/dump" => (
+            200,
+            json!({"registers": st.registers.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<serde_json::Map<_, _>>(), "set": st.set}),
+        ),
         _ => (404, json!({"error": format!("no such operation {path}")})),
     }
 }
@@ -200,15 +208,30 @@ fn main() {
         }
     }
     let get = |k: &str| args.get(k).cloned().unwrap_or_default();
-    let (id, ip, port, mode) = (get("id"), get("ip"), get("port"), args.get("mode").cloned().unwrap_or_else(|| "correct".into()));
+    let (id, ip, port, mode) = (
+        get("id"),
+        get("ip"),
+        get("port"),
+        args.get("mode")
+            .cloned()
+            .unwrap_or_else(|| "correct".into()),
+    );
     if !["correct", "stale-reads", "lost-writes"].contains(&mode.as_str()) {
         eprintln!("--mode {mode}: choose correct, stale-reads or lost-writes");
         std::process::exit(3);
     }
     // The first peer is the primary.
-    let first = get("peers").split(',').next().unwrap_or_default().to_string();
+    let first = get("peers")
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let (pname, paddr) = first.split_once('=').unwrap_or(("", ""));
-    let primary: Option<SocketAddr> = if pname == id || pname.is_empty() { None } else { paddr.parse().ok() };
+    let primary: Option<SocketAddr> = if pname == id || pname.is_empty() {
+        None
+    } else {
+        paddr.parse().ok()
+    };
     let mut state = State::default();
     let mut log = None;
     if primary.is_none() {
@@ -217,11 +240,19 @@ fn main() {
         if let Ok(text) = std::fs::read_to_string(&path) {
             for line in text.lines() {
                 if let Ok(v) = serde_json::from_str::<Value>(line) {
-                    apply(&mut state, v["path"].as_str().unwrap_or_default(), &v["body"]);
+                    apply(
+                        &mut state,
+                        v["path"].as_str().unwrap_or_default(),
+                        &v["body"],
+                    );
                 }
             }
         }
-        match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
             Ok(f) => log = Some(Mutex::new(f)),
             Err(e) => {
                 eprintln!("cannot open {}: {e}", path.display());
@@ -229,13 +260,21 @@ fn main() {
             }
         }
     }
-    let node = Arc::new(Node { mode: mode.clone(), primary, state: Mutex::new(state), log });
+    let node = Arc::new(Node {
+        mode: mode.clone(),
+        primary,
+        state: Mutex::new(state),
+        log,
+    });
     if let (Some(p), "stale-reads") = (primary, mode.as_str()) {
         let n = node.clone();
         std::thread::spawn(move || loop {
             if let Some((200, dump)) = forward(p, "/dump", &json!({})) {
                 let mut st = n.state.lock().unwrap();
-                st.registers = dump["registers"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+                st.registers = dump["registers"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
                 st.set = dump["set"].as_array().cloned().unwrap_or_default();
             }
             std::thread::sleep(Duration::from_secs(1));
@@ -248,7 +287,10 @@ fn main() {
             std::process::exit(4);
         }
     };
-    eprintln!("{id}: {mode} node on {ip}:{port}, primary {}", primary.map_or("self".to_string(), |p| p.to_string()));
+    eprintln!(
+        "{id}: {mode} node on {ip}:{port}, primary {}",
+        primary.map_or("self".to_string(), |p| p.to_string())
+    );
     for s in listener.incoming().flatten() {
         let n = node.clone();
         std::thread::spawn(move || serve(n, s));

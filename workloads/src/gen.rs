@@ -100,7 +100,7 @@ impl SetGen {
 impl Generator for SetGen {
     fn next(&mut self, _rng: &mut ChaCha8Rng) -> Option<Op> {
         self.n += 1;
-        if self.read_every > 0 && self.n % self.read_every == 0 {
+        if self.read_every > 0 && self.n.is_multiple_of(self.read_every) {
             return Some(Op::new("read", None, Value::Null));
         }
         Some(Op::new("add", None, json!(self.values.take())))

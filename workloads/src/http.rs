@@ -57,7 +57,12 @@ impl System for HttpSystem {
         Daemon::new("node")
     }
 
-    fn setup(&self, node: &mut dyn Remote, i: usize, nodes: &[NodeInfo]) -> Result<(), ControlError> {
+    fn setup(
+        &self,
+        node: &mut dyn Remote,
+        i: usize,
+        nodes: &[NodeInfo],
+    ) -> Result<(), ControlError> {
         let d = self.daemon();
         let bin = std::fs::read(&self.binary).map_err(|e| ControlError {
             node: "control".into(),
@@ -66,18 +71,30 @@ impl System for HttpSystem {
             code: None,
             stderr: e.to_string(),
         })?;
-        node.run(&format!("mkdir -p {}/data", d.dir()), Duration::from_secs(10))?;
+        node.run(
+            &format!("mkdir -p {}/data", d.dir()),
+            Duration::from_secs(10),
+        )?;
         node.upload(&bin, &format!("{}/node", d.dir()), 0o755)?;
         d.start(node, &self.command(i, nodes), &d.dir())?;
         Ok(())
     }
 
-    fn await_ready(&self, node: &mut dyn Remote, i: usize, nodes: &[NodeInfo]) -> Result<(), ControlError> {
+    fn await_ready(
+        &self,
+        node: &mut dyn Remote,
+        i: usize,
+        nodes: &[NodeInfo],
+    ) -> Result<(), ControlError> {
         let script = format!(
             "exec 3<>/dev/tcp/{}/{} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 3 head -1 <&3 | grep -q ' 200 '",
             nodes[i].ip, self.port
         );
-        self.daemon().wait_until(node, &format!("bash -c {}", shell_quote(&script)), Duration::from_secs(30))
+        self.daemon().wait_until(
+            node,
+            &format!("bash -c {}", shell_quote(&script)),
+            Duration::from_secs(30),
+        )
     }
 }
 
@@ -92,7 +109,13 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(slot: usize, nodes: &[NodeInfo], port: u16, timeout: Duration, lease_ms: Option<u64>) -> HttpClient {
+    pub fn new(
+        slot: usize,
+        nodes: &[NodeInfo],
+        port: u16,
+        timeout: Duration,
+        lease_ms: Option<u64>,
+    ) -> HttpClient {
         let n = &nodes[slot % nodes.len()];
         let http = reqwest::Client::builder()
             .retry(reqwest::retry::never())
@@ -106,7 +129,10 @@ impl HttpClient {
             http,
             base: format!("http://{}:{port}", n.ip),
             node: n.name.clone(),
-            id: format!("c{slot}-{}", CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            id: format!(
+                "c{slot}-{}",
+                CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
             lease_ms,
             refused: false,
         }
@@ -119,7 +145,10 @@ impl HttpClient {
             "read" if op.key.is_none() => ("/read-set", json!({})),
             "read" => ("/read", json!({"key": key})),
             "write" => ("/write", json!({"key": key, "value": op.value})),
-            "cas" => ("/cas", json!({"key": key, "from": op.value[0], "to": op.value[1]})),
+            "cas" => (
+                "/cas",
+                json!({"key": key, "from": op.value[0], "to": op.value[1]}),
+            ),
             "add" => ("/add", json!({"value": op.value})),
             "acquire" => {
                 let mut b = json!({"lock": key, "client": self.id});
@@ -141,7 +170,12 @@ impl Client for HttpClient {
             return Completion::Fail(Value::Null, format!("unknown operation {}", op.f));
         };
         let read = op.f == "read";
-        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await;
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await;
         let r = match r {
             Ok(r) => r,
             Err(e) if e.is_connect() => {
@@ -170,7 +204,14 @@ impl Client for HttpClient {
                 _ => op.value.clone(),
             })
         } else if status.is_client_error() || read {
-            Completion::Fail(if op.f == "cas" { op.value.clone() } else { Value::Null }, format!("{status}: {err}"))
+            Completion::Fail(
+                if op.f == "cas" {
+                    op.value.clone()
+                } else {
+                    Value::Null
+                },
+                format!("{status}: {err}"),
+            )
         } else {
             Completion::Info(format!("{status}: {err}"))
         }
@@ -198,5 +239,9 @@ pub struct HttpOpts {
 }
 
 pub fn system(o: &HttpOpts) -> Arc<HttpSystem> {
-    Arc::new(HttpSystem { binary: o.binary.clone(), start: o.start.clone(), port: o.port })
+    Arc::new(HttpSystem {
+        binary: o.binary.clone(),
+        start: o.start.clone(),
+        port: o.port,
+    })
 }

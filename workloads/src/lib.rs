@@ -151,16 +151,29 @@ impl Selection {
         if sys.name == "http" {
             let b = &s.opts["binary"];
             if b.is_empty() {
-                return Err("--system http needs --opt binary=PATH (the node binary to upload)".into());
+                return Err(
+                    "--system http needs --opt binary=PATH (the node binary to upload)".into(),
+                );
             }
             if !std::path::Path::new(b).is_file() {
                 return Err(format!("--opt binary={b}: no such file"));
             }
-            if s.opts["port"].parse::<u16>().ok().filter(|p| *p > 0).is_none() {
-                return Err(format!("--opt port={}: a TCP port is needed", s.opts["port"]));
+            if s.opts["port"]
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .is_none()
+            {
+                return Err(format!(
+                    "--opt port={}: a TCP port is needed",
+                    s.opts["port"]
+                ));
             }
             if s.opts["lease-ms"].parse::<u64>().is_err() {
-                return Err(format!("--opt lease-ms={}: a whole number of ms is needed", s.opts["lease-ms"]));
+                return Err(format!(
+                    "--opt lease-ms={}: a whole number of ms is needed",
+                    s.opts["lease-ms"]
+                ));
             }
         }
         if let Some(m) = s.opts.get("read-mode") {
@@ -214,8 +227,16 @@ impl Selection {
         http::HttpOpts {
             binary: self.opts.get("binary").cloned().unwrap_or_default().into(),
             start: self.opts.get("start").cloned().unwrap_or_default(),
-            port: self.opts.get("port").and_then(|p| p.parse().ok()).unwrap_or(8080),
-            lease_ms: self.opts.get("lease-ms").and_then(|p| p.parse().ok()).filter(|ms| *ms > 0),
+            port: self
+                .opts
+                .get("port")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(8080),
+            lease_ms: self
+                .opts
+                .get("lease-ms")
+                .and_then(|p| p.parse().ok())
+                .filter(|ms| *ms > 0),
         }
     }
 
@@ -279,7 +300,12 @@ impl Selection {
             "http" => {
                 let o = self.http_opts();
                 let (port, lease, timeout) = (o.port, o.lease_ms, spec.run.op_timeout);
-                let w = Arc::new(Plan { gens, make: move |slot: usize, nodes: &[NodeInfo]| http::HttpClient::new(slot, nodes, port, timeout, lease) });
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |slot: usize, nodes: &[NodeInfo]| {
+                        http::HttpClient::new(slot, nodes, port, timeout, lease)
+                    },
+                });
                 prepared.run(system, w, spec, run_dir)
             }
             _ => {
