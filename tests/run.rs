@@ -35,7 +35,7 @@ fn test_cmd(t: &TestCluster, store: &Path, extra: &[&str]) -> Command {
 
 fn heal_cmd(t: &TestCluster, store: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_shakedown"));
-    c.arg("heal");
+    c.arg("heal").args(["--store", &store.display().to_string()]);
     c.args(shakedown(t, store).get_args());
     c
 }
@@ -204,7 +204,7 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
             "--time-limit",
             "60",
             "--interval",
-            "1",
+            "4",
         ],
     )
     .stdout(Stdio::null())
@@ -247,7 +247,7 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
             "--time-limit",
             "60",
             "--interval",
-            "1",
+            "4",
         ],
     )
     .stdout(Stdio::null())

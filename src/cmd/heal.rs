@@ -1,4 +1,4 @@
-//! `shakedown heal [--nodes-file F]`: undo every partition and pause on every node.
+//! `shakedown heal [--nodes-file F]`: undo every fault on every node.
 
 use super::nodes::{connect_all, NodeFlags};
 use crate::exit;
@@ -9,6 +9,27 @@ use harness::nemesis;
 pub struct HealArgs {
     #[command(flatten)]
     nodes: NodeFlags,
+    /// The store whose latest run's fault journal is reported (the heal itself needs only the nodes)
+    #[arg(long, default_value = "store")]
+    store: std::path::PathBuf,
+}
+
+/// What the latest run's journal says was left in force, if anything.
+fn left_behind(store: &std::path::Path) -> Option<String> {
+    let run = harness::store::Store::new(store).latest()?;
+    let journal = harness::store::Journal {
+        path: run.join("faults.jsonl"),
+    };
+    let faults = journal.read().ok()?;
+    let last = faults.last()?;
+    if last.get("heal").is_some() {
+        return None;
+    }
+    Some(format!(
+        "{}: the last fault was not healed: {}",
+        run.display(),
+        last
+    ))
 }
 
 pub fn run(args: HealArgs) -> u8 {
@@ -16,13 +37,16 @@ pub fn run(args: HealArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if let Some(m) = left_behind(&args.store) {
+        println!("{m}");
+    }
     let (mut nodes, failed) = connect_all(&addrs, &opts);
     for f in &failed {
         eprintln!("shakedown heal: {f}");
     }
     match nemesis::heal(&mut nodes) {
         Ok(took) => println!(
-            "healed {} of {} nodes in {:.0} ms (partition rules flushed, paused processes resumed)",
+            "healed {} of {} nodes in {:.0} ms (partition and loss rules flushed, paused processes resumed, killed ones restarted, clocks put back)",
             nodes.len(),
             addrs.len(),
             took.as_secs_f64() * 1000.0
