@@ -289,6 +289,10 @@ fn out_writes_results_json() {
     let v: serde_json::Value = serde_json::from_str(&r).unwrap();
     assert_eq!(v["valid"], false);
     assert_eq!(v["model"], "cas-register");
+    // The same report as a run's, for a bare history (no clock here: event indices).
+    let html = std::fs::read_to_string(dir.path().join("etcd_000.log/report.html")).unwrap();
+    assert!(html.contains("INVALID") && html.contains("cannot be linearized"), "no lanes");
+    assert!(dir.path().join("etcd_000.log/junit.xml").is_file());
 }
 
 #[test]

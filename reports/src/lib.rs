@@ -50,6 +50,23 @@ pub fn render_run(run_dir: &Path) -> Result<PathBuf, ReportError> {
     Ok(p)
 }
 
+/// report.html and junit.xml in `dir` for a bare history (`shakedown check
+/// --out`): `test` describes it (system, workload, command), `result` is the
+/// checker's result.
+pub fn render_history(
+    dir: &Path,
+    test: &Value,
+    result: &Value,
+    history: &checkers::history::History,
+) -> Result<PathBuf, ReportError> {
+    let view = view::build_view(test, result, history, None).map_err(ReportError)?;
+    let html = render_html(&view)?;
+    let p = dir.join("report.html");
+    std::fs::write(&p, html).map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
+    junit::write(dir, &view)?;
+    Ok(p)
+}
+
 /// store/index.html: every run, newest first, coloured by verdict.
 pub fn write_index(store: &Path) -> Result<PathBuf, ReportError> {
     let mut runs = Vec::new();

@@ -168,3 +168,99 @@ pub fn availability(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
     }
     Ok(out)
 }
+
+/// One operation on a lane: `kind` 0 linearized (or a plain hold), 1
+/// pending, 2 the operation that cannot be linearized (or an overlap).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LaneOp {
+    pub lane: String,
+    pub start: f64,
+    pub end: f64,
+    pub label: String,
+    pub kind: u8,
+}
+
+const LANE: [RGBColor; 3] = [
+    RGBColor(120, 170, 130),
+    RGBColor(233, 162, 59),
+    RGBColor(214, 40, 40),
+];
+
+/// Lanes per process around a failure: each operation a bar from its
+/// invocation to its completion, labelled; fault windows shaded.
+pub fn lanes(ops: &[LaneOp], windows: &[Window], unit: &str) -> Res<String> {
+    let mut names: Vec<String> = Vec::new();
+    for o in ops {
+        if !names.contains(&o.lane) {
+            names.push(o.lane.clone());
+        }
+    }
+    names.sort_by_key(|n| (n.parse::<u64>().unwrap_or(u64::MAX), n.clone()));
+    let lo = ops.iter().map(|o| o.start).fold(f64::INFINITY, f64::min);
+    let hi = ops.iter().map(|o| o.end).fold(f64::NEG_INFINITY, f64::max);
+    if names.is_empty() || !lo.is_finite() || !hi.is_finite() {
+        return Ok(String::new());
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let (x0, x1) = (lo - pad, hi + pad);
+    let rows = names.len() as f64;
+    let h = (60 + 34 * names.len()) as u32;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (W, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(90)
+            .build_cartesian_2d(x0..x1, 0f64..rows)
+            .map_err(e)?;
+        let labels = names.clone();
+        chart
+            .configure_mesh()
+            .x_desc(unit)
+            .y_labels(names.len() * 2 + 1)
+            .y_label_formatter(&move |y: &f64| {
+                let i = y.floor() as usize;
+                if (y - y.floor() - 0.5).abs() < 0.01 && i < labels.len() {
+                    format!("process {}", labels[i])
+                } else {
+                    String::new()
+                }
+            })
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(e)?;
+        let visible: Vec<Window> = windows
+            .iter()
+            .filter(|w| w.end >= x0 && w.start <= x1)
+            .map(|w| Window {
+                start: w.start.max(x0),
+                end: w.end.min(x1),
+                ..w.clone()
+            })
+            .collect();
+        shade(&mut chart, &visible, 0.0, rows)?;
+        let row = |lane: &str| names.iter().position(|n| n == lane).unwrap_or(0) as f64;
+        chart
+            .draw_series(ops.iter().map(|o| {
+                let y = row(&o.lane);
+                Rectangle::new(
+                    [(o.start, y + 0.2), (o.end.max(o.start + pad / 20.0), y + 0.8)],
+                    LANE[o.kind.min(2) as usize].mix(0.85).filled(),
+                )
+            }))
+            .map_err(e)?;
+        chart
+            .draw_series(ops.iter().map(|o| {
+                Text::new(
+                    o.label.clone(),
+                    (o.start, row(&o.lane) + 0.95),
+                    ("sans-serif", 11).into_font(),
+                )
+            }))
+            .map_err(e)?;
+        root.present().map_err(e)?;
+    }
+    Ok(out)
+}

@@ -44,6 +44,9 @@ pub struct CheckerView {
     pub hidden_anomalies: usize,
     /// The linearizability counterexample, pretty JSON.
     pub counterexample: Option<String>,
+    /// Lanes per process around the failure (SVG), and what they show.
+    pub lanes_svg: Option<String>,
+    pub lanes_caption: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -145,7 +148,27 @@ pub fn build(run_dir: &Path) -> Result<View, String> {
     let f = std::fs::File::open(&hp).map_err(|e| format!("{name}: {e}"))?;
     let parsed = read_history_from(&name, BufReader::new(f), Format::Jsonl, true)
         .map_err(|e| e.to_string())?;
-    let h = &parsed.history;
+    build_view(&test, &results, &parsed.history, Some(run_dir))
+}
+
+/// The view of any history: `test` may be null (a bare history checked with
+/// `shakedown check --out`); `results` is results.json of a run, or one
+/// checker's result; `logs` is a run's directory with nodes/*/.
+pub fn build_view(
+    test: &Value,
+    results: &Value,
+    h: &checkers::history::History,
+    logs: Option<&Path>,
+) -> Result<View, String> {
+    // One checker's result (check --out) reads as a run with one checker.
+    let wrapped;
+    let results = if results.get("checkers").is_some() {
+        results
+    } else {
+        let name = results["model"].as_str().unwrap_or("checker").to_string();
+        wrapped = serde_json::json!({"valid": results["valid"], "checkers": {name: results}});
+        &wrapped
+    };
 
     let row = |i: u64| -> Option<OpRow> {
         let e = h.events.get(i as usize)?;
@@ -287,7 +310,14 @@ pub fn build(run_dir: &Path) -> Result<View, String> {
             "unknown" => r["unknown_reason"].as_str().unwrap_or_default().to_string(),
             _ => format!("{} operations checked in {} ms", r["ops"], r["elapsed_ms"]),
         };
+        let (lanes_svg, lanes_caption) = match (r.get("counterexample"), all.first()) {
+            (Some(ce), _) if ce.is_object() => linear_lanes(ce, &windows),
+            (_, Some(a)) if cname == "lock" => lock_lanes(a, h, &windows),
+            _ => (None, String::new()),
+        };
         checkers.push(CheckerView {
+            lanes_svg,
+            lanes_caption,
             name: cname.clone(),
             verdict: verdict.into(),
             summary,
@@ -310,7 +340,7 @@ pub fn build(run_dir: &Path) -> Result<View, String> {
     }
 
     // Node logs: the lines near the first anomaly's time (or the end).
-    let logs = node_logs(run_dir);
+    let logs = logs.map(node_logs).unwrap_or_default();
 
     let timeline: Vec<OpRow> = (0..h.events.len().min(MAX_ROWS) as u64)
         .filter_map(row)
@@ -395,6 +425,98 @@ fn sample(points: Vec<Point>) -> Vec<Point> {
         out.extend(of.into_iter().step_by(step).take(room).cloned());
     }
     out
+}
+
+/// Seconds (or event indices when the history has no clock) of an operation in
+/// a counterexample.
+fn span_of(op: &Value) -> Option<(f64, f64, bool)> {
+    match (op["call_time"].as_u64(), op["ret_time"].as_u64()) {
+        (Some(c), r) => Some((c as f64 / 1e9, r.map_or(f64::NAN, |r| r as f64 / 1e9), true)),
+        _ => {
+            let c = op["call"].as_u64()? as f64;
+            Some((c, op["ret"].as_u64().map_or(f64::NAN, |r| r as f64), false))
+        }
+    }
+}
+
+/// The failing operation, the pending ones and the last steps of the
+/// longest linearizable prefix (with the state after each), on lanes.
+fn linear_lanes(ce: &Value, windows: &[Window]) -> (Option<String>, String) {
+    let mut ops = Vec::new();
+    let mut timed = true;
+    let mut push = |op: &Value, label: String, kind: u8| {
+        if let Some((a, b, t)) = span_of(op) {
+            timed &= t;
+            ops.push(crate::plots::LaneOp {
+                lane: short(&op["process"]),
+                start: a,
+                end: b,
+                label,
+                kind,
+            });
+        }
+    };
+    let prefix: Vec<&Value> = ce["prefix"].as_array().into_iter().flatten().collect();
+    let shown = prefix.len().min(12);
+    for step in &prefix[prefix.len() - shown..] {
+        let op = &step["op"];
+        push(op, format!("{} => {}", short(&op["description"]), short(&step["state"])), 0);
+    }
+    for op in ce["pending"].as_array().into_iter().flatten().take(12) {
+        push(op, format!("{} (pending)", short(&op["description"])), 1);
+    }
+    push(&ce["op"], format!("{} (cannot be linearized)", short(&ce["op"]["description"])), 2);
+    // An operation that never completed runs to the right edge.
+    let right = ops.iter().flat_map(|o| [o.start, o.end]).filter(|x| x.is_finite()).fold(0.0, f64::max);
+    for o in &mut ops {
+        if !o.end.is_finite() {
+            o.end = right;
+        }
+    }
+    let w: &[Window] = if timed { windows } else { &[] };
+    let svg = crate::plots::lanes(&ops, w, if timed { "seconds" } else { "event index" }).ok();
+    let caption = format!(
+        "Key {}: the last {shown} steps of the longest linearizable prefix (green, with the state after each), \
+         the operations pending then (orange) and the operation that cannot be linearized (red){}.",
+        short(&ce["key"]),
+        if timed { "; fault windows shaded" } else { "" }
+    );
+    (svg, caption)
+}
+
+/// The holds of the processes in a lock anomaly, from their events.
+fn lock_lanes(a: &Value, h: &checkers::history::History, windows: &[Window]) -> (Option<String>, String) {
+    let idx: Vec<u64> = a["events"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+    let procs: Vec<Process> = idx.iter().filter_map(|&i| h.events.get(i as usize)).map(|e| e.process).collect();
+    let lo = idx.iter().filter_map(|&i| h.events.get(i as usize)?.time).min().unwrap_or(0);
+    let hi = idx.iter().filter_map(|&i| h.events.get(i as usize)?.time).max().unwrap_or(0);
+    let margin = (hi - lo).max(1_000_000) * 2;
+    let (from, to) = (lo.saturating_sub(margin), hi + margin);
+    let mut ops = Vec::new();
+    for op in &h.ops {
+        if !procs.contains(&op.process) || op.key != a.get("key").cloned().filter(|k| !k.is_null()).or(op.key.clone()) {
+            continue;
+        }
+        let (Some(c), r) = (op.call_time, op.ret_time) else { continue };
+        let r = r.unwrap_or(to);
+        if r < from || c > to {
+            continue;
+        }
+        let involved = idx.contains(&op.call) || op.ret.is_some_and(|x| idx.contains(&x));
+        let label = match (&op.f[..], &op.output) {
+            ("acquire", Some(v)) if v.get("token").is_some() => format!("acquire (token {})", v["token"]),
+            _ => op.f.clone(),
+        };
+        ops.push(crate::plots::LaneOp {
+            lane: op.process.to_string(),
+            start: c as f64 / 1e9,
+            end: r as f64 / 1e9,
+            label,
+            kind: if involved { 2 } else { 0 },
+        });
+    }
+    let svg = crate::plots::lanes(&ops, windows, "seconds").ok();
+    (svg, "The operations of the processes involved around the anomaly (red: the ones it names); a hold runs from an acquire's completion to the next release.".into())
 }
 
 fn short_long(v: &Value) -> String {

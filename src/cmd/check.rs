@@ -194,7 +194,8 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
         Ok(t) => t,
         Err(m) => return fail(o, format!("{name}: error: {m}")),
     };
-    let parsed = match read_history_from(&name, input, ctx.format, false) {
+    // The report needs every event (nemesis windows, the timeline).
+    let parsed = match read_history_from(&name, input, ctx.format, ctx.out.is_some()) {
         Ok(p) => p,
         Err(e) => return fail(o, e.to_string()),
     };
@@ -215,13 +216,13 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
     } else {
         format!("{name}: {}", result.summary())
     });
-    // Freeing a million operations takes a while: do it off the answer's path.
-    std::thread::spawn(move || drop(parsed));
     if let Some(dir) = ctx.out {
-        if let Err(m) = write_out(dir, file, &result) {
+        if let Err(m) = write_out(dir, file, &result, &parsed.history, ctx.model) {
             return fail(o, format!("{name}: error: {m}"));
         }
     }
+    // Freeing a million operations takes a while: do it off the answer's path.
+    std::thread::spawn(move || drop(parsed));
     o
 }
 
@@ -272,7 +273,13 @@ fn open(file: &Path) -> Result<Box<dyn BufRead>, String> {
     Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
 }
 
-fn write_out(dir: &Path, file: &Path, result: &checkers::CheckResult) -> Result<(), String> {
+fn write_out(
+    dir: &Path,
+    file: &Path,
+    result: &checkers::CheckResult,
+    history: &checkers::history::History,
+    model: Checker,
+) -> Result<(), String> {
     let stem = file
         .file_name()
         .and_then(|n| n.to_str())
@@ -282,7 +289,16 @@ fn write_out(dir: &Path, file: &Path, result: &checkers::CheckResult) -> Result<
     std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     let body = serde_json::to_string_pretty(result).map_err(|e| e.to_string())?;
     let p = d.join("results.json");
-    std::fs::write(&p, body + "\n").map_err(|e| format!("cannot write {}: {e}", p.display()))
+    std::fs::write(&p, body + "\n").map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    let test = serde_json::json!({
+        "system": "history file",
+        "workload": stem,
+        "command": format!("shakedown check --model {} {}", model.name(), file.display()),
+    });
+    let value = serde_json::to_value(result).map_err(|e| e.to_string())?;
+    reports::render_history(&d, &test, &value, history)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Half of the machine's memory, as the issue asks; 2 GiB if unknown.
