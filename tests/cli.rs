@@ -291,7 +291,10 @@ fn out_writes_results_json() {
     assert_eq!(v["model"], "cas-register");
     // The same report as a run's, for a bare history (no clock here: event indices).
     let html = std::fs::read_to_string(dir.path().join("etcd_000.log/report.html")).unwrap();
-    assert!(html.contains("INVALID") && html.contains("cannot be linearized"), "no lanes");
+    assert!(
+        html.contains("INVALID") && html.contains("cannot be linearized"),
+        "no lanes"
+    );
     assert!(dir.path().join("etcd_000.log/junit.xml").is_file());
 }
 

@@ -35,7 +35,8 @@ fn test_cmd(t: &TestCluster, store: &Path, extra: &[&str]) -> Command {
 
 fn heal_cmd(t: &TestCluster, store: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_shakedown"));
-    c.arg("heal").args(["--store", &store.display().to_string()]);
+    c.arg("heal")
+        .args(["--store", &store.display().to_string()]);
     c.args(shakedown(t, store).get_args());
     c
 }

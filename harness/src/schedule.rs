@@ -170,8 +170,18 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         // Decide everything first, so the journal says exactly what will happen.
         let plan: Value = match fault {
             Fault::Partition => {
-                let strategy = *Partition::ALL.choose(&mut self.rng).expect("non-empty");
-                let grudge = strategy.grudge(&names, self.rng.gen());
+                // A strategy that cuts nothing on so few nodes (a ring of 3)
+                // gives way to the next one.
+                let first = self.rng.gen_range(0..Partition::ALL.len());
+                let seed: u64 = self.rng.gen();
+                let (strategy, grudge) = (0..Partition::ALL.len())
+                    .map(|k| Partition::ALL[(first + k) % Partition::ALL.len()])
+                    .map(|p| (p, p.grudge(&names, seed)))
+                    .find(|(_, g)| g.values().any(|v| !v.is_empty()))
+                    .unwrap_or_else(|| {
+                        let p = Partition::ALL[first];
+                        (p, p.grudge(&names, seed))
+                    });
                 json!({"strategy": strategy.name(), "grudge": grudge})
             }
             Fault::Kill | Fault::Pause => {

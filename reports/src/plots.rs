@@ -246,7 +246,10 @@ pub fn lanes(ops: &[LaneOp], windows: &[Window], unit: &str) -> Res<String> {
             .draw_series(ops.iter().map(|o| {
                 let y = row(&o.lane);
                 Rectangle::new(
-                    [(o.start, y + 0.2), (o.end.max(o.start + pad / 20.0), y + 0.8)],
+                    [
+                        (o.start, y + 0.2),
+                        (o.end.max(o.start + pad / 20.0), y + 0.8),
+                    ],
                     LANE[o.kind.min(2) as usize].mix(0.85).filled(),
                 )
             }))

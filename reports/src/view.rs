@@ -460,14 +460,26 @@ fn linear_lanes(ce: &Value, windows: &[Window]) -> (Option<String>, String) {
     let shown = prefix.len().min(12);
     for step in &prefix[prefix.len() - shown..] {
         let op = &step["op"];
-        push(op, format!("{} => {}", short(&op["description"]), short(&step["state"])), 0);
+        push(
+            op,
+            format!("{} => {}", short(&op["description"]), short(&step["state"])),
+            0,
+        );
     }
     for op in ce["pending"].as_array().into_iter().flatten().take(12) {
         push(op, format!("{} (pending)", short(&op["description"])), 1);
     }
-    push(&ce["op"], format!("{} (cannot be linearized)", short(&ce["op"]["description"])), 2);
+    push(
+        &ce["op"],
+        format!("{} (cannot be linearized)", short(&ce["op"]["description"])),
+        2,
+    );
     // An operation that never completed runs to the right edge.
-    let right = ops.iter().flat_map(|o| [o.start, o.end]).filter(|x| x.is_finite()).fold(0.0, f64::max);
+    let right = ops
+        .iter()
+        .flat_map(|o| [o.start, o.end])
+        .filter(|x| x.is_finite())
+        .fold(0.0, f64::max);
     for o in &mut ops {
         if !o.end.is_finite() {
             o.end = right;
@@ -485,26 +497,57 @@ fn linear_lanes(ce: &Value, windows: &[Window]) -> (Option<String>, String) {
 }
 
 /// The holds of the processes in a lock anomaly, from their events.
-fn lock_lanes(a: &Value, h: &checkers::history::History, windows: &[Window]) -> (Option<String>, String) {
-    let idx: Vec<u64> = a["events"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
-    let procs: Vec<Process> = idx.iter().filter_map(|&i| h.events.get(i as usize)).map(|e| e.process).collect();
-    let lo = idx.iter().filter_map(|&i| h.events.get(i as usize)?.time).min().unwrap_or(0);
-    let hi = idx.iter().filter_map(|&i| h.events.get(i as usize)?.time).max().unwrap_or(0);
+fn lock_lanes(
+    a: &Value,
+    h: &checkers::history::History,
+    windows: &[Window],
+) -> (Option<String>, String) {
+    let idx: Vec<u64> = a["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect();
+    let procs: Vec<Process> = idx
+        .iter()
+        .filter_map(|&i| h.events.get(i as usize))
+        .map(|e| e.process)
+        .collect();
+    let lo = idx
+        .iter()
+        .filter_map(|&i| h.events.get(i as usize)?.time)
+        .min()
+        .unwrap_or(0);
+    let hi = idx
+        .iter()
+        .filter_map(|&i| h.events.get(i as usize)?.time)
+        .max()
+        .unwrap_or(0);
     let margin = (hi - lo).max(1_000_000) * 2;
     let (from, to) = (lo.saturating_sub(margin), hi + margin);
     let mut ops = Vec::new();
     for op in &h.ops {
-        if !procs.contains(&op.process) || op.key != a.get("key").cloned().filter(|k| !k.is_null()).or(op.key.clone()) {
+        if !procs.contains(&op.process)
+            || op.key
+                != a.get("key")
+                    .cloned()
+                    .filter(|k| !k.is_null())
+                    .or(op.key.clone())
+        {
             continue;
         }
-        let (Some(c), r) = (op.call_time, op.ret_time) else { continue };
+        let (Some(c), r) = (op.call_time, op.ret_time) else {
+            continue;
+        };
         let r = r.unwrap_or(to);
         if r < from || c > to {
             continue;
         }
         let involved = idx.contains(&op.call) || op.ret.is_some_and(|x| idx.contains(&x));
         let label = match (&op.f[..], &op.output) {
-            ("acquire", Some(v)) if v.get("token").is_some() => format!("acquire (token {})", v["token"]),
+            ("acquire", Some(v)) if v.get("token").is_some() => {
+                format!("acquire (token {})", v["token"])
+            }
             _ => op.f.clone(),
         };
         ops.push(crate::plots::LaneOp {
