@@ -193,3 +193,94 @@ async fn the_time_limit_ends_the_run() {
     assert!(stats.ok > 100);
     assert!(read_history("run", &text, Format::Jsonl).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_stop_ends_calls_as_info() {
+    // --rate: 200 ops/s over 5 workers for 1 s is about 200 operations.
+    let cfg = RunConfig {
+        concurrency: 5,
+        time_limit: Duration::from_secs(1),
+        op_timeout: Duration::from_secs(1),
+        seed: 9,
+        rate: Some(200.0),
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let mut workers = Workers::new(5, rx);
+    let recorder = Arc::new(Recorder::new(
+        HistoryWriter::new(Vec::new()),
+        Instant::now(),
+    ));
+    let state = Arc::new(Mutex::new(Value::Null));
+    let calls = Arc::new(AtomicU64::new(0));
+    let s = run_clients(
+        &cfg,
+        &mut workers,
+        move |_| Register {
+            state: state.clone(),
+            calls: calls.clone(),
+            flaky: 0,
+        },
+        |slot| Rw {
+            slot: slot as u64,
+            n: 0,
+            limit: u64::MAX,
+        },
+        recorder,
+    )
+    .await
+    .unwrap();
+    assert!((80..=320).contains(&s.ok), "{} ops at 200/s for 1 s", s.ok);
+
+    // A client that never answers: stopping completes its call as info, and
+    // the next phase starts every worker under a new process number.
+    struct Hang;
+    impl Client for Hang {
+        async fn invoke(&mut self, _op: &Op) -> Completion {
+            std::future::pending::<()>().await;
+            unreachable!()
+        }
+    }
+    let cfg = RunConfig {
+        time_limit: Duration::from_secs(30),
+        op_timeout: Duration::from_secs(30),
+        rate: None,
+        ..cfg
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut workers = Workers::new(3, rx);
+    let recorder = Arc::new(Recorder::new(
+        HistoryWriter::new(Vec::new()),
+        Instant::now(),
+    ));
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = tx.send(true);
+    });
+    let start = Instant::now();
+    let s = run_clients(
+        &cfg,
+        &mut workers,
+        |_| Hang,
+        |slot| Rw {
+            slot: slot as u64,
+            n: 0,
+            limit: 10,
+        },
+        recorder.clone(),
+    )
+    .await
+    .unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(s.info, 3, "each worker's hanging call is info");
+    let text = String::from_utf8(
+        Arc::try_unwrap(recorder)
+            .ok()
+            .unwrap()
+            .into_inner()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(text.contains("interrupted"));
+    let p = read_history("run", &text, Format::Jsonl).unwrap();
+    assert_eq!(p.history.ops.len(), 3);
+}

@@ -268,10 +268,20 @@ impl EtcdClient {
                     }
                 };
                 let key = v["key"].as_str().unwrap_or_default().to_string();
-                let token: u64 = v["header"]["revision"]
+                // The token: the lock key's create revision (etcd grants in
+                // that order, so it is a fencing token). If it cannot be read,
+                // the revision of the grant stands in.
+                let header: u64 = v["header"]["revision"]
                     .as_str()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
+                let token = match self.post("/v3/kv/range", json!({"key": key})).await {
+                    Ok(r) => r["kvs"][0]["create_revision"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(header),
+                    Err(_) => header,
+                };
                 self.held = Some((key, id, task));
                 Ok(Completion::Ok(
                     json!({"token": token, "lease_ms": ttl * 1000}),
