@@ -484,4 +484,8 @@ impl<G: Generator> Generator for FinalGen<G> {
     fn next(&mut self, rng: &mut rand_chacha::ChaCha8Rng) -> Option<crate::runner::Op> {
         self.0.as_mut()?.next(rng)
     }
+
+    fn must_finish(&self) -> bool {
+        self.0.as_ref().is_some_and(|g| g.must_finish())
+    }
 }

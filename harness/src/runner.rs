@@ -74,6 +74,12 @@ pub trait Client: Send {
 pub trait Generator: Send {
     /// The next operation for this worker, or `None` when it is done.
     fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<Op>;
+
+    /// Whether the next operation must run even past the time limit (a
+    /// lock's release: a hold must not outlive the run). Stops still stop.
+    fn must_finish(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -236,7 +242,7 @@ where
             );
             let mut c = client(slot);
             let mut next_at = Instant::now();
-            while Instant::now() < deadline && !*stop.borrow() {
+            while (Instant::now() < deadline || gen.must_finish()) && !*stop.borrow() {
                 if let Some(gap) = gap {
                     // Uniform in [0, 2 gap): the mean is the asked rate, and
                     // workers do not march in step.
@@ -245,7 +251,7 @@ where
                         _ = tokio::time::sleep_until(next_at.into()) => {}
                         _ = stop.changed() => break,
                     }
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= deadline && !gen.must_finish() {
                         break;
                     }
                 }

@@ -154,6 +154,10 @@ impl Generator for LockGen {
         self.holding = !self.holding;
         Some(op)
     }
+
+    fn must_finish(&self) -> bool {
+        self.holding
+    }
 }
 
 /// Any of the above, so a workload has one generator type.
@@ -171,6 +175,13 @@ impl Generator for AnyGen {
             AnyGen::Set(g) => g.next(rng),
             AnyGen::Lock(g) => g.next(rng),
             AnyGen::Once(g) => g.next(rng),
+        }
+    }
+
+    fn must_finish(&self) -> bool {
+        match self {
+            AnyGen::Lock(g) => g.must_finish(),
+            _ => false,
         }
     }
 }
@@ -210,6 +221,10 @@ mod tests {
         let mut g = LockGen::new("L", (10, 50));
         let fs: Vec<String> = (0..4).map(|_| g.next(&mut rng).unwrap().f).collect();
         assert_eq!(fs, ["acquire", "release", "acquire", "release"]);
+        // A hold never outlives the run: after an acquire, the release must come.
+        assert!(!g.must_finish());
+        g.next(&mut rng);
+        assert!(g.must_finish());
         let mut s = SetGen::new(0, 1, 3);
         let fs: Vec<String> = (0..6).map(|_| s.next(&mut rng).unwrap().f).collect();
         assert_eq!(fs, ["add", "add", "read", "add", "add", "read"]);
