@@ -275,17 +275,25 @@ impl EtcdClient {
                     .as_str()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                let token = match self.post("/v3/kv/range", json!({"key": key})).await {
-                    Ok(r) => r["kvs"][0]["create_revision"]
+                // A granted lock whose key is already gone (its lease ran out
+                // while it waited) is etcd 3.4's lock granting on a deleted
+                // key: say so in the result.
+                let (token, gone) = match self.post("/v3/kv/range", json!({"key": key})).await {
+                    Ok(r) => match r["kvs"][0]["create_revision"]
                         .as_str()
                         .and_then(|s| s.parse().ok())
-                        .unwrap_or(header),
-                    Err(_) => header,
+                    {
+                        Some(t) => (t, false),
+                        None => (header, true),
+                    },
+                    Err(_) => (header, false),
                 };
                 self.held = Some((key, id, task));
-                Ok(Completion::Ok(
-                    json!({"token": token, "lease_ms": ttl * 1000}),
-                ))
+                let mut out = json!({"token": token, "lease_ms": ttl * 1000});
+                if gone {
+                    out["key_gone"] = json!(true);
+                }
+                Ok(Completion::Ok(out))
             }
             "release" => {
                 let Some((key, id, task)) = self.held.take() else {
