@@ -5,41 +5,25 @@
 use harness::testing::TestCluster;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
+
+mod common;
 
 fn run(t: &TestCluster, store: &Path, mode: &str, args: &[&str]) -> (Option<i32>, String, Value) {
-    let start = format!("{} --mode {mode}", workloads::http::DEFAULT_START);
-    let out = Command::new(env!("CARGO_BIN_EXE_shakedown"))
-        .arg("test")
-        .args([
-            "--system",
-            "http",
-            "--workload",
-            "register",
-            "--interval",
-            "2",
-            "--recovery",
-            "1",
-        ])
-        .args([
-            "--opt",
-            &format!("binary={}", env!("CARGO_BIN_EXE_shakedown-demo-node")),
-        ])
-        .args(["--opt", &format!("start={start}")])
-        .args(["--store", &store.display().to_string()])
-        .args(["--nodes-file", &t.up.nodes_file.display().to_string()])
-        .args(["--ssh-key", &t.up.key.display().to_string()])
-        .args(["--known-hosts", &t.up.known_hosts.display().to_string()])
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let results = std::fs::read_to_string(store.join("latest/results.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
-    (out.status.code(), text, results)
+    let start = format!("start={} --mode {mode}", workloads::http::DEFAULT_START);
+    let binary = format!("binary={}", env!("CARGO_BIN_EXE_shakedown-demo-node"));
+    let mut all = vec![
+        "--system",
+        "http",
+        "--workload",
+        "register",
+        "--interval",
+        "2",
+        "--recovery",
+        "1",
+    ];
+    all.extend_from_slice(&["--opt", &binary, "--opt", &start]);
+    all.extend_from_slice(args);
+    common::run_test(t, store, &all)
 }
 
 #[test]

@@ -56,6 +56,29 @@ impl Daemon {
         )
     }
 
+    /// Uploads the control host's file `local` as `<dir>/<name>` (mode 755);
+    /// `hint` says how to get the file when it cannot be read.
+    pub fn install(
+        &self,
+        node: &mut dyn Remote,
+        local: &std::path::Path,
+        name: &str,
+        hint: &str,
+    ) -> Result<(), ControlError> {
+        let bin = std::fs::read(local).map_err(|e| ControlError {
+            node: "control".into(),
+            what: format!("cannot read {} ({hint})", local.display()),
+            command: None,
+            code: None,
+            stderr: e.to_string(),
+        })?;
+        node.run(
+            &format!("mkdir -p {}/data", self.dir()),
+            Duration::from_secs(10),
+        )?;
+        node.upload(&bin, &format!("{}/{name}", self.dir()), 0o755)
+    }
+
     /// Writes the start script and runs it; returns the pid.
     pub fn start(
         &self,

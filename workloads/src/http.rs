@@ -64,18 +64,7 @@ impl System for HttpSystem {
         nodes: &[NodeInfo],
     ) -> Result<(), ControlError> {
         let d = self.daemon();
-        let bin = std::fs::read(&self.binary).map_err(|e| ControlError {
-            node: "control".into(),
-            what: format!("--opt binary={}: cannot read it", self.binary.display()),
-            command: None,
-            code: None,
-            stderr: e.to_string(),
-        })?;
-        node.run(
-            &format!("mkdir -p {}/data", d.dir()),
-            Duration::from_secs(10),
-        )?;
-        node.upload(&bin, &format!("{}/node", d.dir()), 0o755)?;
+        d.install(node, &self.binary, "node", "the file of --opt binary=")?;
         d.start(node, &self.command(i, nodes), &d.dir())?;
         Ok(())
     }

@@ -85,18 +85,7 @@ impl System for Etcd {
         nodes: &[NodeInfo],
     ) -> Result<(), ControlError> {
         let d = self.daemon();
-        let bin = std::fs::read(&self.binary).map_err(|e| ControlError {
-            node: "control".into(),
-            what: format!(
-                "cannot read {} (install Debian's etcd-server)",
-                self.binary.display()
-            ),
-            command: None,
-            code: None,
-            stderr: e.to_string(),
-        })?;
-        node.run(&format!("mkdir -p {}", d.dir()), Duration::from_secs(10))?;
-        node.upload(&bin, &format!("{}/etcd", d.dir()), 0o755)?;
+        d.install(node, &self.binary, "etcd", "install Debian's etcd-server")?;
         d.start(node, &self.command(i, nodes), &d.dir())?;
         Ok(())
     }
