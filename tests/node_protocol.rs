@@ -70,6 +70,13 @@ fn the_demo_node_correct_passes_and_each_bug_is_caught() {
             ],
         );
         assert_eq!(code, Some(1), "{mode}: {out}");
+        if common::have_browser() {
+            // The report of this real failing run, in a real browser.
+            let b = common::open_in_browser(&store.join("latest/report.html"));
+            assert!(b.console_errors.is_empty(), "{:?}", b.console_errors);
+            assert!(b.page_requests.is_empty(), "{:?}", b.page_requests);
+            assert!(b.dom.contains("INVALID") && b.dom.contains("cannot be linearized"));
+        }
         let msg = results["checkers"]["kv"]["anomalies"][0]["message"]
             .as_str()
             .unwrap_or_default();

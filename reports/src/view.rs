@@ -196,7 +196,7 @@ pub fn build_view(
             "stop-partition" | "restart" | "resume" | "stop-loss" | "clock-reset" | "heal"
         );
         match (e.kind, healing) {
-            (EventType::Invoke, false) => open = Some((e.f.clone(), short(&e.value), t)),
+            (EventType::Invoke, false) => open = Some((e.f.clone(), fault_words(&e.value), t)),
             (EventType::Info, true) => {
                 if let Some((n, d, s)) = open.take() {
                     windows.push(Window {
@@ -560,6 +560,25 @@ fn lock_lanes(
     }
     let svg = crate::plots::lanes(&ops, windows, "seconds").ok();
     (svg, "The operations of the processes involved around the anomaly (red: the ones it names); a hold runs from an acquire's completion to the next release.".into())
+}
+
+/// What a fault did, in words: "halves: n1 drops n2,n3; ..." for a
+/// partition, the nodes for kill and pause.
+fn fault_words(v: &Value) -> String {
+    if let Some(g) = v.get("grudge").and_then(Value::as_object) {
+        let cuts: Vec<String> = g
+            .iter()
+            .filter_map(|(n, peers)| {
+                let p: Vec<String> = peers.as_array()?.iter().map(short).collect();
+                (!p.is_empty()).then(|| format!("{n} drops {}", p.join(",")))
+            })
+            .collect();
+        return format!("{}: {}", short(&v["strategy"]), cuts.join("; "));
+    }
+    match v {
+        Value::Array(a) => a.iter().map(short).collect::<Vec<_>>().join(", "),
+        v => short(v),
+    }
 }
 
 fn short_long(v: &Value) -> String {
