@@ -13,32 +13,26 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
 
-fn shakedown(t: &TestCluster, store: &Path) -> Command {
+/// `shakedown VERB` on `t`'s nodes, with runs in `store`.
+fn verb(verb: &str, t: &TestCluster, store: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_shakedown"));
-    c.args(["--nodes-file", &t.up.nodes_file.display().to_string()])
+    c.arg(verb)
+        .args(["--store", &store.display().to_string()])
+        .args(["--nodes-file", &t.up.nodes_file.display().to_string()])
         .args(["--ssh-key", &t.up.key.display().to_string()])
         .args(["--known-hosts", &t.up.known_hosts.display().to_string()]);
-    let _ = store;
     c
 }
 
 fn test_cmd(t: &TestCluster, store: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shakedown"));
-    c.arg("test")
-        .args(["--system", "noop", "--rate", "2000", "--recovery", "0"])
-        .args(["--store", &store.display().to_string()])
+    let mut c = verb("test", t, store);
+    c.args(["--system", "noop", "--rate", "2000", "--recovery", "0"])
         .args(extra);
-    let base = shakedown(t, store);
-    c.args(base.get_args());
     c
 }
 
 fn heal_cmd(t: &TestCluster, store: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shakedown"));
-    c.arg("heal")
-        .args(["--store", &store.display().to_string()]);
-    c.args(shakedown(t, store).get_args());
-    c
+    verb("heal", t, store)
 }
 
 /// Every line of the history parses, indices count up, times never go back.

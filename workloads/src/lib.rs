@@ -17,7 +17,6 @@ use harness::system::{NodeInfo, Noop, System};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 pub struct OptInfo {
     pub key: &'static str,
@@ -372,6 +371,3 @@ pub fn describe(sel: &Selection) -> Value {
         "checkers": sel.checkers().iter().map(|(c, init)| json!({"checker": c.name(), "init": init})).collect::<Vec<_>>(),
     })
 }
-
-/// The default per-operation timeout.
-pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
