@@ -11,7 +11,7 @@
 //! panic in this function via [`HealGuard`]); every event is flushed as it
 //! is recorded.
 
-use crate::control::{ControlError, Remote, SshNode, SshOptions};
+use crate::control::{self, ControlError, Remote, SshNode, SshOptions};
 use crate::nemesis;
 use crate::nodes::NodeAddr;
 use crate::progress::Progress;
@@ -85,39 +85,12 @@ pub struct Prepared {
     control: Ipv4Addr,
 }
 
-fn connect_all(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<Vec<SshNode>, TestError> {
-    let results: Vec<Result<SshNode, ControlError>> = std::thread::scope(|s| {
-        let hs: Vec<_> = addrs
-            .iter()
-            .map(|a| s.spawn(move || SshNode::connect(a, ssh)))
-            .collect();
-        hs.into_iter()
-            .zip(addrs)
-            .map(|(h, a)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(ControlError {
-                        node: a.name.clone(),
-                        what: "connecting panicked".into(),
-                        command: None,
-                        code: None,
-                        stderr: String::new(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::new();
-    let mut failed = Vec::new();
-    for r in results {
-        match r {
-            Ok(n) => out.push(n),
-            Err(e) => failed.push(e.to_string()),
-        }
+/// Every node, or an infrastructure error naming each one that failed.
+fn connect_every(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<Vec<SshNode>, TestError> {
+    match control::connect_all(addrs, ssh) {
+        (nodes, failed) if failed.is_empty() => Ok(nodes),
+        (_, failed) => Err(TestError::Infra(failed.join("\n"))),
     }
-    if !failed.is_empty() {
-        return Err(TestError::Infra(failed.join("\n")));
-    }
-    Ok(out)
 }
 
 fn v4(ip: IpAddr, node: &str) -> Result<Ipv4Addr, TestError> {
@@ -166,7 +139,7 @@ pub fn prepare(
     if addrs.is_empty() {
         return Err(TestError::Usage("the nodes file lists no nodes".into()));
     }
-    let mut sessions = connect_all(&addrs, &ssh)?;
+    let mut sessions = connect_every(&addrs, &ssh)?;
     let mut nodes = Vec::new();
     for s in &sessions {
         v4(s.ip(), s.name())?;
@@ -230,11 +203,7 @@ impl Drop for HealGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("shakedown: a panic during the run; healing every node");
-            let mut nodes: Vec<SshNode> = self
-                .addrs
-                .iter()
-                .filter_map(|a| SshNode::connect(a, &self.ssh).ok())
-                .collect();
+            let (mut nodes, _) = control::connect_all(&self.addrs, &self.ssh);
             if let Err(e) = nemesis::heal(&mut nodes) {
                 eprintln!("shakedown: heal after panic failed: {e}; run `shakedown heal`");
             }
@@ -286,7 +255,7 @@ impl Prepared {
         let nemesis_nodes = if spec.faults.is_empty() {
             Vec::new()
         } else {
-            connect_all(&self.addrs, &self.ssh)?
+            connect_every(&self.addrs, &self.ssh)?
         };
         let ips: Vec<Ipv4Addr> = self
             .nodes
@@ -365,7 +334,7 @@ impl Prepared {
             Err(_) => {
                 tracing::error!("the fault thread panicked; healing with new sessions");
                 Nemesis::new(
-                    connect_all(&self.addrs, &self.ssh).unwrap_or_default(),
+                    control::connect_all(&self.addrs, &self.ssh).0,
                     ips,
                     self.control,
                     system.daemon(),

@@ -1,8 +1,9 @@
 //! `shakedown heal [--nodes-file F]`: undo every fault on every node.
 
-use super::nodes::{connect_all, NodeFlags};
+use super::nodes::NodeFlags;
 use crate::exit;
 use clap::Args;
+use harness::control::connect_all;
 use harness::nemesis;
 
 #[derive(Args)]

@@ -2,7 +2,7 @@
 
 use crate::exit;
 use clap::Args;
-use harness::control::{SshNode, SshOptions};
+use harness::control::SshOptions;
 use harness::local::LocalCluster;
 use harness::nodes::{self, NodeAddr};
 use std::path::PathBuf;
@@ -78,25 +78,4 @@ impl NodeFlags {
         };
         Ok((addrs, opts))
     }
-}
-
-/// Connects to every node in parallel; the nodes that failed, with why.
-pub fn connect_all(addrs: &[NodeAddr], opts: &SshOptions) -> (Vec<SshNode>, Vec<String>) {
-    let results: Vec<_> = std::thread::scope(|s| {
-        let hs: Vec<_> = addrs
-            .iter()
-            .map(|a| s.spawn(move || SshNode::connect(a, opts)))
-            .collect();
-        hs.into_iter().map(|h| h.join()).collect()
-    });
-    let mut ok = Vec::new();
-    let mut failed = Vec::new();
-    for (r, a) in results.into_iter().zip(addrs) {
-        match r {
-            Ok(Ok(n)) => ok.push(n),
-            Ok(Err(e)) => failed.push(e.to_string()),
-            Err(_) => failed.push(format!("{}: connecting panicked", a.name)),
-        }
-    }
-    (ok, failed)
 }
