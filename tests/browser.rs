@@ -45,4 +45,30 @@ fn the_report_loads_offline_shows_the_verdict_and_keeps_values_inert() {
         "a script element came from the history"
     );
     assert!(b.screenshot.starts_with(b"\x89PNG") && b.screenshot.len() > 10_000);
+
+    // The timeline: its script ran (the page's policy allows it by hash),
+    // every operation is a row (the nemesis' too), the value from the history is text there too.
+    let rows = |dom: &str| dom.matches("<tr id=\"op-").count();
+    assert_eq!(rows(&b.dom), 6, "{}", b.dom);
+    assert!(b.dom.contains("Operations 1–6 of 6;"));
+    assert!(
+        b.dom
+            .contains("<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>"),
+        "the key is not text in the timeline"
+    );
+    // Filters from the address: process 0's info operations.
+    let f = common::open_in_browser_at(&dir.path().join("report.html"), "#p=0&o=info");
+    assert!(f.console_errors.is_empty(), "{:?}", f.console_errors);
+    assert_eq!(rows(&f.dom), 1, "{}", f.dom);
+    assert!(f.dom.contains("Operations 1–1 of 1 matching (6 in all)"));
+    assert!(f.dom.contains("<tr id=\"op-4\">"), "{}", f.dom);
+    // A checker's event link opens its operation in the timeline.
+    assert!(b.dom.contains("href=\"#op="), "no links from the anomalies");
+    let o = common::open_in_browser_at(&dir.path().join("report.html"), "#op=2");
+    assert!(
+        o.dom.contains("<tr id=\"op-2\" class=\"hit\">"),
+        "{}",
+        o.dom
+    );
+    assert!(o.dom.contains("<details id=\"tl\" open"));
 }

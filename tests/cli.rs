@@ -344,3 +344,48 @@ fn safety_checkers_from_the_command_line() {
     let out = shakedown(&["check", "--model", "bank", "--init", r#"{"a":1}"#, &bank]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_lock_report_marks_holds_tokens_and_lease_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = 1_000_000u64;
+    let ev = |p: u64, t: &str, f: &str, v: &str, at: u64| {
+        format!(
+            r#"{{"process":{p},"type":"{t}","f":"{f}","key":"L","value":{v},"time":{}}}"#,
+            at * ms
+        )
+    };
+    let lock = write(
+        dir.path(),
+        "lock.jsonl",
+        &[
+            ev(0, "invoke", "acquire", "null", 100),
+            ev(0, "ok", "acquire", r#"{"token":1,"lease_ms":1000}"#, 120),
+            ev(1, "invoke", "acquire", "null", 300),
+            ev(1, "ok", "acquire", r#"{"token":2,"lease_ms":1000}"#, 900),
+            ev(0, "invoke", "release", "null", 1500),
+            ev(0, "ok", "release", "null", 1510),
+            String::new(),
+        ]
+        .join("\n"),
+    );
+    let out_dir = dir.path().join("out");
+    let out = shakedown(&[
+        "check",
+        "--model",
+        "lock",
+        "--out",
+        &out_dir.display().to_string(),
+        &lock,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(out_dir.join("lock.jsonl/report.html")).unwrap();
+    for words in [
+        "holds (token 1)",
+        "holds (token 2)",
+        "lease ends (1000 ms)",
+        "double-grant",
+    ] {
+        assert!(html.contains(words), "the report does not say {words:?}");
+    }
+}

@@ -90,6 +90,12 @@ fn etcd_register_lock_and_set() {
     assert!(out.contains("kv: INVALID"), "{out}");
     let report = std::fs::read_to_string(store.join("latest/report.html")).unwrap();
     assert!(report.contains("INVALID") && report.contains("<svg"));
+    // Each node's log lines are the ones etcd wrote near the stale read.
+    assert_eq!(
+        report.matches("(written near ").count(),
+        5,
+        "the node logs are not excerpted near the failure"
+    );
 
     // Locks: the run completes and both checkers answer.
     let (code, out, results) = run(

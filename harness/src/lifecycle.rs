@@ -251,6 +251,13 @@ impl Prepared {
             .history()
             .map_err(|e| TestError::Infra(e.to_string()))?;
         let start = Instant::now();
+        // The history's time 0 on the wall clock, to find node log lines.
+        let origin_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if let Err(e) = run_dir.set_test_field("history_origin_unix_ms", origin_ms.into()) {
+            tracing::warn!("{e}");
+        }
         let recorder = Arc::new(Recorder::new(history, start));
         let nemesis_nodes = if spec.faults.is_empty() {
             Vec::new()

@@ -125,6 +125,17 @@ impl RunDir {
         std::fs::write(&p, body + "\n").map_err(|e| err(&p, e))
     }
 
+    /// Adds (or replaces) one field of test.json.
+    pub fn set_test_field(&self, key: &str, value: Value) -> Result<(), StoreError> {
+        let p = self.path.join("test.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| err(&p, e))?;
+        let mut test: Value = serde_json::from_str(&text).map_err(|e| err(&p, e))?;
+        if let Value::Object(m) = &mut test {
+            m.insert(key.to_string(), value);
+        }
+        self.write_test_json(&test)
+    }
+
     /// The history, written and flushed line by line.
     pub fn history(&self) -> Result<HistoryWriter<File>, StoreError> {
         let p = self.path.join("history.jsonl");

@@ -4,7 +4,9 @@
 //! shows as text, never as markup.
 
 pub mod junit;
+pub mod logs;
 pub mod plots;
+pub mod timeline;
 pub mod view;
 
 use minijinja::Environment;
@@ -25,11 +27,26 @@ fn env() -> Environment<'static> {
     env
 }
 
+/// The timeline's script, the only one on the page; the page's
+/// Content-Security-Policy allows exactly this text (by its SHA-256).
+const SCRIPT: &str = include_str!("../templates/timeline.js");
+
+fn script_hash() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(SCRIPT.as_bytes()))
+}
+
 /// Renders a view to HTML.
 pub fn render_html(view: &view::View) -> Result<String, ReportError> {
+    let ctx = minijinja::context! {
+        script => SCRIPT,
+        script_hash => script_hash(),
+        ..minijinja::Value::from(minijinja::value::Serde(view))
+    };
     env()
         .get_template("report.html")
-        .and_then(|t| t.render(minijinja::value::Serde(view)))
+        .and_then(|t| t.render(ctx))
         .map_err(|e| ReportError(format!("report template: {e}")))
 }
 

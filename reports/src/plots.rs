@@ -57,7 +57,48 @@ pub fn latency(points: &[Point], windows: &[Window], span: f64) -> Res<String> {
         }
         root.present().map_err(e)?;
     }
-    Ok(out)
+    Ok(compact_circles(&out))
+}
+
+/// The same picture in fewer bytes: circles drawn twice at the same pixel
+/// with the same colour kept once, and runs of one colour grouped under one
+/// `<g>` with the attributes they share.
+fn compact_circles(svg: &str) -> String {
+    let mut out = String::with_capacity(svg.len() / 2);
+    let mut seen = std::collections::HashSet::new();
+    let mut group: Option<&str> = None;
+    for line in svg.lines() {
+        let circle = line.strip_prefix("<circle cx=\"").and_then(|rest| {
+            let (cx, rest) = rest.split_once("\" cy=\"")?;
+            let (cy, rest) = rest.split_once("\" r=\"")?;
+            let (r, rest) = rest.split_once('"')?;
+            let fill = rest.split_once("fill=\"")?.1.split_once('"')?.0;
+            Some((cx, cy, r, fill))
+        });
+        match circle {
+            Some((cx, cy, r, fill)) => {
+                if !seen.insert((cx, cy, fill)) {
+                    continue;
+                }
+                if group != Some(fill) {
+                    if group.is_some() {
+                        out.push_str("</g>\n");
+                    }
+                    out.push_str(&format!("<g fill=\"{fill}\" stroke=\"none\">\n"));
+                    group = Some(fill);
+                }
+                out.push_str(&format!("<circle cx=\"{cx}\" cy=\"{cy}\" r=\"{r}\"/>\n"));
+            }
+            None => {
+                if group.take().is_some() {
+                    out.push_str("</g>\n");
+                }
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 fn shade<DB: DrawingBackend, CT>(
@@ -177,13 +218,17 @@ pub struct LaneOp {
     pub start: f64,
     pub end: f64,
     pub label: String,
+    /// 0 done, 1 pending, 2 named by the anomaly, 3 a lock hold.
     pub kind: u8,
+    /// A moment marked on the bar with a line and a word (a lease's end).
+    pub mark: Option<(f64, String)>,
 }
 
-const LANE: [RGBColor; 3] = [
+const LANE: [RGBColor; 4] = [
     RGBColor(120, 170, 130),
     RGBColor(233, 162, 59),
     RGBColor(214, 40, 40),
+    RGBColor(90, 120, 200),
 ];
 
 /// Lanes per process around a failure: each operation a bar from its
@@ -197,12 +242,22 @@ pub fn lanes(ops: &[LaneOp], windows: &[Window], unit: &str) -> Res<String> {
     }
     names.sort_by_key(|n| (n.parse::<u64>().unwrap_or(u64::MAX), n.clone()));
     let lo = ops.iter().map(|o| o.start).fold(f64::INFINITY, f64::min);
-    let hi = ops.iter().map(|o| o.end).fold(f64::NEG_INFINITY, f64::max);
+    let hi = ops
+        .iter()
+        .flat_map(|o| [Some(o.end), o.mark.as_ref().map(|m| m.0)])
+        .flatten()
+        .fold(f64::NEG_INFINITY, f64::max);
     if names.is_empty() || !lo.is_finite() || !hi.is_finite() {
         return Ok(String::new());
     }
     let pad = ((hi - lo) * 0.05).max(1e-6);
-    let (x0, x1) = (lo - pad, hi + pad);
+    // Room on the right for a mark's words.
+    let words = if ops.iter().any(|o| o.mark.is_some()) {
+        3.0
+    } else {
+        1.0
+    };
+    let (x0, x1) = (lo - pad, hi + pad * words);
     let rows = names.len() as f64;
     let h = (60 + 34 * names.len()) as u32;
     let mut out = String::new();
@@ -250,20 +305,59 @@ pub fn lanes(ops: &[LaneOp], windows: &[Window], unit: &str) -> Res<String> {
                         (o.start, y + 0.2),
                         (o.end.max(o.start + pad / 20.0), y + 0.8),
                     ],
-                    LANE[o.kind.min(2) as usize].mix(0.85).filled(),
+                    LANE[o.kind.min(3) as usize].mix(0.85).filled(),
                 )
             }))
             .map_err(e)?;
         chart
             .draw_series(ops.iter().map(|o| {
+                // Holds are labelled under their bar, operations above.
+                let dy = if o.kind == 3 { 0.15 } else { 0.95 };
                 Text::new(
                     o.label.clone(),
-                    (o.start, row(&o.lane) + 0.95),
+                    (o.start, row(&o.lane) + dy),
                     ("sans-serif", 11).into_font(),
+                )
+            }))
+            .map_err(e)?;
+        let marks: Vec<(f64, f64, &str)> = ops
+            .iter()
+            .filter_map(|o| o.mark.as_ref().map(|(t, w)| (*t, row(&o.lane), w.as_str())))
+            .collect();
+        chart
+            .draw_series(marks.iter().map(|&(t, y, _)| {
+                PathElement::new(vec![(t, y + 0.05), (t, y + 0.95)], BLACK.stroke_width(2))
+            }))
+            .map_err(e)?;
+        chart
+            .draw_series(marks.iter().map(|&(t, y, w)| {
+                Text::new(
+                    format!(" {w}"),
+                    (t, y + 0.95),
+                    ("sans-serif", 10).into_font(),
                 )
             }))
             .map_err(e)?;
         root.present().map_err(e)?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_circles_keeps_each_pixel_once_and_the_order_of_colours() {
+        let svg = "<svg>\n\
+            <circle cx=\"1\" cy=\"2\" r=\"2\" opacity=\"1\" fill=\"#00FF00\" stroke=\"none\" stroke-width=\"1\"/>\n\
+            <circle cx=\"1\" cy=\"2\" r=\"2\" opacity=\"1\" fill=\"#00FF00\" stroke=\"none\" stroke-width=\"1\"/>\n\
+            <circle cx=\"1\" cy=\"2\" r=\"2\" opacity=\"1\" fill=\"#FF0000\" stroke=\"none\" stroke-width=\"1\"/>\n\
+            <text>x</text>\n</svg>";
+        assert_eq!(
+            compact_circles(svg),
+            "<svg>\n<g fill=\"#00FF00\" stroke=\"none\">\n<circle cx=\"1\" cy=\"2\" r=\"2\"/>\n</g>\n\
+             <g fill=\"#FF0000\" stroke=\"none\">\n<circle cx=\"1\" cy=\"2\" r=\"2\"/>\n</g>\n<text>x</text>\n</svg>\n"
+        );
+    }
 }

@@ -52,6 +52,8 @@ pub struct CheckerView {
 #[derive(Clone, Debug, Serialize)]
 pub struct OpRow {
     pub index: u64,
+    /// The operation's number in the timeline (its id in the history).
+    pub op: Option<usize>,
     pub process: String,
     pub kind: String,
     pub f: String,
@@ -71,12 +73,7 @@ pub struct LatencyRow {
     pub p99: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct LogExcerpt {
-    pub node: String,
-    pub file: String,
-    pub lines: Vec<String>,
-}
+pub use crate::logs::LogExcerpt;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct View {
@@ -98,15 +95,14 @@ pub struct View {
     pub throughput_svg: String,
     pub availability_svg: String,
     pub logs: Vec<LogExcerpt>,
-    /// Operations shown in the timeline table, and how many there are.
-    pub timeline: Vec<OpRow>,
-    pub timeline_note: String,
+    /// Every operation, as JSON for the timeline's script (safe inside a
+    /// script element), and how many there are.
+    pub timeline_json: String,
+    pub timeline_ops: usize,
 }
 
 /// Most points drawn in the latency plot (an SVG with more gets heavy).
 pub const MAX_POINTS: usize = 20_000;
-/// Most rows in the timeline table.
-pub const MAX_ROWS: usize = 5_000;
 
 fn short(v: &Value) -> String {
     let s = match v {
@@ -170,10 +166,17 @@ pub fn build_view(
         &wrapped
     };
 
+    // Event index -> timeline row, for links into the timeline.
+    let tl = crate::timeline::data(h);
+    let op_of = &tl.row_of;
     let row = |i: u64| -> Option<OpRow> {
         let e = h.events.get(i as usize)?;
         Some(OpRow {
             index: e.index,
+            op: op_of
+                .get(i as usize)
+                .filter(|&&o| o != u32::MAX)
+                .map(|&o| o as usize),
             process: e.process.to_string(),
             kind: format!("{:?}", e.kind).to_lowercase(),
             f: e.f.clone(),
@@ -339,20 +342,15 @@ pub fn build_view(
         });
     }
 
-    // Node logs: the lines near the first anomaly's time (or the end).
-    let logs = logs.map(node_logs).unwrap_or_default();
-
-    let timeline: Vec<OpRow> = (0..h.events.len().min(MAX_ROWS) as u64)
-        .filter_map(row)
-        .collect();
-    let timeline_note = if h.events.len() > MAX_ROWS {
-        format!(
-            "Showing the first {MAX_ROWS} of {} events; history.jsonl has them all.",
-            h.events.len()
-        )
-    } else {
-        format!("All {} events.", h.events.len())
+    // Node logs: the lines near the failing operation's time (or the end).
+    let focus = failure_time(results, h);
+    let at = match (test["history_origin_unix_ms"].as_i64(), focus) {
+        (Some(origin), Some(ns)) => Some((origin + (ns / 1_000_000) as i64, ns as f64 / 1e9)),
+        _ => None,
     };
+    let logs = logs
+        .map(|d| crate::logs::node_logs(d, at))
+        .unwrap_or_default();
 
     let verdict = match &results["valid"] {
         Value::Bool(true) => "valid",
@@ -369,7 +367,14 @@ pub fn build_view(
         system: short(&test["system"]),
         workload: short(&test["workload"]),
         nemesis: {
-            let n = list(&test["nemesis"]);
+            let mut n = list(&test["nemesis"]);
+            if n.is_empty() {
+                // A bare history: the faults its nemesis events name.
+                let mut names: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+                names.sort();
+                names.dedup();
+                n = names.join(", ");
+            }
             if n.is_empty() {
                 "none".into()
             } else {
@@ -409,8 +414,8 @@ pub fn build_view(
         latency,
         plots_capped,
         logs,
-        timeline,
-        timeline_note,
+        timeline_ops: tl.rows,
+        timeline_json: tl.json,
     })
 }
 
@@ -453,6 +458,7 @@ fn linear_lanes(ce: &Value, windows: &[Window]) -> (Option<String>, String) {
                 end: b,
                 label,
                 kind,
+                mark: None,
             });
         }
     };
@@ -526,6 +532,12 @@ fn lock_lanes(
     let margin = (hi - lo).max(1_000_000) * 2;
     let (from, to) = (lo.saturating_sub(margin), hi + margin);
     let mut ops = Vec::new();
+    let mut releases: Vec<(Process, u64)> = Vec::new();
+    for op in &h.ops {
+        if procs.contains(&op.process) && op.f == "release" {
+            releases.push((op.process, op.call_time.unwrap_or(u64::MAX)));
+        }
+    }
     for op in &h.ops {
         if !procs.contains(&op.process)
             || op.key
@@ -556,10 +568,44 @@ fn lock_lanes(
             end: r as f64 / 1e9,
             label,
             kind: if involved { 2 } else { 0 },
+            mark: None,
         });
+        // The hold: from a granted acquire to the process's next release
+        // (or the window's end), with the lease's end marked.
+        if op.f == "acquire" && op.outcome == Outcome::Ok {
+            let until = releases
+                .iter()
+                .filter(|(p, t)| *p == op.process && *t >= r)
+                .map(|(_, t)| *t)
+                .min()
+                .unwrap_or(to)
+                .min(to);
+            let out = op.output.as_ref();
+            let token = out.and_then(|v| v.get("token")).map(short);
+            let lease = out
+                .and_then(|v| v.get("lease_ms"))
+                .and_then(Value::as_u64)
+                .map(|ms| {
+                    (
+                        (r + ms * 1_000_000) as f64 / 1e9,
+                        format!("lease ends ({ms} ms)"),
+                    )
+                });
+            ops.push(crate::plots::LaneOp {
+                lane: op.process.to_string(),
+                start: r as f64 / 1e9,
+                end: until as f64 / 1e9,
+                label: match token {
+                    Some(t) => format!("holds (token {t})"),
+                    None => "holds".into(),
+                },
+                kind: 3,
+                mark: lease,
+            });
+        }
     }
     let svg = crate::plots::lanes(&ops, windows, "seconds").ok();
-    (svg, "The operations of the processes involved around the anomaly (red: the ones it names); a hold runs from an acquire's completion to the next release.".into())
+    (svg, "The operations of the processes involved around the anomaly (red: the ones it names) and their holds (blue, from an acquire's completion to the next release, with the token; a black line where the lease ends, counted from the grant).".into())
 }
 
 /// What a fault did, in words: "halves: n1 drops n2,n3; ..." for a
@@ -585,54 +631,21 @@ fn short_long(v: &Value) -> String {
     v.as_str().map(String::from).unwrap_or_default()
 }
 
-/// The last 40 lines of each node's logs.
-fn node_logs(run_dir: &Path) -> Vec<LogExcerpt> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(run_dir.join("nodes")) else {
-        return out;
-    };
-    let mut dirs: Vec<_> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for d in dirs {
-        let mut files: Vec<_> = std::fs::read_dir(&d)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        for f in files {
-            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
-            let lines: Vec<String> = text
-                .lines()
-                .rev()
-                .take(40)
-                .map(|l| l.chars().take(400).collect())
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            out.push(LogExcerpt {
-                node: d
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                file: format!(
-                    "nodes/{}/{}",
-                    d.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    f.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                ),
-                lines,
-            });
-        }
-    }
-    out
+/// When the failure happened (ns): the invocation of the operation that
+/// cannot be linearized, or the earliest event of a checker's first anomaly;
+/// the earliest over the checkers.
+fn failure_time(results: &Value, h: &checkers::history::History) -> Option<u64> {
+    results["checkers"]
+        .as_object()?
+        .values()
+        .filter_map(|r| {
+            r["counterexample"]["op"]["call_time"].as_u64().or_else(|| {
+                r["anomalies"][0]["events"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|i| h.events.get(i.as_u64()? as usize)?.time)
+                    .min()
+            })
+        })
+        .min()
 }

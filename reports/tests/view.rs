@@ -88,10 +88,8 @@ fn values_from_the_history_stay_inert() {
         !html.contains("<script>alert(1)</script>"),
         "a script tag from the history was not escaped"
     );
-    assert!(
-        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
-        "the value is shown, escaped"
-    );
+    // In the timeline's data, `<` cannot end the element.
+    assert!(html.contains(r#""\u003cscript\u003ealert(1)\u003c/script\u003e""#));
     // No network: nothing is fetched from anywhere.
     for needle in ["http://", "https://", "src=\"", "<link", "@import"] {
         let hits: Vec<&str> = html

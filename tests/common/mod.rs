@@ -50,8 +50,17 @@ pub fn have_browser() -> bool {
 /// browser's background services off.
 #[allow(dead_code)]
 pub fn open_in_browser(page: &Path) -> Browser {
+    open_in_browser_at(page, "")
+}
+
+/// [`open_in_browser`] with an address fragment (`#p=3&f=read`).
+#[allow(dead_code)]
+pub fn open_in_browser_at(page: &Path, fragment: &str) -> Browser {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", std::fs::canonicalize(page).unwrap().display());
+    let url = format!(
+        "file://{}{fragment}",
+        std::fs::canonicalize(page).unwrap().display()
+    );
     let shot = dir.path().join("shot.png");
     let net = dir.path().join("net.json");
     let flags = [
@@ -92,7 +101,12 @@ pub fn open_in_browser(page: &Path) -> Browser {
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     let console_errors = log
         .lines()
-        .filter(|l| l.contains("CONSOLE") || l.contains("Refused") || l.contains("Uncaught"))
+        // The page's own console lines (Chromium's UI pages log some too).
+        .filter(|l| {
+            (l.contains("CONSOLE") && l.contains("file://"))
+                || l.contains("Refused")
+                || l.contains("Uncaught")
+        })
         .map(String::from)
         .collect();
     let netlog: Value = serde_json::from_str(&std::fs::read_to_string(&net).unwrap_or_default())
