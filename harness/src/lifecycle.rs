@@ -74,6 +74,8 @@ pub struct TestSpec {
     /// Time limit of the final phase.
     pub final_time: Duration,
     pub leave_running: bool,
+    /// Partition strategies to draw from (empty: all).
+    pub partitions: Vec<crate::nemesis::Partition>,
 }
 
 /// Connected nodes, checked and ready for a run.
@@ -281,6 +283,8 @@ impl Prepared {
             recorder.clone(),
             spec.run.seed,
         );
+        nem.partitions.clone_from(&spec.partitions);
+        nem.primary_probe = system.primary_probe();
         let active = nem.active.clone();
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -431,10 +435,7 @@ impl Prepared {
             let mut missing = Vec::new();
             for f in &files {
                 let Ok(dir) = &dirs[i] else { continue };
-                let name = Path::new(f)
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "log".into());
+                let name = log_name(f);
                 match n.download(f) {
                     Ok(data) => {
                         if let Err(e) = std::fs::write(dir.join(&name), data) {
@@ -463,5 +464,36 @@ impl<G: Generator> Generator for FinalGen<G> {
 
     fn must_finish(&self) -> bool {
         self.0.as_ref().is_some_and(|g| g.must_finish())
+    }
+}
+
+/// The local name of a node's log file: a daemon's `/opt/shakedown/<name>/log`
+/// is `<name>.log` (a system may have several daemons), any other file keeps
+/// its name.
+fn log_name(path: &str) -> String {
+    let p = Path::new(path);
+    let file = p
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "log".into());
+    match p.parent().and_then(Path::file_name) {
+        Some(dir) if file == "log" => format!("{}.log", dir.to_string_lossy()),
+        _ => file,
+    }
+}
+
+#[cfg(test)]
+mod log_name_tests {
+    #[test]
+    fn daemons_logs_are_named_by_daemon() {
+        assert_eq!(super::log_name("/opt/shakedown/etcd/log"), "etcd.log");
+        assert_eq!(
+            super::log_name("/opt/shakedown/redis-sentinel/log"),
+            "redis-sentinel.log"
+        );
+        assert_eq!(
+            super::log_name("/var/log/zookeeper/zookeeper.log"),
+            "zookeeper.log"
+        );
     }
 }

@@ -504,6 +504,17 @@ impl LocalCluster {
             }
             run("remove a namespace", &["ip", "netns", "del", ns])?;
         }
+        // A namespace outlives its deletion while orphaned TCP sockets of
+        // its killed processes still retransmit (to a peer cut off by a
+        // partition, for minutes): its veth would stay behind with it.
+        // Deleting the host's end removes the pair now.
+        for i in 1..=self.nodes {
+            let veth = self.veth(i);
+            if Path::new("/sys/class/net").join(&veth).exists() {
+                // It may go with its namespace meanwhile: only what is left counts.
+                let _ = run("remove a veth", &["ip", "link", "del", &veth]);
+            }
+        }
         let bridge = self.bridge();
         if Path::new("/sys/class/net").join(&bridge).exists() {
             run("remove the bridge", &["ip", "link", "del", &bridge])?;

@@ -36,16 +36,50 @@ pub enum Partition {
     MajoritiesRing,
     /// Two halves that cannot talk, and one node that talks to both.
     Bridge,
+    /// The system's primary (found by its `primary_probe`) cut off from
+    /// all others; a random node when the system names no primary.
+    IsolatePrimary,
 }
 
 impl Partition {
-    pub const ALL: [Partition; 5] = [
+    pub const ALL: [Partition; 6] = [
         Partition::RandomHalves,
         Partition::IsolateOne,
         Partition::MajorityMinority,
         Partition::MajoritiesRing,
         Partition::Bridge,
+        Partition::IsolatePrimary,
     ];
+
+    /// Parses `--partition a,b` (empty: every strategy).
+    pub fn parse_list(s: &str) -> Result<Vec<Partition>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let p = Partition::ALL
+                .into_iter()
+                .find(|p| p.name() == part)
+                .ok_or_else(|| {
+                    format!(
+                        "{part:?} is not a partition strategy; choose from {}",
+                        Partition::ALL.map(|p| p.name()).join(", ")
+                    )
+                })?;
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `who` cut off from every other node.
+    pub fn isolate(nodes: &[String], who: &str) -> Grudge {
+        let mut g: Grudge = nodes.iter().map(|x| (x.clone(), BTreeSet::new())).collect();
+        for x in nodes.iter().filter(|x| *x != who) {
+            g.entry(x.clone()).or_default().insert(who.to_string());
+            g.entry(who.to_string()).or_default().insert(x.clone());
+        }
+        g
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +88,7 @@ impl Partition {
             Partition::MajorityMinority => "majority",
             Partition::MajoritiesRing => "ring",
             Partition::Bridge => "bridge",
+            Partition::IsolatePrimary => "primary",
         }
     }
 
@@ -77,7 +112,7 @@ impl Partition {
                 let (a, b) = order.split_at(n / 2);
                 cut(a, b, &mut g);
             }
-            Partition::IsolateOne => {
+            Partition::IsolateOne | Partition::IsolatePrimary => {
                 let (a, b) = order.split_at(n.min(1));
                 cut(a, b, &mut g);
             }

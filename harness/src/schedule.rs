@@ -56,7 +56,7 @@ impl Fault {
     /// One line for `--help`.
     pub fn summary(self) -> &'static str {
         match self {
-            Fault::Partition => "iptables partitions: random halves, one node isolated, majority/minority, majorities ring, bridge",
+            Fault::Partition => "iptables partitions: random halves, one node isolated, majority/minority, majorities ring, bridge, the primary isolated (--partition picks)",
             Fault::Kill => "SIGKILL the system's process on a minority of nodes; heal restarts it",
             Fault::Pause => "SIGSTOP the system's process on a minority of nodes; heal sends SIGCONT",
             Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
@@ -112,6 +112,11 @@ pub struct Nemesis<R: Remote + Send, W: Write> {
     rng: ChaCha8Rng,
     /// The fault in force, if any, so the heal's event is named after it.
     current: Option<Fault>,
+    /// The partition strategies to draw from.
+    pub partitions: Vec<Partition>,
+    /// A shell command that exits 0 on the system's primary (for the
+    /// `primary` strategy).
+    pub primary_probe: Option<String>,
 }
 
 impl<R: Remote + Send, W: Write> Nemesis<R, W> {
@@ -135,6 +140,8 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             active: Arc::new(Mutex::new(None)),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6E65_6D65_7369_7300),
             current: None,
+            partitions: Partition::ALL.to_vec(),
+            primary_probe: None,
         }
     }
 
@@ -163,6 +170,15 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         idx
     }
 
+    /// The first node on which the system's primary probe succeeds.
+    fn find_primary(&mut self) -> Option<usize> {
+        let probe = self.primary_probe.clone()?;
+        self.nodes.iter_mut().position(|n| {
+            n.exec(&probe, Duration::from_secs(3))
+                .is_ok_and(|o| o.code == 0)
+        })
+    }
+
     /// Applies `fault`: journal, invoke, apply, info completion.
     pub fn apply(&mut self, fault: Fault) {
         let names = self.names();
@@ -172,17 +188,38 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             Fault::Partition => {
                 // A strategy that cuts nothing on so few nodes (a ring of 3)
                 // gives way to the next one.
-                let first = self.rng.gen_range(0..Partition::ALL.len());
+                let all = if self.partitions.is_empty() {
+                    Partition::ALL.to_vec()
+                } else {
+                    self.partitions.clone()
+                };
+                let first = self.rng.gen_range(0..all.len());
                 let seed: u64 = self.rng.gen();
-                let (strategy, grudge) = (0..Partition::ALL.len())
-                    .map(|k| Partition::ALL[(first + k) % Partition::ALL.len()])
+                let (strategy, grudge) = (0..all.len())
+                    .map(|k| all[(first + k) % all.len()])
                     .map(|p| (p, p.grudge(&names, seed)))
                     .find(|(_, g)| g.values().any(|v| !v.is_empty()))
                     .unwrap_or_else(|| {
-                        let p = Partition::ALL[first];
+                        let p = all[first];
                         (p, p.grudge(&names, seed))
                     });
-                json!({"strategy": strategy.name(), "grudge": grudge})
+                let primary = if strategy == Partition::IsolatePrimary {
+                    self.find_primary()
+                } else {
+                    None
+                };
+                match (strategy, primary) {
+                    (Partition::IsolatePrimary, Some(i)) => json!({
+                        "strategy": strategy.name(),
+                        "grudge": Partition::isolate(&names, &names[i]),
+                    }),
+                    (Partition::IsolatePrimary, None) => json!({
+                        "strategy": "isolate",
+                        "grudge": grudge,
+                        "note": "no node answered as the primary: a random node instead",
+                    }),
+                    _ => json!({"strategy": strategy.name(), "grudge": grudge}),
+                }
             }
             Fault::Kill | Fault::Pause => {
                 let hit: Vec<&String> = self.minority().into_iter().map(|i| &names[i]).collect();

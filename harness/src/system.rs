@@ -44,6 +44,12 @@ pub trait System: Send + Sync {
         Ok(())
     }
 
+    /// A shell command that exits 0 on the node that is the primary now
+    /// (the `primary` partition strategy isolates it); `None`: no primary.
+    fn primary_probe(&self) -> Option<String> {
+        None
+    }
+
     /// Files on a node to fetch into the run's nodes/<node>/.
     fn log_files(&self) -> Vec<String> {
         vec![self.daemon().log()]

@@ -61,6 +61,10 @@ pub struct TestArgs {
     /// Faults, comma separated (partition, kill, pause, loss, clock) or none
     #[arg(long, default_value = "partition,kill")]
     nemesis: String,
+    /// Partition strategies to draw from, comma separated: halves, isolate,
+    /// majority, ring, bridge, primary (the system's primary cut off); default all
+    #[arg(long, default_value = "")]
+    partition: String,
     /// Seconds of the main phase
     #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
     time_limit: f64,
@@ -150,6 +154,10 @@ pub fn run(args: TestArgs) -> u8 {
         Ok(f) => f,
         Err(m) => return usage(format!("--nemesis: {m}")),
     };
+    let partitions = match harness::nemesis::Partition::parse_list(&args.partition) {
+        Ok(p) => p,
+        Err(m) => return usage(format!("--partition: {m}")),
+    };
     let durations = (|| {
         Ok::<_, String>((
             seconds("time-limit", args.time_limit, false)?,
@@ -217,6 +225,10 @@ pub fn run(args: TestArgs) -> u8 {
     if let Some(r) = args.rate {
         cmd += &format!(" --rate {r}");
     }
+    if !partitions.is_empty() {
+        let names: Vec<&str> = partitions.iter().map(|p| p.name()).collect();
+        cmd += &format!(" --partition {}", names.join(","));
+    }
     for (k, v) in &sel.opts {
         cmd += &format!(" --opt {k}={v}");
     }
@@ -231,6 +243,7 @@ pub fn run(args: TestArgs) -> u8 {
         "nemesis": faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "time_limit_s": args.time_limit,
         "interval_s": args.interval,
+        "partitions": partitions.iter().map(|p| p.name()).collect::<Vec<_>>(),
         "recovery_s": args.recovery,
         "op_timeout_s": args.op_timeout,
         "concurrency": concurrency,
@@ -264,6 +277,7 @@ pub fn run(args: TestArgs) -> u8 {
         recovery,
         final_time: Duration::from_secs(30),
         leave_running: args.leave_running,
+        partitions,
     };
     let outcome = match sel.execute(prepared, &spec, &run_dir) {
         Ok(o) => o,

@@ -6,6 +6,7 @@ pub mod etcd;
 pub mod gen;
 pub mod http;
 pub mod memory;
+pub mod redis;
 
 use checkers::model::ModelKind;
 use checkers::Checker;
@@ -68,6 +69,18 @@ pub const SYSTEMS: &[SystemInfo] = &[
         options: &[
             OptInfo { key: "read-mode", default: "linearizable", summary: "linearizable or serializable (may be stale)" },
             OptInfo { key: "lease-ttl", default: "5", summary: "lock workload: lease TTL in seconds, kept alive while held" },
+        ],
+    },
+    SystemInfo {
+        name: "redis",
+        summary: "Redis, the control host's redis-server uploaded to every node: a primary, replicas, and Redis Sentinel for failover",
+        workloads: &["register", "lock"],
+        options: &[
+            OptInfo { key: "failover", default: "sentinel", summary: "sentinel (a sentinel per node promotes a replica; clients ask their node's sentinel) or none" },
+            OptInfo { key: "recipe", default: "set-nx-px", summary: "lock workload: set-nx-px (SET NX PX, compare-and-delete release) or setnx (SETNX, WATCH/MULTI/DEL release, no expiry)" },
+            OptInfo { key: "lease-ms", default: "2000", summary: "lock workload, set-nx-px: the lock's PX, ms" },
+            OptInfo { key: "read-from", default: "primary", summary: "register workload: primary, or replica (each client reads its own node)" },
+            OptInfo { key: "down-after-ms", default: "2000", summary: "sentinel's down-after-milliseconds" },
         ],
     },
     SystemInfo {
@@ -175,6 +188,23 @@ impl Selection {
                 ));
             }
         }
+        if sys.name == "redis" {
+            for (k, allowed) in [
+                ("failover", &["sentinel", "none"][..]),
+                ("recipe", &["set-nx-px", "setnx"][..]),
+                ("read-from", &["primary", "replica"][..]),
+            ] {
+                if !allowed.contains(&s.opts[k].as_str()) {
+                    return Err(format!(
+                        "--opt {k}={}: choose {}",
+                        s.opts[k],
+                        allowed.join(" or ")
+                    ));
+                }
+            }
+            s.number("lease-ms")?;
+            s.number("down-after-ms")?;
+        }
         if let Some(m) = s.opts.get("read-mode") {
             if m != "linearizable" && m != "serializable" {
                 return Err(format!(
@@ -217,6 +247,10 @@ impl Selection {
     pub fn system(&self) -> Arc<dyn System> {
         match self.system.name {
             "etcd" => Arc::new(etcd::Etcd::default()),
+            "redis" => Arc::new(redis::Redis::new(redis::RedisOpts {
+                sentinel: self.opts["failover"] == "sentinel",
+                down_after_ms: self.num("down-after-ms", 2000),
+            })),
             "http" => http::system(&self.http_opts()),
             _ => Arc::new(Noop),
         }
@@ -292,6 +326,26 @@ impl Selection {
                     gens,
                     make: move |slot: usize, nodes: &[NodeInfo]| {
                         etcd::client::EtcdClient::new(slot, nodes, cfg.clone())
+                    },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
+            "redis" => {
+                let cfg = Arc::new(redis::client::Config {
+                    sentinel: self.opts["failover"] == "sentinel",
+                    read_from_replica: self.opts["read-from"] == "replica",
+                    recipe: if self.opts["recipe"] == "setnx" {
+                        redis::client::Recipe::SetNx
+                    } else {
+                        redis::client::Recipe::SetNxPx
+                    },
+                    lease_ms: self.num("lease-ms", 2000),
+                    timeout: spec.run.op_timeout,
+                });
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |slot: usize, nodes: &[NodeInfo]| {
+                        redis::client::RedisClient::new(slot, nodes, cfg.clone())
                     },
                 });
                 prepared.run(system, w, spec, run_dir)
