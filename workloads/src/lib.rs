@@ -7,6 +7,7 @@ pub mod gen;
 pub mod http;
 pub mod memory;
 pub mod redis;
+pub mod zookeeper;
 
 use checkers::model::ModelKind;
 use checkers::Checker;
@@ -81,6 +82,15 @@ pub const SYSTEMS: &[SystemInfo] = &[
             OptInfo { key: "lease-ms", default: "2000", summary: "lock workload, set-nx-px: the lock's PX, ms" },
             OptInfo { key: "read-from", default: "primary", summary: "register workload: primary, or replica (each client reads its own node)" },
             OptInfo { key: "down-after-ms", default: "2000", summary: "sentinel's down-after-milliseconds" },
+        ],
+    },
+    SystemInfo {
+        name: "zookeeper",
+        summary: "ZooKeeper (ZAB), Debian's zookeeperd on every node (a Java runtime: not uploaded); zookeeper-client sessions, one server each",
+        workloads: &["register", "lock"],
+        options: &[
+            OptInfo { key: "read-mode", default: "plain", summary: "register: plain (from the connected server, may lag) or sync (sync first)" },
+            OptInfo { key: "session-timeout", default: "4000", summary: "session timeout, ms (2000..20000): the lock's lease" },
         ],
     },
     SystemInfo {
@@ -205,7 +215,18 @@ impl Selection {
             s.number("lease-ms")?;
             s.number("down-after-ms")?;
         }
-        if let Some(m) = s.opts.get("read-mode") {
+        if sys.name == "zookeeper" {
+            let m = &s.opts["read-mode"];
+            if m != "plain" && m != "sync" {
+                return Err(format!("--opt read-mode={m}: choose plain or sync"));
+            }
+            let t = s.number("session-timeout")?.unwrap_or(0);
+            if !(2000..=20000).contains(&t) {
+                return Err(format!(
+                    "--opt session-timeout={t}: ZooKeeper here takes 2000 to 20000 ms (2 to 20 ticks of 1 s)"
+                ));
+            }
+        } else if let Some(m) = s.opts.get("read-mode") {
             if m != "linearizable" && m != "serializable" {
                 return Err(format!(
                     "--opt read-mode={m}: choose linearizable or serializable"
@@ -247,6 +268,7 @@ impl Selection {
     pub fn system(&self) -> Arc<dyn System> {
         match self.system.name {
             "etcd" => Arc::new(etcd::Etcd::default()),
+            "zookeeper" => Arc::new(zookeeper::ZooKeeper),
             "redis" => Arc::new(redis::Redis::new(redis::RedisOpts {
                 sentinel: self.opts["failover"] == "sentinel",
                 down_after_ms: self.num("down-after-ms", 2000),
@@ -346,6 +368,22 @@ impl Selection {
                     gens,
                     make: move |slot: usize, nodes: &[NodeInfo]| {
                         redis::client::RedisClient::new(slot, nodes, cfg.clone())
+                    },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
+            "zookeeper" => {
+                let cfg = Arc::new(zookeeper::client::Config {
+                    sync_reads: self.opts["read-mode"] == "sync",
+                    session_timeout: std::time::Duration::from_millis(
+                        self.num("session-timeout", 4000),
+                    ),
+                    timeout: spec.run.op_timeout,
+                });
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |slot: usize, nodes: &[NodeInfo]| {
+                        zookeeper::client::ZkClient::new(slot, nodes, cfg.clone())
                     },
                 });
                 prepared.run(system, w, spec, run_dir)
