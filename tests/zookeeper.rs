@@ -90,7 +90,11 @@ fn zookeeper_plain_reads_lag_sync_reads_do_not_and_the_lock_runs() {
     assert!(
         history.contains(r#""strategy":"primary""#),
         "the leader was never found and cut off: {}",
-        history.lines().filter(|l| l.contains("nemesis")).collect::<Vec<_>>().join("\n")
+        history
+            .lines()
+            .filter(|l| l.contains("nemesis"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 
     // The lock recipe with the leader cut off and servers killed.
@@ -129,7 +133,7 @@ fn zookeeper_plain_reads_lag_sync_reads_do_not_and_the_lock_runs() {
         .unwrap()
         .starts_with("3."));
     let left = std::process::Command::new("pgrep")
-        .args(["-f", "QuorumPeerMain"])
+        .args(["-f", "/opt/shakedown/zookeeper/zoo.cfg"])
         .output()
         .unwrap();
     assert!(

@@ -130,10 +130,10 @@ impl Daemon {
         node.run(
             &format!(
                 "[ -f {pid} ] || exit 0; p=$(cat {pid}); \
-                 kill -s CONT $p 2>/dev/null; kill -s TERM $p 2>/dev/null; \
+                 kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; kill -s TERM $p 2>/dev/null; \
                  for i in $(seq {ms}); do [ -e /proc/$p ] || break; sleep 0.01; done; \
-                 kill -s KILL $p 2>/dev/null; \
-                 for i in $(seq 200); do [ -e /proc/$p ] || break; sleep 0.01; done; \
+                 kill -s KILL -- -$p 2>/dev/null; kill -s KILL $p 2>/dev/null; \
+                 for i in $(seq 200); do kill -0 -- -$p 2>/dev/null || [ -e /proc/$p ] || break; sleep 0.01; done; \
                  rm -f {pid}"
             ),
             grace + Duration::from_secs(10),

@@ -226,7 +226,7 @@ pub const CLOCK: &str = "/run/shakedown-clock";
 pub fn heal_script() -> String {
     format!(
         "iptables -w -F {CHAIN} 2>/dev/null || true; \
-         if [ -f {PAUSED} ]; then xargs -r kill -s CONT < {PAUSED} 2>/dev/null || true; rm -f {PAUSED}; fi; \
+         if [ -f {PAUSED} ]; then for p in $(cat {PAUSED}); do kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; done; rm -f {PAUSED}; fi; \
          if [ -f {KILLED} ]; then sort -u {KILLED} | while read -r s; do [ -x \"$s\" ] && \"$s\" >/dev/null 2>&1; done; rm -f {KILLED}; fi; \
          if [ -f {CLOCK} ]; then off=$(cat {CLOCK}); date -s \"@$(( $(date +%s) - off ))\" >/dev/null; rm -f {CLOCK}; fi; \
          true"
@@ -268,11 +268,15 @@ pub fn shift_clock<R: Remote>(node: &mut R, seconds: i64) -> Result<(), ControlE
     .map(|_| ())
 }
 
-/// Stops the process whose pid is in `pidfile` (SIGSTOP) and records it on
-/// the node, so that any later heal resumes it. Returns the pid.
+/// Stops the process whose pid is in `pidfile` (SIGSTOP), with its process
+/// group (a daemon's workers, e.g. PostgreSQL's backends), and records it
+/// on the node, so that any later heal resumes it. Returns the pid.
 pub fn pause<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
     let out = node.run(
-        &format!("pid=$(cat {pidfile}) && kill -s STOP $pid && echo $pid >> {PAUSED} && echo $pid"),
+        &format!(
+            "pid=$(cat {pidfile}) && {{ kill -s STOP -- -$pid 2>/dev/null || kill -s STOP $pid; }} && \
+             echo $pid >> {PAUSED} && echo $pid"
+        ),
         Duration::from_secs(10),
     )?;
     pid(node, &out)
@@ -282,7 +286,7 @@ pub fn pause<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError
 pub fn resume<R: Remote>(node: &mut R, pidfile: &str) -> Result<(), ControlError> {
     node.run(
         &format!(
-            "pid=$(cat {pidfile}) && kill -s CONT $pid && \
+            "pid=$(cat {pidfile}) && {{ kill -s CONT -- -$pid 2>/dev/null; kill -s CONT $pid; }} && \
              if [ -f {PAUSED} ]; then grep -vx \"$pid\" {PAUSED} > {PAUSED}.new; mv {PAUSED}.new {PAUSED}; fi"
         ),
         Duration::from_secs(10),
@@ -290,13 +294,15 @@ pub fn resume<R: Remote>(node: &mut R, pidfile: &str) -> Result<(), ControlError
     .map(|_| ())
 }
 
-/// Kills the process whose pid is in `pidfile` (SIGKILL) and waits until it
-/// is gone. Restarting it is the system's business (it knows the command).
+/// Kills the process whose pid is in `pidfile` (SIGKILL), with its process
+/// group (a daemon is started as a session leader: its workers die with
+/// it, as on a crash of the machine), and waits until they are gone.
+/// Restarting it is the system's business (it knows the command).
 pub fn kill<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
     let out = node.run(
         &format!(
-            "pid=$(cat {pidfile}) && kill -s KILL $pid; \
-             for i in $(seq 100); do [ -e /proc/$pid ] || break; sleep 0.01; done; \
+            "pid=$(cat {pidfile}) && {{ kill -s KILL -- -$pid 2>/dev/null || kill -s KILL $pid; }}; \
+             for i in $(seq 200); do kill -0 -- -$pid 2>/dev/null || [ -e /proc/$pid ] || break; sleep 0.01; done; \
              [ ! -e /proc/$pid ] && echo $pid"
         ),
         Duration::from_secs(10),

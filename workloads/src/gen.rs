@@ -107,6 +107,27 @@ impl Generator for SetGen {
     }
 }
 
+/// Transfers of 1..=5 between two different accounts of `accounts`, and
+/// a read of every balance one operation in five.
+pub struct BankGen {
+    pub accounts: usize,
+}
+
+impl Generator for BankGen {
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<Op> {
+        if self.accounts < 2 || rng.gen_range(0..5) == 0 {
+            return Some(Op::new("read", None, Value::Null));
+        }
+        let from = rng.gen_range(0..self.accounts);
+        let to = (from + rng.gen_range(1..self.accounts)) % self.accounts;
+        Some(Op::new(
+            "transfer",
+            None,
+            json!({"from": format!("a{from}"), "to": format!("a{to}"), "amount": rng.gen_range(1..=5)}),
+        ))
+    }
+}
+
 /// A final phase: `ops` once each.
 pub struct Once(pub Vec<Op>);
 
@@ -165,6 +186,7 @@ pub enum AnyGen {
     Register(RegisterGen),
     Set(SetGen),
     Lock(LockGen),
+    Bank(BankGen),
     Once(Once),
 }
 
@@ -174,6 +196,7 @@ impl Generator for AnyGen {
             AnyGen::Register(g) => g.next(rng),
             AnyGen::Set(g) => g.next(rng),
             AnyGen::Lock(g) => g.next(rng),
+            AnyGen::Bank(g) => g.next(rng),
             AnyGen::Once(g) => g.next(rng),
         }
     }

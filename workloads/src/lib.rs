@@ -6,12 +6,13 @@ pub mod etcd;
 pub mod gen;
 pub mod http;
 pub mod memory;
+pub mod postgres;
 pub mod redis;
 pub mod zookeeper;
 
 use checkers::model::ModelKind;
 use checkers::Checker;
-use gen::{AnyGen, LockGen, Once, RegisterGen, SetGen};
+use gen::{AnyGen, BankGen, LockGen, Once, RegisterGen, SetGen};
 use harness::lifecycle::{Outcome, Prepared, TestError, TestSpec, Workload};
 use harness::runner::{Client, Op};
 use harness::store::RunDir;
@@ -56,6 +57,11 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
         ],
     },
     WorkloadInfo {
+        name: "bank",
+        summary: "transfers between accounts and reads of every balance; an operator's resolution of in-doubt transactions and a read in the final phase; bank checker",
+        options: &[],
+    },
+    WorkloadInfo {
         name: "set",
         summary: "add unique elements, reads now and then, a final read of every worker after the heal; set checker",
         options: &[],
@@ -91,6 +97,17 @@ pub const SYSTEMS: &[SystemInfo] = &[
         options: &[
             OptInfo { key: "read-mode", default: "plain", summary: "register: plain (from the connected server, may lag) or sync (sync first)" },
             OptInfo { key: "session-timeout", default: "4000", summary: "session timeout, ms (2000..20000): the lock's lease" },
+        ],
+    },
+    SystemInfo {
+        name: "postgres",
+        summary: "PostgreSQL 15 (Debian's postgresql-15 on every node, not uploaded): one independent server per node; the client coordinates two-phase commit",
+        workloads: &["bank"],
+        options: &[
+            OptInfo { key: "accounts", default: "8", summary: "bank accounts a0, a1, ..., 100 each, spread over the shards" },
+            OptInfo { key: "shards", default: "2", summary: "servers holding accounts (the first nodes)" },
+            OptInfo { key: "read", default: "per-shard", summary: "per-shard (each shard in its own transaction) or locking (FOR SHARE on every shard until all are read)" },
+            OptInfo { key: "crash-after-prepare", default: "0.02", summary: "how often the coordinator stops between its commit decision and COMMIT PREPARED, leaving both sides in doubt (0 to 1)" },
         ],
     },
     SystemInfo {
@@ -215,6 +232,20 @@ impl Selection {
             s.number("lease-ms")?;
             s.number("down-after-ms")?;
         }
+        if sys.name == "postgres" {
+            s.number("accounts")?;
+            s.number("shards")?;
+            let r = &s.opts["read"];
+            if r != "per-shard" && r != "locking" {
+                return Err(format!("--opt read={r}: choose per-shard or locking"));
+            }
+            let c = &s.opts["crash-after-prepare"];
+            if !c.parse::<f64>().is_ok_and(|p| (0.0..=1.0).contains(&p)) {
+                return Err(format!(
+                    "--opt crash-after-prepare={c}: a probability from 0 to 1 is needed"
+                ));
+            }
+        }
         if sys.name == "zookeeper" {
             let m = &s.opts["read-mode"];
             if m != "plain" && m != "sync" {
@@ -260,7 +291,24 @@ impl Selection {
                 (Checker::Lock, Value::Null),
                 (Checker::Linear(ModelKind::Mutex), Value::Null),
             ],
+            "bank" => vec![(
+                Checker::Bank,
+                Value::Object(
+                    self.pg_opts()
+                        .names()
+                        .into_iter()
+                        .map(|n| (n, json!(postgres::BALANCE)))
+                        .collect(),
+                ),
+            )],
             _ => vec![(Checker::Set, Value::Null)],
+        }
+    }
+
+    fn pg_opts(&self) -> postgres::PgOpts {
+        postgres::PgOpts {
+            accounts: self.num("accounts", 8) as usize,
+            shards: self.num("shards", 2) as usize,
         }
     }
 
@@ -269,6 +317,9 @@ impl Selection {
         match self.system.name {
             "etcd" => Arc::new(etcd::Etcd::default()),
             "zookeeper" => Arc::new(zookeeper::ZooKeeper),
+            "postgres" => Arc::new(postgres::Postgres {
+                opts: self.pg_opts(),
+            }),
             "redis" => Arc::new(redis::Redis::new(redis::RedisOpts {
                 sentinel: self.opts["failover"] == "sentinel",
                 down_after_ms: self.num("down-after-ms", 2000),
@@ -307,13 +358,23 @@ impl Selection {
                 let hold = self.num("hold-ms", 100);
                 AnyGen::Lock(LockGen::new("lock", (hold.min(10), hold)))
             }
+            "bank" => AnyGen::Bank(BankGen {
+                accounts: self.pg_opts().accounts,
+            }),
             _ => AnyGen::Set(SetGen::new(slot, concurrency, 50)),
         }
     }
 
-    fn final_generator(&self) -> Option<AnyGen> {
+    fn final_generator(&self, slot: usize) -> Option<AnyGen> {
+        let read = || Op::new("read", None, Value::Null);
         match self.workload.name {
-            "set" => Some(AnyGen::Once(Once(vec![Op::new("read", None, Value::Null)]))),
+            "set" => Some(AnyGen::Once(Once(vec![read()]))),
+            // One operator: resolve what was left prepared, then read.
+            "bank" if slot == 0 => Some(AnyGen::Once(Once(vec![
+                Op::new("resolve", None, Value::Null),
+                read(),
+            ]))),
+            "bank" => Some(AnyGen::Once(Once(Vec::new()))),
             _ => None,
         }
     }
@@ -332,9 +393,9 @@ impl Selection {
                 .map(|s| Mutex::new(Some(self.generator(s, concurrency))))
                 .collect(),
             finals: (0..concurrency)
-                .map(|_| Mutex::new(self.final_generator()))
+                .map(|s| Mutex::new(self.final_generator(s)))
                 .collect(),
-            has_final: self.final_generator().is_some(),
+            has_final: self.final_generator(0).is_some(),
         };
         match self.system.name {
             "etcd" => {
@@ -368,6 +429,34 @@ impl Selection {
                     gens,
                     make: move |slot: usize, nodes: &[NodeInfo]| {
                         redis::client::RedisClient::new(slot, nodes, cfg.clone())
+                    },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
+            "postgres" => {
+                let opts = self.pg_opts();
+                if opts.shards > prepared.nodes.len() {
+                    return Err(TestError::Usage(format!(
+                        "--opt shards={}: there are only {} nodes",
+                        opts.shards,
+                        prepared.nodes.len()
+                    )));
+                }
+                if opts.accounts < 2 {
+                    return Err(TestError::Usage("--opt accounts: at least 2".into()));
+                }
+                let cfg = Arc::new(postgres::client::Config {
+                    opts,
+                    locking_reads: self.opts["read"] == "locking",
+                    timeout: spec.run.op_timeout,
+                    crash_after_prepare: self.opts["crash-after-prepare"].parse().unwrap_or(0.0),
+                    seed: spec.run.seed,
+                });
+                let log = Arc::new(postgres::client::CoordinatorLog::default());
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |_slot: usize, nodes: &[NodeInfo]| {
+                        postgres::client::PgCoordinator::new(nodes, cfg.clone(), log.clone())
                     },
                 });
                 prepared.run(system, w, spec, run_dir)

@@ -1,0 +1,138 @@
+//! PostgreSQL (`--system postgres`): one independent server per node from
+//! Debian's postgresql-15 (its binaries and libraries must be on the node:
+//! they are not uploaded), run as the `postgres` user with
+//! max_prepared_transactions > 0; the bank's accounts spread over the first
+//! `shards` servers. The client in [`client`] is the coordinator of the
+//! documents' two-phase commit.
+
+pub mod client;
+
+use harness::control::{shell_quote, ControlError, Remote};
+use harness::daemon::Daemon;
+use harness::system::{NodeInfo, System};
+use std::time::Duration;
+
+pub const BIN: &str = "/usr/lib/postgresql/15/bin";
+pub const PORT: u16 = 5432;
+/// Every account starts with this balance.
+pub const BALANCE: i64 = 100;
+
+#[derive(Clone, Debug)]
+pub struct PgOpts {
+    pub accounts: usize,
+    pub shards: usize,
+}
+
+impl PgOpts {
+    /// Account names, a0, a1, ...
+    pub fn names(&self) -> Vec<String> {
+        (0..self.accounts).map(|i| format!("a{i}")).collect()
+    }
+
+    /// The shard (node index) of account `i`.
+    pub fn shard_of(&self, i: usize) -> usize {
+        i % self.shards
+    }
+}
+
+pub struct Postgres {
+    pub opts: PgOpts,
+}
+
+impl Postgres {
+    fn psql(&self, sql: &str) -> String {
+        let d = self.daemon().dir();
+        format!(
+            "runuser -u postgres -- {BIN}/psql -h {d} -p {PORT} -U postgres -d postgres -v ON_ERROR_STOP=1 -q -c {}",
+            shell_quote(sql)
+        )
+    }
+}
+
+impl System for Postgres {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn version(&self) -> Option<String> {
+        let out = std::process::Command::new(format!("{BIN}/postgres"))
+            .arg("--version")
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .last()
+            .map(String::from)
+    }
+
+    fn daemon(&self) -> Daemon {
+        Daemon::new("postgres")
+    }
+
+    fn setup(
+        &self,
+        node: &mut dyn Remote,
+        _i: usize,
+        _nodes: &[NodeInfo],
+    ) -> Result<(), ControlError> {
+        let d = self.daemon();
+        let dir = d.dir();
+        let check = format!("test -x {BIN}/postgres && id postgres >/dev/null");
+        if node.exec(&check, Duration::from_secs(10))?.code != 0 {
+            return Err(ControlError {
+                node: node.name().into(),
+                what: format!("no PostgreSQL 15 here ({BIN}/postgres and a postgres user): install Debian's postgresql-15 on the node"),
+                command: Some(check),
+                code: None,
+                stderr: String::new(),
+            });
+        }
+        // A fresh cluster, trusting the test network; prepared transactions on.
+        node.run(
+            &format!(
+                "rm -rf {dir}/data && mkdir -p {dir} && chown postgres:postgres {dir} && \
+                 runuser -u postgres -- {BIN}/initdb -D {dir}/data -U postgres -A trust --no-sync -E UTF8 >/dev/null && \
+                 echo 'host all all 0.0.0.0/0 trust' >> {dir}/data/pg_hba.conf"
+            ),
+            Duration::from_secs(60),
+        )?;
+        // setpriv execs (no child in between): the pid is the postmaster's.
+        let command = format!(
+            "setpriv --reuid=postgres --regid=postgres --init-groups {BIN}/postgres -D {dir}/data -p {PORT} -c listen_addresses='*' \
+             -c unix_socket_directories={dir} -c max_prepared_transactions=100 -c max_connections=200 \
+             -c shared_buffers=16MB -c log_line_prefix='%m [%p] ' -c log_min_messages=notice"
+        );
+        d.start(node, &command, &dir)?;
+        Ok(())
+    }
+
+    fn await_ready(
+        &self,
+        node: &mut dyn Remote,
+        i: usize,
+        _nodes: &[NodeInfo],
+    ) -> Result<(), ControlError> {
+        let d = self.daemon();
+        d.wait_until(
+            node,
+            &format!("{BIN}/pg_isready -q -h {} -p {PORT}", d.dir()),
+            Duration::from_secs(30),
+        )?;
+        // This shard's accounts, each with the initial balance.
+        let names = self.opts.names();
+        let mine: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| self.opts.shard_of(*k) == i)
+            .map(|(_, n)| format!("('{n}', {BALANCE})"))
+            .collect();
+        let mut sql =
+            "CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, balance bigint NOT NULL);"
+                .to_string();
+        if !mine.is_empty() {
+            sql += &format!("INSERT INTO accounts VALUES {};", mine.join(","));
+        }
+        node.run(&self.psql(&sql), Duration::from_secs(30))
+            .map(|_| ())
+    }
+}
