@@ -50,7 +50,7 @@ fn etcd_register_lock_and_set() {
         test["versions"]["etcd"].as_str().unwrap().starts_with("3."),
         "{test}"
     );
-    assert!(store.join("latest/nodes/sden1/log").is_file());
+    assert!(store.join("latest/nodes/sden1/etcd.log").is_file());
     let ops = results["checkers"]["kv"]["ops"].as_u64().unwrap();
     assert!(ops > 1000, "only {ops} operations");
 

@@ -184,7 +184,7 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
     assert!(nemesis.len() >= 8, "{} nemesis events", nemesis.len());
     // The last nemesis event is the final heal.
     assert_eq!(nemesis.last().unwrap()["value"], "healed");
-    assert!(run.join("nodes/sdrn1/log").exists());
+    assert!(run.join("nodes/sdrn1/noop.log").exists());
     assert_healed(&mut nodes);
     // The noop daemon is gone after teardown.
     assert!(nodes[0].exec("[ -d /opt/shakedown/noop ]", T).unwrap().code != 0);

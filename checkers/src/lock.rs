@@ -15,7 +15,9 @@
 //! - An acquire that crashed (info) may or may not have been granted: its
 //!   overlaps are reported as possible, not invalid.
 //! - Releases of a lock not held, and acquires that never returned (possibly
-//!   a deadlock after a holder crashed), are reported for information.
+//!   a deadlock after a holder crashed), are reported for information; so is
+//!   a lock that was never granted again while acquires kept failing
+//!   (`lock-stuck`: a holder that crashed with no expiry blocks it forever).
 
 use crate::anomaly::{result, who, Anomaly, Severity};
 use crate::history::{History, Operation, Outcome};
@@ -65,6 +67,7 @@ pub fn check(history: &History) -> Result<CheckResult, CheckError> {
         grants += holds.iter().filter(|h| !h.possible).count();
         overlaps(history, &holds, key.as_ref(), &mut anomalies);
         tokens(history, &holds, key.as_ref(), &mut anomalies);
+        stuck(&ops, key.as_ref(), &mut anomalies);
     }
     let summary = json!({ "grants": grants });
     let mut r = result("lock", history.ops.len(), start, anomalies, Some(summary));
@@ -319,6 +322,69 @@ fn describe(history: &History, a: &Hold, h: &Hold, lock: &str, key: Option<&Valu
         anomaly = anomaly.op(&history.ops[r]);
     }
     anomaly.with("processes", json!([aa.process, ha.process]))
+}
+
+/// Acquires that stopped succeeding: after the last grant, at least
+/// STUCK_AFTER acquires failed or timed out and none succeeded.
+const STUCK_AFTER: usize = 3;
+
+fn stuck(ops: &[&Operation], key: Option<&Value>, anomalies: &mut Vec<Anomaly>) {
+    let lock = lock_name(key);
+    let last = ops
+        .iter()
+        .filter(|o| o.f == "acquire" && o.outcome == Outcome::Ok)
+        .max_by_key(|o| o.ret.unwrap_or(o.call));
+    let after = last.map_or(0, |g| g.ret.unwrap_or(g.call));
+    let blocked: Vec<&&Operation> = ops
+        .iter()
+        .filter(|o| o.f == "acquire" && o.outcome != Outcome::Ok && o.call > after)
+        .collect();
+    if blocked.len() < STUCK_AFTER {
+        return;
+    }
+    let (first, latest) = (blocked[0], blocked[blocked.len() - 1]);
+    let holder = match last {
+        None => format!("{lock} was never granted"),
+        Some(g) => {
+            let release = ops
+                .iter()
+                .find(|o| o.process == g.process && o.f == "release" && o.call > g.call);
+            let fate = match release {
+                None => "never released it".to_string(),
+                Some(r) if r.outcome == Outcome::Ok => {
+                    format!("released it at {}", r.describe_time(false))
+                }
+                Some(r) if r.outcome == Outcome::Fail => format!(
+                    "tried to release it at {}, and the release failed",
+                    r.describe_time(false)
+                ),
+                Some(r) => format!(
+                    "tried to release it at {}, and the release crashed",
+                    r.describe_time(false)
+                ),
+            };
+            format!(
+                "{lock} was last granted to {} (by {}), which {fate}",
+                who(g),
+                g.describe_time(true)
+            )
+        }
+    };
+    let mut a = Anomaly::new(
+        "lock-stuck",
+        Severity::Info,
+        key,
+        format!(
+            "{holder}; after that, {} acquires failed or timed out and none succeeded, from {} to {} (a holder that crashed with no expiry blocks a lock forever)",
+            blocked.len(),
+            first.describe_time(false),
+            latest.describe_time(true),
+        ),
+    );
+    if let Some(g) = last {
+        a = a.op(g);
+    }
+    anomalies.push(a.op(first).op(latest).with("blocked", json!(blocked.len())));
 }
 
 /// Tokens must increase in the real-time order of grants and never repeat.

@@ -113,6 +113,18 @@ fn lock_table() {
         ("a release of a lock not held", h(&[
             (0, "invoke", "release", N, 1), (0, "ok", "release", N, 2),
         ]), Validity::Valid, &["release-not-held"]),
+        ("a holder's release crashed, and the lock stayed taken", h(&[
+            (0, "invoke", "acquire", N, 1), (0, "ok", "acquire", N, 2),
+            (0, "invoke", "release", N, 3), (0, "info", "release", N, 4),
+            (1, "invoke", "acquire", N, 5), (1, "fail", "acquire", N, 6),
+            (2, "invoke", "acquire", N, 7), (2, "fail", "acquire", N, 8),
+            (3, "invoke", "acquire", N, 9), (3, "fail", "acquire", N, 10),
+        ]), Validity::Valid, &["lock-stuck"]),
+        ("two failed acquires are not yet a stuck lock", h(&[
+            (0, "invoke", "acquire", N, 1), (0, "ok", "acquire", N, 2),
+            (1, "invoke", "acquire", N, 5), (1, "fail", "acquire", N, 6),
+            (2, "invoke", "acquire", N, 7), (2, "fail", "acquire", N, 8),
+        ]), Validity::Valid, &[]),
         ("an acquire that never returned", h(&[
             (0, "invoke", "acquire", N, 1), (0, "ok", "acquire", N, 2),
             (1, "invoke", "acquire", N, 3),
