@@ -56,9 +56,8 @@ fn etcd_register_lock_and_set() {
 
     // Serializable reads under partitions: stale reads, named. Timing
     // decides whether a stale read happens in a short run: two tries.
-    let mut found = None;
-    for seed in ["2", "3"] {
-        let (code, out, results) = run(
+    let found = common::first_invalid(&["2", "3"], |seed| {
+        run(
             &t,
             &store,
             &[
@@ -73,13 +72,8 @@ fn etcd_register_lock_and_set() {
                 "--seed",
                 seed,
             ],
-        );
-        if code == Some(1) {
-            found = Some((out, results));
-            break;
-        }
-        assert_eq!(code, Some(0), "{out}");
-    }
+        )
+    });
     let (out, results) =
         found.expect("serializable reads were never caught stale in two 20 s runs");
     let msg = results["checkers"]["kv"]["anomalies"][0]["message"]

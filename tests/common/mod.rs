@@ -131,3 +131,21 @@ pub fn open_in_browser_at(page: &Path, fragment: &str) -> Browser {
         screenshot: std::fs::read(&shot).unwrap_or_default(),
     }
 }
+
+/// Runs `run(seed)` for each seed until one exits 1 (invalid); every other
+/// run must exit 0. That run's output and results. For anomalies whose
+/// timing decides whether a short run sees them.
+#[allow(dead_code)]
+pub fn first_invalid(
+    seeds: &[&str],
+    mut run: impl FnMut(&str) -> (Option<i32>, String, Value),
+) -> Option<(String, Value)> {
+    for seed in seeds {
+        let (code, out, results) = run(seed);
+        if code == Some(1) {
+            return Some((out, results));
+        }
+        assert_eq!(code, Some(0), "{out}");
+    }
+    None
+}

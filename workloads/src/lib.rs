@@ -2,6 +2,7 @@
 //! it needs. The catalog below is what `shakedown test --help` lists and
 //! what `--opt` is validated against.
 
+pub mod call;
 pub mod etcd;
 pub mod gen;
 pub mod http;

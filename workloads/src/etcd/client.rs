@@ -63,12 +63,7 @@ fn decode_value(v: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-enum Error {
-    /// Certainly not done.
-    NotSent(String),
-    /// May have been done.
-    Unknown(String),
-}
+use crate::call::CallError as Error;
 
 impl EtcdClient {
     pub fn new(slot: usize, nodes: &[NodeInfo], cfg: Arc<Config>) -> EtcdClient {
@@ -100,7 +95,7 @@ impl EtcdClient {
             .await
             .map_err(|e| {
                 if e.is_connect() {
-                    Error::NotSent(format!("cannot connect: {e}"))
+                    Error::NotDone(format!("cannot connect: {e}"))
                 } else if e.is_timeout() {
                     Error::Unknown("timed out".into())
                 } else {
@@ -149,7 +144,7 @@ impl EtcdClient {
             "read" => match self.read(op).await {
                 Ok(v) => Ok(Completion::Ok(v)),
                 // A read changes nothing: whatever went wrong, it did not happen.
-                Err(Error::NotSent(m) | Error::Unknown(m)) => Ok(Completion::Fail(Value::Null, m)),
+                Err(Error::NotDone(m) | Error::Unknown(m)) => Ok(Completion::Fail(Value::Null, m)),
             },
             "write" => {
                 self.post(
@@ -215,7 +210,7 @@ impl EtcdClient {
                         items.sort_by_key(|x| x.as_u64());
                         Ok(Completion::Ok(Value::Array(items)))
                     }
-                    Err(Error::NotSent(m) | Error::Unknown(m)) => {
+                    Err(Error::NotDone(m) | Error::Unknown(m)) => {
                         Ok(Completion::Fail(Value::Null, m))
                     }
                 }
@@ -306,7 +301,7 @@ impl EtcdClient {
                 // when, so never a plain fail.
                 match r {
                     Ok(_) => Ok(Completion::Ok(Value::Null)),
-                    Err(Error::NotSent(m) | Error::Unknown(m)) => Ok(Completion::Info(m)),
+                    Err(Error::NotDone(m) | Error::Unknown(m)) => Ok(Completion::Info(m)),
                 }
             }
             f => Ok(Completion::Fail(
@@ -325,11 +320,7 @@ impl Client for EtcdClient {
             "read" if op.key.is_none() => self.set(op).await,
             _ => self.register(op).await,
         };
-        let c = match r {
-            Ok(c) => c,
-            Err(Error::NotSent(m)) => Completion::Fail(Value::Null, m),
-            Err(Error::Unknown(m)) => Completion::Info(m),
-        };
+        let c = crate::call::complete(r);
         self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("cannot connect"));
         c
     }

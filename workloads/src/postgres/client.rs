@@ -54,10 +54,7 @@ pub struct PgCoordinator {
     rng: rand_chacha::ChaCha8Rng,
 }
 
-enum Error {
-    NotDone(String),
-    Unknown(String),
-}
+use crate::call::CallError as Error;
 
 impl PgCoordinator {
     pub fn new(nodes: &[NodeInfo], cfg: Arc<Config>, log: Arc<CoordinatorLog>) -> PgCoordinator {
@@ -376,11 +373,7 @@ impl Client for PgCoordinator {
                 format!("unknown operation {f}"),
             )),
         };
-        match r {
-            Ok(c) => c,
-            Err(Error::NotDone(m)) => Completion::Fail(Value::Null, m),
-            Err(Error::Unknown(m)) => Completion::Info(m),
-        }
+        crate::call::complete(r)
     }
 
     fn node(&self) -> Option<String> {

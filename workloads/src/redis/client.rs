@@ -69,10 +69,7 @@ pub struct RedisClient {
     refused: bool,
 }
 
-enum Error {
-    NotDone(String),
-    Unknown(String),
-}
+use crate::call::CallError as Error;
 
 impl From<RespError> for Error {
     fn from(e: RespError) -> Error {
@@ -402,11 +399,7 @@ impl Client for RedisClient {
             "acquire" | "release" => self.lock(op).await,
             _ => self.register(op).await,
         };
-        let c = match r {
-            Ok(c) => c,
-            Err(Error::NotDone(m)) => Completion::Fail(Value::Null, m),
-            Err(Error::Unknown(m)) => Completion::Info(m),
-        };
+        let c = crate::call::complete(r);
         self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("connecting"));
         c
     }

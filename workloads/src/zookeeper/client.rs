@@ -39,10 +39,7 @@ pub struct ZkClient {
     refused: bool,
 }
 
-enum Error {
-    NotDone(String),
-    Unknown(String),
-}
+use crate::call::CallError as Error;
 
 /// What a ZooKeeper error means for an operation that may change state:
 /// only the server's refusals are certain; a lost connection, a timeout or
@@ -266,11 +263,7 @@ impl Client for ZkClient {
             "release" => self.release().await,
             _ => self.register(op).await,
         };
-        let c = match r {
-            Ok(c) => c,
-            Err(Error::NotDone(m)) => Completion::Fail(Value::Null, m),
-            Err(Error::Unknown(m)) => Completion::Info(m),
-        };
+        let c = crate::call::complete(r);
         self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("no session"));
         c
     }

@@ -1,0 +1,21 @@
+//! What a client's failed call means for its operation: certainly not done
+//! (`fail`), or maybe done (`info`). Shared by every system's client.
+
+use harness::runner::Completion;
+use serde_json::Value;
+
+pub enum CallError {
+    /// Certainly not done: nothing was sent, or the system refused.
+    NotDone(String),
+    /// May have taken effect, now or later.
+    Unknown(String),
+}
+
+/// The completion of a call's result.
+pub fn complete(r: Result<Completion, CallError>) -> Completion {
+    match r {
+        Ok(c) => c,
+        Err(CallError::NotDone(m)) => Completion::Fail(Value::Null, m),
+        Err(CallError::Unknown(m)) => Completion::Info(m),
+    }
+}
