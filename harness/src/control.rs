@@ -153,6 +153,18 @@ pub fn connect_all(addrs: &[NodeAddr], opts: &SshOptions) -> (Vec<SshNode>, Vec<
     (ok, failed)
 }
 
+/// A shell command for a node that sends `request` (a printf format, e.g.
+/// `PING\r\n`) to `host:port` over bash's /dev/tcp, reads the reply for
+/// up to `secs` seconds, and exits as `check` does (a pipeline on the reply,
+/// e.g. `grep -q PONG`). No client tool is needed on the node.
+pub fn tcp_probe(host: &str, port: u16, request: &str, secs: u32, check: &str) -> String {
+    let script = format!(
+        "exec 3<>/dev/tcp/{host}/{port} && printf {} >&3 && timeout {secs} cat <&3 | {check}",
+        shell_quote(request)
+    );
+    format!("bash -c {}", shell_quote(&script))
+}
+
 /// Quotes for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))

@@ -7,7 +7,7 @@
 //! anything else, a timeout or a reset is unknown (info), except for reads,
 //! which change nothing and so fail. A refused connection is a fail.
 
-use harness::control::{shell_quote, ControlError, Remote};
+use harness::control::{ControlError, Remote};
 use harness::daemon::Daemon;
 use harness::runner::{Client, Completion, Op};
 use harness::system::{NodeInfo, System};
@@ -75,15 +75,15 @@ impl System for HttpSystem {
         i: usize,
         nodes: &[NodeInfo],
     ) -> Result<(), ControlError> {
-        let script = format!(
-            "exec 3<>/dev/tcp/{}/{} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 3 head -1 <&3 | grep -q ' 200 '",
-            nodes[i].ip, self.port
+        let probe = harness::control::tcp_probe(
+            &nodes[i].ip.to_string(),
+            self.port,
+            "GET /health HTTP/1.0\\r\\n\\r\\n",
+            3,
+            "head -1 | grep -q ' 200 '",
         );
-        self.daemon().wait_until(
-            node,
-            &format!("bash -c {}", shell_quote(&script)),
-            Duration::from_secs(30),
-        )
+        self.daemon()
+            .wait_until(node, &probe, Duration::from_secs(30))
     }
 }
 

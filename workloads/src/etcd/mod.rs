@@ -52,10 +52,13 @@ impl Etcd {
 /// `bash` asks the node's own member for /health over /dev/tcp (no curl
 /// needed on the node).
 fn health_probe() -> String {
-    let script = format!(
-        "exec 3<>/dev/tcp/127.0.0.1/{CLIENT_PORT} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 3 cat <&3 | grep -q '\"health\":\"true\"'"
-    );
-    format!("bash -c {}", harness::control::shell_quote(&script))
+    harness::control::tcp_probe(
+        "127.0.0.1",
+        CLIENT_PORT,
+        "GET /health HTTP/1.0\\r\\n\\r\\n",
+        3,
+        "grep -q '\"health\":\"true\"'",
+    )
 }
 
 impl System for Etcd {

@@ -9,7 +9,7 @@
 pub mod client;
 pub mod resp;
 
-use harness::control::{shell_quote, ControlError, Remote};
+use harness::control::{shell_quote, tcp_probe, ControlError, Remote};
 use harness::daemon::Daemon;
 use harness::system::{NodeInfo, System};
 use std::time::Duration;
@@ -82,11 +82,13 @@ impl Redis {
 /// A bash probe: sends `command` (inline) to 127.0.0.1:`port` and greps
 /// the reply for `pattern`. No redis-cli needed on the node.
 fn probe(port: u16, command: &str, pattern: &str) -> String {
-    let script = format!(
-        "exec 3<>/dev/tcp/127.0.0.1/{port} && printf '{command}\\r\\n' >&3 && timeout 1 cat <&3 | tr -d '\\r' | grep -q {}",
-        shell_quote(pattern)
-    );
-    format!("bash -c {}", shell_quote(&script))
+    tcp_probe(
+        "127.0.0.1",
+        port,
+        &format!("{command}\\r\\n"),
+        1,
+        &format!("tr -d '\\r' | grep -q {}", shell_quote(pattern)),
+    )
 }
 
 impl System for Redis {
@@ -158,16 +160,17 @@ impl System for Redis {
             // Every sentinel knows the others (they find each other through
             // the primary), or a failover could not reach its quorum.
             let others = format!("^{}$", nodes.len() - 1);
-            let script = format!(
-                "exec 3<>/dev/tcp/127.0.0.1/{SENTINEL_PORT} && printf 'SENTINEL master {MASTER}\\r\\n' >&3 && \
-                 timeout 1 cat <&3 | tr -d '\\r' | grep -A2 '^num-other-sentinels$' | grep -q {}",
-                shell_quote(&others)
+            let probe = tcp_probe(
+                "127.0.0.1",
+                SENTINEL_PORT,
+                &format!("SENTINEL master {MASTER}\\r\\n"),
+                1,
+                &format!(
+                    "tr -d '\\r' | grep -A2 '^num-other-sentinels$' | grep -q {}",
+                    shell_quote(&others)
+                ),
             );
-            self.sentinel().wait_until(
-                node,
-                &format!("bash -c {}", shell_quote(&script)),
-                within,
-            )?;
+            self.sentinel().wait_until(node, &probe, within)?;
         }
         Ok(())
     }

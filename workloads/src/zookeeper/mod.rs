@@ -52,11 +52,13 @@ impl ZooKeeper {
 
 /// A bash probe: a four-letter word to the local server, its answer grepped.
 fn probe(word: &str, pattern: &str) -> String {
-    let script = format!(
-        "exec 3<>/dev/tcp/127.0.0.1/{PORT} && printf {word} >&3 && timeout 2 cat <&3 | grep -q {}",
-        shell_quote(pattern)
-    );
-    format!("bash -c {}", shell_quote(&script))
+    harness::control::tcp_probe(
+        "127.0.0.1",
+        PORT,
+        word,
+        2,
+        &format!("grep -q {}", shell_quote(pattern)),
+    )
 }
 
 impl System for ZooKeeper {
