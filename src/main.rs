@@ -1,6 +1,27 @@
 //! The `shakedown` binary: parses flags, calls the libraries, maps results to
 //! the exit codes of CONTRACT.md. No checking logic lives here.
 
+/// Prints a line to stdout. A closed pipe (`shakedown check ... | head`)
+/// is not an error: the line is dropped and the command goes on to its exit
+/// code. SIGPIPE stays ignored (Rust's default): restoring its default
+/// action would let any write to a socket the peer has reset (a killed
+/// node's connection, written with `writev`, which cannot ask for
+/// MSG_NOSIGNAL) kill the whole run without a word.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// Prints a line to stderr; a closed stderr is not an error either.
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 mod cmd;
 
 // Reading a history allocates millions of small JSON values; mimalloc makes
@@ -61,18 +82,8 @@ fn no_huge_pages() {
     }
 }
 
-/// A closed pipe (`shakedown ... | head`) ends the process quietly, as it
-/// does for other command-line tools, instead of a panic on the next print.
-fn quiet_on_closed_pipe() {
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
     no_huge_pages();
-    quiet_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

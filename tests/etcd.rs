@@ -108,7 +108,10 @@ fn etcd_register_lock_and_set() {
             "1",
         ],
     );
-    assert!(matches!(code, Some(0 | 1)), "{out}");
+    assert!(
+        matches!(code, Some(0 | 1)),
+        "exit {code:?} (None: killed by a signal)\n{out}"
+    );
     assert!(
         results["checkers"]["lock"]["ops"].as_u64().unwrap() > 10,
         "{results}"

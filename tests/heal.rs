@@ -32,9 +32,7 @@ fn heal_undoes_partitions_and_pauses() {
     let pid = hosts[1]
         .start_daemon("sleep 300", "/tmp/s.pid", "/tmp/s.log")
         .unwrap();
-    hosts[1]
-        .run(&format!("kill -s STOP {pid} && echo {pid} >> {PAUSED}"), T)
-        .unwrap();
+    assert_eq!(nemesis::pause(&mut hosts[1], "/tmp/s.pid").unwrap(), pid);
     let state = |h: &mut SshNode| {
         h.run(&format!("cut -d' ' -f3 /proc/{pid}/stat"), T)
             .unwrap()

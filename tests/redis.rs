@@ -91,7 +91,10 @@ fn redis_split_brain_breaks_the_lock_and_the_register() {
             "3",
         ],
     );
-    assert!(matches!(code, Some(0 | 1)), "{out}");
+    assert!(
+        matches!(code, Some(0 | 1)),
+        "exit {code:?} (None: killed by a signal)\n{out}"
+    );
     assert!(
         results["checkers"]["kv"]["ops"].as_u64().unwrap() > 1000,
         "{out}"
@@ -113,7 +116,10 @@ fn redis_split_brain_breaks_the_lock_and_the_register() {
             "10",
         ],
     );
-    assert!(matches!(code, Some(0 | 1)), "{out}");
+    assert!(
+        matches!(code, Some(0 | 1)),
+        "exit {code:?} (None: killed by a signal)\n{out}"
+    );
     let history = std::fs::read_to_string(store.join("latest/history.jsonl")).unwrap();
     assert!(
         history

@@ -1,7 +1,8 @@
 //! `shakedown test` on a real local cluster with the noop system (a sleeping
 //! process per node as the fault target, in-process clients): the lifecycle,
-//! the store, faults in the history, and crash safety: SIGINT during a
-//! partition heals and exits 130; SIGKILL then `shakedown heal` heals.
+//! the store, faults in the history, and crash safety: SIGPIPE and a closed
+//! stdout are survived; SIGINT during a partition heals and exits 130;
+//! SIGKILL then `shakedown heal` heals.
 //! Own names and subnet; torn down even on failure.
 
 use harness::control::{Remote, SshNode};
@@ -202,10 +203,12 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
             "4",
         ],
     )
-    .stdout(Stdio::null())
+    .stdout(Stdio::piped())
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
+    // Nobody reads its output: every line it prints now meets a closed pipe.
+    drop(child.stdout.take());
     wait_for("a partition", Duration::from_secs(30), || {
         std::fs::canonicalize(store.join("latest"))
             .map(|r| in_force(&r, "start-partition"))
@@ -221,6 +224,13 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
         .trim()
             != "0"
     });
+    // SIGPIPE, what a write to a socket reset by a killed node raises
+    // (clients that write with writev cannot refuse it), does not end a
+    // run; nor did the closed stdout.
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGPIPE) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(child.try_wait().unwrap(), None, "SIGPIPE ended the run");
     // SAFETY: plain kill(2) of our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(130));

@@ -110,7 +110,10 @@ fn zookeeper_plain_reads_lag_sync_reads_do_not_and_the_lock_runs() {
             "4",
         ],
     );
-    assert!(matches!(code, Some(0 | 1)), "{out}");
+    assert!(
+        matches!(code, Some(0 | 1)),
+        "exit {code:?} (None: killed by a signal)\n{out}"
+    );
     assert!(results["checkers"]["lock"].is_object(), "{out}");
     let history = std::fs::read_to_string(store.join("latest/history.jsonl")).unwrap();
     assert!(

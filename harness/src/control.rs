@@ -69,7 +69,8 @@ pub trait Remote {
         Ok(out.stdout)
     }
 
-    /// Starts `command` as a daemon: detached, output to `log`, its pid in `pidfile`.
+    /// Starts `command` as a daemon: detached, output to `log`, its pid and
+    /// start time in `pidfile` (see [`crate::pidfile`]).
     fn start_daemon(
         &mut self,
         command: &str,
@@ -77,9 +78,10 @@ pub trait Remote {
         log: &str,
     ) -> Result<u32, ControlError> {
         let script = format!(
-            "nohup setsid sh -c {} >>{} 2>&1 </dev/null & echo $! > {pidfile}; cat {pidfile}",
+            "nohup setsid sh -c {} >>{} 2>&1 </dev/null & {}; echo $!",
             shell_quote(&format!("exec {command}")),
-            shell_quote(log)
+            shell_quote(log),
+            crate::pidfile::record(pidfile),
         );
         let out = self.run(&script, Duration::from_secs(10))?;
         out.trim().parse().map_err(|_| ControlError {
@@ -91,10 +93,15 @@ pub trait Remote {
         })
     }
 
-    /// Sends `signal` (e.g. "KILL", "STOP", "CONT", "TERM") to the pid in `pidfile`.
+    /// Sends `signal` (e.g. "KILL", "STOP", "CONT", "TERM") to the process
+    /// `pidfile` names; an error when it no longer runs.
     fn signal(&mut self, pidfile: &str, signal: &str) -> Result<(), ControlError> {
         self.run(
-            &format!("kill -s {signal} $(cat {pidfile})"),
+            &format!(
+                "{}; [ -n \"$p\" ] || {{ echo 'no process: {pidfile} names none that runs' >&2; exit 3; }}; \
+                 kill -s {signal} $p",
+                crate::pidfile::live(pidfile)
+            ),
             Duration::from_secs(10),
         )
         .map(|_| ())

@@ -1,12 +1,14 @@
 //! Daemons on nodes that any later process can restart.
 //!
 //! A daemon lives in `/opt/shakedown/<name>/`: `start.sh` (which starts it
-//! unless it already runs), `pid` and `log`. Because the start command sits
+//! unless it already runs), `pid` (pid and start time, see [`pidfile`]) and
+//! `log`. Because the start command sits
 //! on the node, a kill fault only has to note the script in
 //! [`KILLED`](crate::nemesis::KILLED) for any heal, from this run or from
 //! `shakedown heal` after a crash, to bring the daemon back.
 
 use crate::control::{shell_quote, ControlError, Remote};
+use crate::pidfile;
 use std::time::{Duration, Instant};
 
 pub const ROOT: &str = "/opt/shakedown";
@@ -38,22 +40,30 @@ impl Daemon {
         format!("{}/start.sh", self.dir())
     }
 
-    /// The script that starts `command` detached (in `cwd`), unless the pid
-    /// in the pidfile is still alive.
+    /// The script that starts `command` detached (in `cwd`), unless the
+    /// process its pidfile names still runs; it prints the pid.
     pub fn script(&self, command: &str, cwd: &str) -> String {
         let (pid, log) = (self.pidfile(), self.log());
         format!(
             "#!/bin/sh\n\
              # Written by shakedown: starts {name} unless it runs; heal runs it after a kill.\n\
-             if [ -f {pid} ] && kill -0 \"$(cat {pid})\" 2>/dev/null; then cat {pid}; exit 0; fi\n\
+             {live}\n\
+             if [ -n \"$p\" ]; then echo \"$p\"; exit 0; fi\n\
              cd {cwd} || exit 1\n\
              nohup setsid sh -c {cmd} >>{log} 2>&1 </dev/null &\n\
-             echo $! > {pid}\n\
-             cat {pid}\n",
+             {record}\n\
+             echo $!\n",
             name = self.name,
+            live = pidfile::live(&pid),
+            record = pidfile::record(&pid),
             cwd = shell_quote(cwd),
             cmd = shell_quote(&format!("exec {command}")),
         )
+    }
+
+    /// Shell: exits 0 while the daemon's process runs (a paused one counts).
+    pub fn running_check(&self) -> String {
+        format!("{}; [ -n \"$p\" ]", pidfile::live(&self.pidfile()))
     }
 
     /// Uploads the control host's file `local` as `<dir>/<name>` (mode 755);
@@ -112,29 +122,28 @@ impl Daemon {
 
     /// Whether the daemon's process exists (a paused one counts).
     pub fn running(&self, node: &mut dyn Remote) -> Result<bool, ControlError> {
-        let pid = self.pidfile();
         Ok(node
-            .exec(
-                &format!("[ -f {pid} ] && kill -0 \"$(cat {pid})\" 2>/dev/null"),
-                Duration::from_secs(10),
-            )?
+            .exec(&self.running_check(), Duration::from_secs(10))?
             .code
             == 0)
     }
 
     /// Stops the daemon: SIGCONT (it may be paused), SIGTERM, then SIGKILL
-    /// after `grace`. Nothing to do if it is not running.
+    /// to its process group after `grace`. Nothing to do if it is not
+    /// running (its pid is never signalled once its process is gone).
     pub fn stop(&self, node: &mut dyn Remote, grace: Duration) -> Result<(), ControlError> {
         let pid = self.pidfile();
         let ms = grace.as_millis().max(10) / 10;
         node.run(
             &format!(
-                "[ -f {pid} ] || exit 0; p=$(cat {pid}); \
+                "{live}; if [ -z \"$p\" ]; then rm -f {pid}; exit 0; fi; \
                  kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; kill -s TERM $p 2>/dev/null; \
-                 for i in $(seq {ms}); do [ -e /proc/$p ] || break; sleep 0.01; done; \
-                 kill -s KILL -- -$p 2>/dev/null; kill -s KILL $p 2>/dev/null; \
-                 for i in $(seq 200); do kill -0 -- -$p 2>/dev/null || [ -e /proc/$p ] || break; sleep 0.01; done; \
-                 rm -f {pid}"
+                 for i in $(seq {ms}); do {same} || break; sleep 0.01; done; \
+                 kill -s KILL -- -$p 2>/dev/null; {same} && kill -s KILL $p 2>/dev/null; \
+                 for i in $(seq 200); do kill -0 -- -$p 2>/dev/null || {same} || break; sleep 0.01; done; \
+                 rm -f {pid}",
+                live = pidfile::live(&pid),
+                same = pidfile::still_same(),
             ),
             grace + Duration::from_secs(10),
         )
@@ -192,7 +201,8 @@ mod tests {
             "/opt/shakedown/etcd",
         );
         assert!(s.starts_with("#!/bin/sh\n"));
-        assert!(s.contains("kill -0 \"$(cat /opt/shakedown/etcd/pid)\""));
+        assert!(s.contains(&pidfile::live("/opt/shakedown/etcd/pid")));
+        assert!(s.contains(&pidfile::record("/opt/shakedown/etcd/pid")));
         assert!(s.contains("'exec /opt/shakedown/etcd/etcd --name '\\''n1'\\'''"));
         assert!(s.contains(">>/opt/shakedown/etcd/log"));
     }

@@ -1,8 +1,16 @@
-//! Control of shakedown's hosts.
-//!
-//! Today: [`local`], a cluster of test hosts in network namespaces on this
-//! machine, each with its own sshd, reached exactly as real VMs would be.
-//! The SSH control layer, faults and the runner come next (ARCHITECTURE.md).
+//! Control of shakedown's hosts: SSH ([`control`]), local test hosts in
+//! network namespaces ([`local`]), faults ([`nemesis`], [`schedule`]),
+//! daemons on nodes ([`daemon`]), the runner ([`lifecycle`], [`runner`]),
+//! the store ([`store`]), heal and doctor. ARCHITECTURE.md has the map.
+
+/// A line to stderr that never panics (a closed stderr drops it): a run
+/// must go on to its heal whatever happens to the terminal.
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
 
 pub mod control;
 pub mod daemon;
@@ -11,6 +19,7 @@ pub mod lifecycle;
 pub mod local;
 pub mod nemesis;
 pub mod nodes;
+pub mod pidfile;
 pub mod progress;
 pub mod results;
 pub mod runner;

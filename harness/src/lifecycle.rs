@@ -204,10 +204,10 @@ struct HealGuard {
 impl Drop for HealGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("shakedown: a panic during the run; healing every node");
+            say_err!("shakedown: a panic during the run; healing every node");
             let (mut nodes, _) = control::connect_all(&self.addrs, &self.ssh);
             if let Err(e) = nemesis::heal(&mut nodes) {
-                eprintln!("shakedown: heal after panic failed: {e}; run `shakedown heal`");
+                say_err!("shakedown: heal after panic failed: {e}; run `shakedown heal`");
             }
         }
     }

@@ -11,6 +11,7 @@
 
 use crate::control::{ControlError, Remote};
 use crate::daemon::Daemon;
+use crate::pidfile;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -210,8 +211,9 @@ pub fn partition<R: Remote + Send>(
     Ok(start.elapsed())
 }
 
-/// Where a pause fault records, on the node, the pids it stopped (one per
-/// line), so that a heal from another process can resume them.
+/// Where a pause fault records, on the node, the processes it stopped (pid
+/// and start time, one per line), so that a heal from another process can
+/// resume them, and only them.
 pub const PAUSED: &str = "/run/shakedown-paused";
 
 /// Where a kill fault records, on the node, the start script of each daemon
@@ -226,10 +228,11 @@ pub const CLOCK: &str = "/run/shakedown-clock";
 pub fn heal_script() -> String {
     format!(
         "iptables -w -F {CHAIN} 2>/dev/null || true; \
-         if [ -f {PAUSED} ]; then for p in $(cat {PAUSED}); do kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; done; rm -f {PAUSED}; fi; \
+         if [ -f {PAUSED} ]; then while read -r p s; do {same} && {{ kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; }}; done < {PAUSED}; rm -f {PAUSED}; fi; \
          if [ -f {KILLED} ]; then sort -u {KILLED} | while read -r s; do [ -x \"$s\" ] && \"$s\" >/dev/null 2>&1; done; rm -f {KILLED}; fi; \
          if [ -f {CLOCK} ]; then off=$(cat {CLOCK}); date -s \"@$(( $(date +%s) - off ))\" >/dev/null; rm -f {CLOCK}; fi; \
-         true"
+         true",
+        same = pidfile::still_same(),
     )
 }
 
@@ -268,14 +271,24 @@ pub fn shift_clock<R: Remote>(node: &mut R, seconds: i64) -> Result<(), ControlE
     .map(|_| ())
 }
 
-/// Stops the process whose pid is in `pidfile` (SIGSTOP), with its process
-/// group (a daemon's workers, e.g. PostgreSQL's backends), and records it
-/// on the node, so that any later heal resumes it. Returns the pid.
+/// Shell: `p` and `s` from `pidfile`, or exit 3 with a message when the
+/// process it names no longer runs (its pid may be another's by now).
+fn live_or_fail(pidfile: &str) -> String {
+    format!(
+        "{}; [ -n \"$p\" ] || {{ echo 'not running: {pidfile} names no live process' >&2; exit 3; }}",
+        pidfile::live(pidfile)
+    )
+}
+
+/// Stops the process `pidfile` names (SIGSTOP), with its process group (a
+/// daemon's workers, e.g. PostgreSQL's backends), and records it on the
+/// node, so that any later heal resumes it. Returns the pid.
 pub fn pause<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
     let out = node.run(
         &format!(
-            "pid=$(cat {pidfile}) && {{ kill -s STOP -- -$pid 2>/dev/null || kill -s STOP $pid; }} && \
-             echo $pid >> {PAUSED} && echo $pid"
+            "{}; {{ kill -s STOP -- -$p 2>/dev/null || kill -s STOP $p; }} && \
+             echo \"$p $s\" >> {PAUSED} && echo $p",
+            live_or_fail(pidfile)
         ),
         Duration::from_secs(10),
     )?;
@@ -286,24 +299,28 @@ pub fn pause<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError
 pub fn resume<R: Remote>(node: &mut R, pidfile: &str) -> Result<(), ControlError> {
     node.run(
         &format!(
-            "pid=$(cat {pidfile}) && {{ kill -s CONT -- -$pid 2>/dev/null; kill -s CONT $pid; }} && \
-             if [ -f {PAUSED} ]; then grep -vx \"$pid\" {PAUSED} > {PAUSED}.new; mv {PAUSED}.new {PAUSED}; fi"
+            "{}; {{ kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p; }} && \
+             if [ -f {PAUSED} ]; then grep -vx \"$p $s\" {PAUSED} > {PAUSED}.new; mv {PAUSED}.new {PAUSED}; fi",
+            live_or_fail(pidfile)
         ),
         Duration::from_secs(10),
     )
     .map(|_| ())
 }
 
-/// Kills the process whose pid is in `pidfile` (SIGKILL), with its process
-/// group (a daemon is started as a session leader: its workers die with
-/// it, as on a crash of the machine), and waits until they are gone.
-/// Restarting it is the system's business (it knows the command).
+/// Kills the process `pidfile` names (SIGKILL), with its process group (a
+/// daemon is started as a session leader: its workers die with it, as on
+/// a crash of the machine), and waits until they are gone. Restarting it
+/// is the system's business (it knows the command). An error, and nothing
+/// signalled, when the process no longer runs.
 pub fn kill<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
     let out = node.run(
         &format!(
-            "pid=$(cat {pidfile}) && {{ kill -s KILL -- -$pid 2>/dev/null || kill -s KILL $pid; }}; \
-             for i in $(seq 200); do kill -0 -- -$pid 2>/dev/null || [ -e /proc/$pid ] || break; sleep 0.01; done; \
-             [ ! -e /proc/$pid ] && echo $pid"
+            "{}; {{ kill -s KILL -- -$p 2>/dev/null || kill -s KILL $p; }}; \
+             for i in $(seq 200); do kill -0 -- -$p 2>/dev/null || {same} || break; sleep 0.01; done; \
+             {same} || echo $p",
+            live_or_fail(pidfile),
+            same = pidfile::still_same(),
         ),
         Duration::from_secs(10),
     )?;

@@ -60,7 +60,7 @@ impl Progress {
                         b.set_position(el.min(limit.as_secs()));
                         b.set_message(msg);
                     }
-                    None => eprintln!("[{el:>4}/{} s] {msg}", limit.as_secs()),
+                    None => say_err!("[{el:>4}/{} s] {msg}", limit.as_secs()),
                 }
             }
             if let Some(b) = bar {

@@ -83,10 +83,6 @@ impl System for Noop {
     ) -> Result<(), ControlError> {
         let d = self.daemon();
         d.start(node, "sleep 1000000", &d.dir())?;
-        d.wait_until(
-            node,
-            &format!("kill -0 $(cat {})", d.pidfile()),
-            Duration::from_secs(5),
-        )
+        d.wait_until(node, &d.running_check(), Duration::from_secs(5))
     }
 }

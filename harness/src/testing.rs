@@ -78,7 +78,7 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         if let Err(e) = self.cluster.down() {
-            eprintln!("test cluster cleanup failed: {e}");
+            say_err!("test cluster cleanup failed: {e}");
         }
     }
 }

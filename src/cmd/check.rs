@@ -60,7 +60,7 @@ pub struct CheckArgs {
 }
 
 fn usage(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("shakedown check: {msg}");
+    err!("shakedown check: {msg}");
     exit::USAGE
 }
 
@@ -146,7 +146,7 @@ pub fn run(args: CheckArgs) -> u8 {
             ready.insert(i, outcome);
             while let Some(o) = ready.remove(&printed) {
                 for line in &o.stderr {
-                    eprintln!("{line}");
+                    err!("{line}");
                 }
                 if let Some(line) = &o.stdout {
                     let _ = writeln!(stdout.lock(), "{line}");

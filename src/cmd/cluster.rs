@@ -42,19 +42,19 @@ pub fn run(args: ClusterArgs) -> u8 {
         Action::Up { nodes } => match LocalCluster::new(nodes).up() {
             Ok(up) => {
                 let how = if up.reused { "already up" } else { "up" };
-                println!(
+                out!(
                     "cluster {how}: {} hosts in {:.2} s",
                     up.hosts.len(),
                     up.elapsed.as_secs_f64()
                 );
                 for (name, ip) in &up.hosts {
-                    println!("  {name}  {ip}");
+                    out!("  {name}  {ip}");
                 }
-                println!("nodes file:  {}", up.nodes_file.display());
-                println!("ssh key:     {}", up.key.display());
-                println!("known_hosts: {}", up.known_hosts.display());
+                out!("nodes file:  {}", up.nodes_file.display());
+                out!("ssh key:     {}", up.key.display());
+                out!("known_hosts: {}", up.known_hosts.display());
                 if let Some((_, ip)) = up.hosts.first() {
-                    println!(
+                    out!(
                         "try:         ssh -i {} -o UserKnownHostsFile={} root@{ip} hostname",
                         up.key.display(),
                         up.known_hosts.display()
@@ -63,17 +63,17 @@ pub fn run(args: ClusterArgs) -> u8 {
                 exit::VALID
             }
             Err(e) => {
-                eprintln!("shakedown cluster up: {e}");
+                err!("shakedown cluster up: {e}");
                 exit::INFRA
             }
         },
         Action::Down => match current().down() {
             Ok(()) => {
-                println!("cluster down");
+                out!("cluster down");
                 exit::VALID
             }
             Err(e) => {
-                eprintln!("shakedown cluster down: {e}");
+                err!("shakedown cluster down: {e}");
                 exit::INFRA
             }
         },
@@ -90,7 +90,7 @@ pub fn run(args: ClusterArgs) -> u8 {
                     (false, _) => "down".to_string(),
                 };
                 all_up &= h.ssh;
-                println!("{}  {}  {state}", h.name, h.ip);
+                out!("{}  {}  {state}", h.name, h.ip);
             }
             if all_up {
                 exit::VALID

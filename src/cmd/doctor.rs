@@ -21,7 +21,7 @@ pub fn run(args: DoctorArgs) -> u8 {
     };
     let reports = doctor::check_all(&addrs, &opts, &args.ports);
     for r in &reports {
-        println!("{}", r.line());
+        out!("{}", r.line());
     }
     if reports.iter().all(|r| r.ok()) {
         exit::VALID

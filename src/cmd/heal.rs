@@ -39,21 +39,21 @@ pub fn run(args: HealArgs) -> u8 {
         Err(code) => return code,
     };
     if let Some(m) = left_behind(&args.store) {
-        println!("{m}");
+        out!("{m}");
     }
     let (mut nodes, failed) = connect_all(&addrs, &opts);
     for f in &failed {
-        eprintln!("shakedown heal: {f}");
+        err!("shakedown heal: {f}");
     }
     match nemesis::heal(&mut nodes) {
-        Ok(took) => println!(
+        Ok(took) => out!(
             "healed {} of {} nodes in {:.0} ms (partition and loss rules flushed, paused processes resumed, killed ones restarted, clocks put back)",
             nodes.len(),
             addrs.len(),
             took.as_secs_f64() * 1000.0
         ),
         Err(e) => {
-            eprintln!("shakedown heal: {e}");
+            err!("shakedown heal: {e}");
             return exit::INFRA;
         }
     }

@@ -37,11 +37,11 @@ impl NodeFlags {
         let is_local = self.nodes_file.is_none();
         let nodes_file = self.nodes_file.unwrap_or_else(|| local.nodes_file());
         if is_local && !nodes_file.exists() {
-            eprintln!("shakedown {verb}: no --nodes-file given and no local cluster is up: run `shakedown cluster up` or pass --nodes-file");
+            err!("shakedown {verb}: no --nodes-file given and no local cluster is up: run `shakedown cluster up` or pass --nodes-file");
             return Err(exit::USAGE);
         }
         let addrs = nodes::read(&nodes_file).map_err(|e| {
-            eprintln!("shakedown {verb}: {e}");
+            err!("shakedown {verb}: {e}");
             exit::USAGE
         })?;
         let key = self.ssh_key.unwrap_or_else(|| {
@@ -57,7 +57,7 @@ impl NodeFlags {
             }
         });
         if !key.exists() {
-            eprintln!(
+            err!(
                 "shakedown {verb}: --ssh-key {} does not exist",
                 key.display()
             );

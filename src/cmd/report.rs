@@ -12,7 +12,7 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs) -> u8 {
     if !args.run_dir.join("test.json").is_file() {
-        eprintln!(
+        err!(
             "shakedown report: {}: not a run directory (no test.json)",
             args.run_dir.display()
         );

@@ -100,7 +100,7 @@ pub struct TestArgs {
 }
 
 fn usage(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("shakedown test: {msg}");
+    err!("shakedown test: {msg}");
     exit::USAGE
 }
 
@@ -181,7 +181,7 @@ pub fn run(args: TestArgs) -> u8 {
     if local {
         // The contract: without --nodes-file, the local cluster, brought up if down.
         if let Err(e) = LocalCluster::new(5).up() {
-            eprintln!("shakedown test: cannot bring the local cluster up: {e}");
+            err!("shakedown test: cannot bring the local cluster up: {e}");
             return exit::INFRA;
         }
     }
@@ -199,7 +199,7 @@ pub fn run(args: TestArgs) -> u8 {
         Ok(p) => p,
         Err(TestError::Usage(m)) => return usage(m),
         Err(TestError::Infra(m)) => {
-            eprintln!("shakedown test: {m}");
+            err!("shakedown test: {m}");
             return exit::INFRA;
         }
     };
@@ -207,7 +207,7 @@ pub fn run(args: TestArgs) -> u8 {
     let run_dir = match store.create_run(sel.system.name, sel.workload.name, SystemTime::now()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("shakedown test: {e}");
+            err!("shakedown test: {e}");
             return exit::INFRA;
         }
     };
@@ -257,11 +257,11 @@ pub fn run(args: TestArgs) -> u8 {
         t.extend(e);
     }
     if let Err(e) = run_dir.write_test_json(&test) {
-        eprintln!("shakedown test: {e}");
+        err!("shakedown test: {e}");
         return exit::INFRA;
     }
-    println!("seed {seed}: {cmd}");
-    println!("run: {}", run_dir.path.display());
+    out!("seed {seed}: {cmd}");
+    out!("run: {}", run_dir.path.display());
     tracing::info!("run {} seed {seed}: {cmd}", run_dir.path.display());
 
     let spec = TestSpec {
@@ -283,7 +283,7 @@ pub fn run(args: TestArgs) -> u8 {
         Ok(o) => o,
         Err(e) => {
             tracing::error!("{e}");
-            eprintln!("shakedown test: {e}");
+            err!("shakedown test: {e}");
             return match e {
                 TestError::Usage(_) => exit::USAGE,
                 TestError::Infra(_) => exit::INFRA,
@@ -291,11 +291,11 @@ pub fn run(args: TestArgs) -> u8 {
         }
     };
     for w in &outcome.warnings {
-        eprintln!("shakedown test: warning: {w}");
+        err!("shakedown test: warning: {w}");
         tracing::warn!("{w}");
     }
     let s = &outcome.main;
-    println!(
+    out!(
         "recorded {} operations: {} ok, {} fail, {} info{}",
         s.ok + s.fail
             + s.info
@@ -313,11 +313,11 @@ pub fn run(args: TestArgs) -> u8 {
     );
     let verdict = finish(&run_dir.path);
     if let Some(h) = &outcome.heal_failed {
-        eprintln!("shakedown test: the final heal failed: {h}; run `shakedown heal`");
+        err!("shakedown test: the final heal failed: {h}; run `shakedown heal`");
         return exit::INFRA;
     }
     if outcome.interrupted {
-        eprintln!("shakedown test: interrupted; faults healed, the partial history is kept");
+        err!("shakedown test: interrupted; faults healed, the partial history is kept");
         return INTERRUPTED;
     }
     verdict
@@ -332,7 +332,7 @@ pub fn finish(run_dir: &Path) -> u8 {
     let (results, verdict) = match harness::results::check_run(run_dir, &opts) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("shakedown: {e}");
+            err!("shakedown: {e}");
             return exit::USAGE;
         }
     };
@@ -348,11 +348,11 @@ pub fn finish(run_dir: &Path) -> u8 {
             .or_else(|| r["unknown_reason"].as_str())
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
-        println!("{name}: {word}{why}");
+        out!("{name}: {word}{why}");
     }
     match crate::cmd::report::render(run_dir) {
-        Ok(path) => println!("report: {}", path.display()),
-        Err(e) => eprintln!("shakedown: report: {e}"),
+        Ok(path) => out!("report: {}", path.display()),
+        Err(e) => err!("shakedown: report: {e}"),
     }
     match verdict {
         Validity::Valid => exit::VALID,
