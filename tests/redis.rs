@@ -3,8 +3,9 @@
 //! the sentinels promote a replica while clients of the old primary's side
 //! go on using it, and the lock checker finds two holders at once (SET NX
 //! PX); the register is found not linearizable; the documents' SETNX recipe
-//! runs and checks. Short runs here (CI); the README's findings come from
-//! scripts/findings.
+//! runs and checks; Redlock without persistence grants twice when servers
+//! restart at once, and holds with the append-only file. Short runs here
+//! (CI); the README's findings come from scripts/findings.
 
 use harness::testing::TestCluster;
 use serde_json::Value;
@@ -127,6 +128,66 @@ fn redis_split_brain_breaks_the_lock_and_the_register() {
             .any(|l| l.contains(r#""type":"ok","f":"release""#)),
         "no release succeeded"
     );
+    // Redlock on five independent primaries, servers killed and restarted
+    // at once (no delayed restart): with no persistence a restarted server
+    // comes back empty, and a second client gets a majority while the first
+    // still holds the lock; with the append-only file (written before Redis
+    // replies, so a SIGKILL loses nothing) the lock holds.
+    let redlock = |seed: &str, persistence: &str, limit: &str| {
+        let persistence = format!("persistence={persistence}");
+        common::run_test(
+            &t,
+            &store,
+            &[
+                "--system",
+                "redis",
+                "--workload",
+                "lock",
+                "--opt",
+                "recipe=redlock",
+                "--opt",
+                &persistence,
+                "--opt",
+                "hold-ms=12000",
+                "--opt",
+                "lease-ms=15000",
+                "--nemesis",
+                "kill",
+                "--interval",
+                "2",
+                "--recovery",
+                "2",
+                "--time-limit",
+                limit,
+                "--seed",
+                seed,
+            ],
+        )
+    };
+    let found = common::first_invalid(&["1", "2"], |seed| redlock(seed, "none", "30"));
+    let (out, results) =
+        found.expect("Redlock without persistence held through two 30 s runs of kills");
+    let a = &results["checkers"]["lock"]["anomalies"][0];
+    assert_eq!(a["type"], "double-grant", "{out}");
+    let nodes = store.join("latest/nodes");
+    assert!(
+        std::fs::read_dir(&nodes).unwrap().all(|d| !d
+            .unwrap()
+            .path()
+            .join("redis-sentinel.log")
+            .exists()),
+        "Redlock's primaries are independent: no sentinels"
+    );
+    let (code, out, _) = redlock("1", "aof", "20");
+    assert_eq!(code, Some(0), "{out}");
+    let history = std::fs::read_to_string(store.join("latest/history.jsonl")).unwrap();
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains(r#""type":"ok","f":"acquire""#) && l.contains("lease_ms")),
+        "no Redlock grant"
+    );
+
     // Nothing is left running on the nodes.
     let left = std::process::Command::new("pgrep")
         .args(["-f", "/opt/shakedown/redis"])

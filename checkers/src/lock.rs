@@ -324,7 +324,8 @@ fn describe(history: &History, a: &Hold, h: &Hold, lock: &str, key: Option<&Valu
     anomaly.with("processes", json!([aa.process, ha.process]))
 }
 
-/// Acquires that stopped succeeding: after the last grant, at least
+/// Acquires that stopped succeeding: once the last grant should have
+/// ended (its holder asked to release it, or its lease ran out), at least
 /// STUCK_AFTER acquires failed or timed out and none succeeded.
 const STUCK_AFTER: usize = 3;
 
@@ -334,10 +335,31 @@ fn stuck(ops: &[&Operation], key: Option<&Value>, anomalies: &mut Vec<Anomaly>) 
         .iter()
         .filter(|o| o.f == "acquire" && o.outcome == Outcome::Ok)
         .max_by_key(|o| o.ret.unwrap_or(o.call));
-    let after = last.map_or(0, |g| g.ret.unwrap_or(g.call));
+    let release = last.and_then(|g| {
+        ops.iter()
+            .find(|o| o.process == g.process && o.f == "release" && o.call > g.call)
+    });
+    // An acquire while the last holder still holds the lock failing is
+    // contention, not a stuck lock: only those asked once it should be free.
+    let lease_end = last.and_then(|g| {
+        let ms = g
+            .output
+            .as_ref()
+            .and_then(|v| v.get("lease_ms"))?
+            .as_u64()?;
+        Some(g.ret_time? + ms * 1_000_000)
+    });
+    let free = |o: &Operation| match last {
+        None => true,
+        Some(g) => {
+            o.call > g.ret.unwrap_or(g.call)
+                && (release.is_some_and(|r| o.call > r.call)
+                    || lease_end.is_some_and(|end| o.call_time.is_some_and(|t| t > end)))
+        }
+    };
     let blocked: Vec<&&Operation> = ops
         .iter()
-        .filter(|o| o.f == "acquire" && o.outcome != Outcome::Ok && o.call > after)
+        .filter(|o| o.f == "acquire" && o.outcome != Outcome::Ok && free(o))
         .collect();
     if blocked.len() < STUCK_AFTER {
         return;
@@ -346,9 +368,6 @@ fn stuck(ops: &[&Operation], key: Option<&Value>, anomalies: &mut Vec<Anomaly>) 
     let holder = match last {
         None => format!("{lock} was never granted"),
         Some(g) => {
-            let release = ops
-                .iter()
-                .find(|o| o.process == g.process && o.f == "release" && o.call > g.call);
             let fate = match release {
                 None => "never released it".to_string(),
                 Some(r) if r.outcome == Outcome::Ok => {
@@ -370,12 +389,17 @@ fn stuck(ops: &[&Operation], key: Option<&Value>, anomalies: &mut Vec<Anomaly>) 
             )
         }
     };
+    let why = if lease_end.is_some() {
+        "the lease should have freed it: is its expiry lost?"
+    } else {
+        "a holder that crashed with no expiry blocks a lock forever"
+    };
     let mut a = Anomaly::new(
         "lock-stuck",
         Severity::Info,
         key,
         format!(
-            "{holder}; after that, {} acquires failed or timed out and none succeeded, from {} to {} (a holder that crashed with no expiry blocks a lock forever)",
+            "{holder}; after that, {} acquires failed or timed out and none succeeded, from {} to {} ({why})",
             blocked.len(),
             first.describe_time(false),
             latest.describe_time(true),

@@ -120,6 +120,21 @@ fn lock_table() {
             (2, "invoke", "acquire", N, 7), (2, "fail", "acquire", N, 8),
             (3, "invoke", "acquire", N, 9), (3, "fail", "acquire", N, 10),
         ]), Validity::Valid, &["lock-stuck"]),
+        ("acquires failing while the holder holds are contention", h(&[
+            (0, "invoke", "acquire", N, 1), (0, "ok", "acquire", N, 2),
+            (1, "invoke", "acquire", N, 5), (1, "fail", "acquire", N, 6),
+            (2, "invoke", "acquire", N, 7), (2, "fail", "acquire", N, 8),
+            (3, "invoke", "acquire", N, 9), (3, "fail", "acquire", N, 10),
+            (0, "invoke", "release", N, 11), (0, "info", "release", N, 12),
+            (1, "invoke", "acquire", N, 13), (1, "fail", "acquire", N, 14),
+        ]), Validity::Valid, &[]),
+        ("a lease that ran out and still blocked", h(&[
+            (0, "invoke", "acquire", N, 1), (0, "ok", "acquire", json!({"lease_ms": 10}), 2),
+            (1, "invoke", "acquire", N, 5), (1, "fail", "acquire", N, 6),
+            (2, "invoke", "acquire", N, 13), (2, "fail", "acquire", N, 14),
+            (3, "invoke", "acquire", N, 15), (3, "fail", "acquire", N, 16),
+            (4, "invoke", "acquire", N, 17), (4, "fail", "acquire", N, 18),
+        ]), Validity::Valid, &["lock-stuck"]),
         ("two failed acquires are not yet a stuck lock", h(&[
             (0, "invoke", "acquire", N, 1), (0, "ok", "acquire", N, 2),
             (1, "invoke", "acquire", N, 5), (1, "fail", "acquire", N, 6),
@@ -424,4 +439,25 @@ proptest! {
         prop_assert_eq!(r.valid, Validity::Valid, "{:#?}", r.anomalies);
         prop_assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
     }
+}
+
+#[test]
+fn a_stuck_lease_counts_only_acquires_after_it_ran_out() {
+    let hist = h(&[
+        (0, "invoke", "acquire", N, 1),
+        (0, "ok", "acquire", json!({"lease_ms": 10}), 2),
+        (1, "invoke", "acquire", N, 5),
+        (1, "fail", "acquire", N, 6),
+        (2, "invoke", "acquire", N, 13),
+        (2, "fail", "acquire", N, 14),
+        (3, "invoke", "acquire", N, 15),
+        (3, "fail", "acquire", N, 16),
+        (4, "invoke", "acquire", N, 17),
+        (4, "fail", "acquire", N, 18),
+    ]);
+    let r = run("lock", N, &hist);
+    let msg = r.anomalies[0]["message"].as_str().unwrap();
+    assert!(msg.contains("3 acquires failed"), "{msg}");
+    assert!(msg.contains("from 0.013 s"), "{msg}");
+    assert!(msg.contains("the lease should have freed it"), "{msg}");
 }

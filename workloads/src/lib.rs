@@ -84,9 +84,10 @@ pub const SYSTEMS: &[SystemInfo] = &[
         summary: "Redis, the control host's redis-server uploaded to every node: a primary, replicas, and Redis Sentinel for failover",
         workloads: &["register", "lock"],
         options: &[
-            OptInfo { key: "failover", default: "sentinel", summary: "sentinel (a sentinel per node promotes a replica; clients ask their node's sentinel) or none" },
-            OptInfo { key: "recipe", default: "set-nx-px", summary: "lock workload: set-nx-px (SET NX PX, compare-and-delete release) or setnx (SETNX, WATCH/MULTI/DEL release, no expiry)" },
-            OptInfo { key: "lease-ms", default: "2000", summary: "lock workload, set-nx-px: the lock's PX, ms" },
+            OptInfo { key: "failover", default: "sentinel", summary: "sentinel (a sentinel per node promotes a replica; clients ask their node's sentinel) or none (always none with recipe=redlock)" },
+            OptInfo { key: "recipe", default: "set-nx-px", summary: "lock workload: set-nx-px (SET NX PX, compare-and-delete release), setnx (SETNX, WATCH/MULTI/DEL release, no expiry) or redlock (SET NX PX on a majority of independent primaries: no replicas, no sentinels)" },
+            OptInfo { key: "lease-ms", default: "2000", summary: "lock workload, set-nx-px and redlock: the lock's PX, ms" },
+            OptInfo { key: "persistence", default: "aof", summary: "aof (append-only file, fsync every second) or none (a restarted server comes back empty)" },
             OptInfo { key: "read-from", default: "primary", summary: "register workload: primary, or replica (each client reads its own node)" },
             OptInfo { key: "down-after-ms", default: "2000", summary: "sentinel's down-after-milliseconds" },
         ],
@@ -178,6 +179,19 @@ impl Selection {
             }
             opts.insert(k.clone(), v.clone());
         }
+        if sys.name == "redis" && opts["recipe"] == "redlock" {
+            // Independent primaries: nothing to fail over. Said so in the
+            // options test.json records and the replay line prints.
+            if given
+                .iter()
+                .any(|(k, v)| k == "failover" && v == "sentinel")
+            {
+                return Err(
+                    "--opt recipe=redlock runs independent primaries: --opt failover=sentinel does not apply".into(),
+                );
+            }
+            opts.insert("failover".into(), "none".into());
+        }
         let s = Selection {
             system: sys,
             workload: wl,
@@ -219,7 +233,8 @@ impl Selection {
         if sys.name == "redis" {
             for (k, allowed) in [
                 ("failover", &["sentinel", "none"][..]),
-                ("recipe", &["set-nx-px", "setnx"][..]),
+                ("recipe", &["set-nx-px", "setnx", "redlock"][..]),
+                ("persistence", &["aof", "none"][..]),
                 ("read-from", &["primary", "replica"][..]),
             ] {
                 if !allowed.contains(&s.opts[k].as_str()) {
@@ -322,12 +337,19 @@ impl Selection {
                 opts: self.pg_opts(),
             }),
             "redis" => Arc::new(redis::Redis::new(redis::RedisOpts {
-                sentinel: self.opts["failover"] == "sentinel",
+                sentinel: self.redis_sentinel(),
+                independent: self.opts["recipe"] == "redlock",
+                aof: self.opts["persistence"] == "aof",
                 down_after_ms: self.num("down-after-ms", 2000),
             })),
             "http" => http::system(&self.http_opts()),
             _ => Arc::new(Noop),
         }
+    }
+
+    /// Sentinels (never with Redlock: `new` made its failover none).
+    fn redis_sentinel(&self) -> bool {
+        self.opts["failover"] == "sentinel"
     }
 
     fn http_opts(&self) -> http::HttpOpts {
@@ -416,12 +438,12 @@ impl Selection {
             }
             "redis" => {
                 let cfg = Arc::new(redis::client::Config {
-                    sentinel: self.opts["failover"] == "sentinel",
+                    sentinel: self.redis_sentinel(),
                     read_from_replica: self.opts["read-from"] == "replica",
-                    recipe: if self.opts["recipe"] == "setnx" {
-                        redis::client::Recipe::SetNx
-                    } else {
-                        redis::client::Recipe::SetNxPx
+                    recipe: match self.opts["recipe"].as_str() {
+                        "setnx" => redis::client::Recipe::SetNx,
+                        "redlock" => redis::client::Recipe::Redlock,
+                        _ => redis::client::Recipe::SetNxPx,
                     },
                     lease_ms: self.num("lease-ms", 2000),
                     timeout: spec.run.op_timeout,
@@ -552,4 +574,43 @@ pub fn describe(sel: &Selection) -> Value {
         "opts": sel.opts,
         "checkers": sel.checkers().iter().map(|(c, init)| json!({"checker": c.name(), "init": init})).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn redlock_runs_independent_primaries_and_says_so() {
+        let s = Selection::new("redis", "lock", &opts(&[("recipe", "redlock")])).unwrap();
+        assert_eq!(s.opts["failover"], "none");
+        assert!(!s.redis_sentinel());
+        let e = Selection::new(
+            "redis",
+            "lock",
+            &opts(&[("recipe", "redlock"), ("failover", "sentinel")]),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("--opt recipe=redlock") && e.contains("failover"),
+            "{e}"
+        );
+        let e = Selection::new("redis", "lock", &opts(&[("persistence", "rdb")]))
+            .err()
+            .unwrap();
+        assert!(e.contains("--opt persistence=rdb"), "{e}");
+        let s = Selection::new("redis", "lock", &[]).unwrap();
+        assert_eq!(
+            (s.opts["failover"].as_str(), s.opts["persistence"].as_str()),
+            ("sentinel", "aof")
+        );
+    }
 }

@@ -1,5 +1,12 @@
 //! Clients of Redis: the register (GET, SET, compare-and-set by a Lua
-//! script) and the lock recipes of the user's documents.
+//! script), the lock recipes of the user's documents, and Redlock.
+//!
+//! Redlock (as redis.io describes it): SET key token NX PX ttl on every
+//! independent primary at once, each bounded by a small timeout; granted
+//! when a majority said OK and time is left of the ttl (less the elapsed
+//! time and a drift of 1% + 2 ms): that remainder is the lease. Otherwise
+//! the client deletes its token everywhere and tries again after a random
+//! delay. Release is the compare-and-delete script on every node.
 //!
 //! Each client belongs to one node. With sentinels it asks that node's
 //! sentinel where the primary is whenever it has no connection (at start,
@@ -38,6 +45,8 @@ pub enum Recipe {
     SetNx,
     /// SET key token NX PX ttl; release by a compare-and-delete script.
     SetNxPx,
+    /// SET NX PX on a majority of independent primaries.
+    Redlock,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +69,8 @@ pub struct RedisClient {
     primary: Option<(Conn, String, Instant)>,
     /// The connection to this client's own node (replica reads).
     local: Option<Conn>,
+    /// Redlock: a connection to each node, made when needed.
+    peers: Vec<Option<Conn>>,
     /// This client's name in lock values.
     id: u64,
     acquired: u64,
@@ -99,6 +110,7 @@ impl RedisClient {
             cfg,
             primary: None,
             local: None,
+            peers: (0..nodes.len()).map(|_| None).collect(),
             id: CLIENTS.fetch_add(1, Ordering::Relaxed),
             acquired: 0,
             held: None,
@@ -263,10 +275,137 @@ impl RedisClient {
         }
     }
 
+    /// Redlock: one command on every node at once, each within `within`
+    /// (connecting included). Connections that fail are dropped.
+    async fn on_every_node(
+        &mut self,
+        args: &[&[u8]],
+        within: Duration,
+    ) -> Vec<Result<Reply, Error>> {
+        let args: Arc<Vec<Vec<u8>>> = Arc::new(args.iter().map(|a| a.to_vec()).collect());
+        let mut tasks = Vec::with_capacity(self.nodes.len());
+        for (n, conn) in self.nodes.iter().zip(self.peers.iter_mut()) {
+            let (conn, addr, args) = (conn.take(), SocketAddr::new(n.ip, PORT), args.clone());
+            tasks.push(tokio::spawn(async move {
+                let work = async {
+                    let mut c = match conn {
+                        Some(c) => c,
+                        None => Conn::connect(addr, within).await?,
+                    };
+                    let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                    let r = c.cmd(&refs).await?;
+                    Ok::<_, RespError>((c, r))
+                };
+                match tokio::time::timeout(within, work).await {
+                    Ok(Ok((c, r))) => (Some(c), Ok(r)),
+                    Ok(Err(e)) => (None, Err(Error::from(e))),
+                    Err(_) => (
+                        None,
+                        Err(Error::Unknown(format!(
+                            "{addr}: no answer within {} ms",
+                            within.as_millis()
+                        ))),
+                    ),
+                }
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for (i, t) in tasks.into_iter().enumerate() {
+            let (conn, r) = t
+                .await
+                .unwrap_or_else(|e| (None, Err(Error::Unknown(format!("task: {e}")))));
+            self.peers[i] = conn;
+            out.push(r);
+        }
+        out
+    }
+
+    /// One Redlock attempt: the lease left (ms) when a majority granted it
+    /// in time, None (and the token deleted everywhere) otherwise.
+    async fn redlock_once(&mut self, key: &str, value: &str) -> Option<u64> {
+        let ttl = self.cfg.lease_ms;
+        let within = Duration::from_millis((ttl / 20).clamp(10, 200));
+        let start = Instant::now();
+        let ttl_s = ttl.to_string();
+        let replies = self
+            .on_every_node(
+                &[
+                    b"SET",
+                    key.as_bytes(),
+                    value.as_bytes(),
+                    b"NX",
+                    b"PX",
+                    ttl_s.as_bytes(),
+                ],
+                within,
+            )
+            .await;
+        let granted = replies
+            .iter()
+            .filter(|r| matches!(r, Ok(Reply::Status(s)) if s == "OK"))
+            .count();
+        let drift = ttl / 100 + 2;
+        let left = ttl as i128 - start.elapsed().as_millis() as i128 - drift as i128;
+        if granted > self.nodes.len() / 2 && left > 0 {
+            return Some(left as u64);
+        }
+        self.on_every_node(
+            &[
+                b"EVAL",
+                UNLOCK.as_bytes(),
+                b"1",
+                key.as_bytes(),
+                value.as_bytes(),
+            ],
+            within,
+        )
+        .await;
+        None
+    }
+
+    /// Redlock's release: compare-and-delete on every node.
+    async fn redlock_release(&mut self, key: &str, value: &str) -> Result<Completion, Error> {
+        let within = Duration::from_millis((self.cfg.lease_ms / 20).clamp(10, 200));
+        let replies = self
+            .on_every_node(
+                &[
+                    b"EVAL",
+                    UNLOCK.as_bytes(),
+                    b"1",
+                    key.as_bytes(),
+                    value.as_bytes(),
+                ],
+                within,
+            )
+            .await;
+        let deleted = replies
+            .iter()
+            .filter(|r| matches!(r, Ok(Reply::Int(1))))
+            .count();
+        let silent = replies.iter().filter(|r| r.is_err()).count();
+        if deleted > self.nodes.len() / 2 {
+            Ok(Completion::Ok(Value::Null))
+        } else if silent > 0 {
+            Err(Error::Unknown(format!(
+                "deleted on {deleted} of {} nodes; {silent} did not answer",
+                self.nodes.len()
+            )))
+        } else {
+            Ok(Completion::Fail(
+                Value::Null,
+                format!(
+                    "the lock was ours on only {deleted} of {} nodes (expired)",
+                    self.nodes.len()
+                ),
+            ))
+        }
+    }
+
     /// Tries to take the lock once: Some(true) granted, Some(false) held by
     /// another.
     async fn try_acquire(&mut self, key: &str, value: &str) -> Result<bool, Error> {
         let r = match self.cfg.recipe {
+            Recipe::Redlock => unreachable!("Redlock has its own loop"),
             Recipe::SetNx => {
                 self.on_primary(&[b"SETNX", key.as_bytes(), value.as_bytes()])
                     .await?
@@ -303,6 +442,9 @@ impl RedisClient {
                 // Polls until granted; gives up (certainly not granted: the
                 // last try said so) before the operation's timeout.
                 let deadline = Instant::now() + self.cfg.timeout.mul_f64(0.8);
+                if self.cfg.recipe == Recipe::Redlock {
+                    return Ok(self.redlock_acquire(key, value, deadline).await);
+                }
                 loop {
                     match self.try_acquire(&key, &value).await {
                         Ok(true) => {
@@ -331,6 +473,7 @@ impl RedisClient {
                     return Ok(Completion::Fail(Value::Null, "not held".into()));
                 };
                 match self.cfg.recipe {
+                    Recipe::Redlock => self.redlock_release(&key, &value).await,
                     Recipe::SetNxPx => match self
                         .on_primary(&[
                             b"EVAL",
@@ -356,6 +499,33 @@ impl RedisClient {
                 format!("unknown operation {f}"),
             )),
         }
+    }
+
+    /// Redlock attempts, 10 to 50 ms apart (varied per client and attempt,
+    /// so that contenders do not stay in step), until one is granted or
+    /// `deadline`. A failed attempt deletes its token wherever it may have
+    /// been set, and the client never acts on it: not granted.
+    async fn redlock_acquire(
+        &mut self,
+        key: String,
+        value: String,
+        deadline: Instant,
+    ) -> Completion {
+        for attempt in 0u64.. {
+            if let Some(lease) = self.redlock_once(&key, &value).await {
+                self.held = Some((key, value.clone()));
+                return Completion::Ok(json!({"value": value, "lease_ms": lease}));
+            }
+            let pause = Duration::from_millis(10 + (self.id * 7 + attempt * 13) % 41);
+            if Instant::now() + pause >= deadline {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        Completion::Fail(
+            Value::Null,
+            "no majority of the nodes granted it before the timeout".into(),
+        )
     }
 
     /// The documents' release: WATCH, GET, compare, MULTI, DEL, EXEC. Until
@@ -413,6 +583,7 @@ impl Client for RedisClient {
     }
 
     fn node(&self) -> Option<String> {
-        Some(self.node.clone())
+        // Redlock speaks to every node at once.
+        (self.cfg.recipe != Recipe::Redlock).then(|| self.node.clone())
     }
 }

@@ -4,7 +4,9 @@
 //! a Redis Sentinel (the same binary, `--sentinel`) runs beside each server
 //! and promotes a replica when a majority of sentinels lose the primary;
 //! clients ask their own node's sentinel where the primary is, as Redis's
-//! client libraries do. Clients in [`client`].
+//! client libraries do. For Redlock (`--opt recipe=redlock`) every node
+//! runs an independent primary instead: no replicas, no sentinels.
+//! Clients in [`client`].
 
 pub mod client;
 pub mod resp;
@@ -24,6 +26,11 @@ pub const MASTER: &str = "shakedown";
 #[derive(Clone, Debug)]
 pub struct RedisOpts {
     pub sentinel: bool,
+    /// Every node its own primary (Redlock): no replicas, no sentinels.
+    pub independent: bool,
+    /// The append-only file, fsync every second; without it a restarted
+    /// server comes back empty.
+    pub aof: bool,
     /// Sentinel's down-after-milliseconds.
     pub down_after_ms: u64,
 }
@@ -46,16 +53,21 @@ impl Redis {
     }
 
     /// The server's command line on node `i`: durable as Redis recommends
-    /// (append-only file, fsync every second), a replica of node 0 unless
-    /// it is node 0.
+    /// (append-only file, fsync every second) unless told otherwise, a
+    /// replica of node 0 unless it is node 0 or every node is independent.
     pub fn command(&self, i: usize, nodes: &[NodeInfo]) -> String {
         let d = self.daemon().dir();
+        let aof = if self.opts.aof {
+            "--appendonly yes --appendfsync everysec"
+        } else {
+            "--appendonly no"
+        };
         let mut c = format!(
             "{d}/redis-server --bind {ip} 127.0.0.1 --port {PORT} --protected-mode no \
-             --dir {d}/data --appendonly yes --appendfsync everysec --save ''",
+             --dir {d}/data {aof} --save ''",
             ip = nodes[i].ip
         );
-        if i > 0 {
+        if i > 0 && !self.opts.independent {
             c.push_str(&format!(" --replicaof {} {PORT}", nodes[0].ip));
         }
         c
@@ -147,7 +159,7 @@ impl System for Redis {
     ) -> Result<(), ControlError> {
         let d = self.daemon();
         let within = Duration::from_secs(30);
-        if i == 0 {
+        if i == 0 || self.opts.independent {
             d.wait_until(node, &probe(PORT, "PING", "PONG"), within)?;
         } else {
             d.wait_until(
@@ -176,6 +188,9 @@ impl System for Redis {
     }
 
     fn primary_probe(&self) -> Option<String> {
+        if self.opts.independent {
+            return None;
+        }
         // A primary with replicas: an old primary cut off (or just healed,
         // not yet turned into a replica) still says "master", but has none.
         Some(probe(PORT, "INFO replication", "^connected_slaves:[1-9]"))
