@@ -98,9 +98,8 @@ pub trait Remote {
     fn signal(&mut self, pidfile: &str, signal: &str) -> Result<(), ControlError> {
         self.run(
             &format!(
-                "{}; [ -n \"$p\" ] || {{ echo 'no process: {pidfile} names none that runs' >&2; exit 3; }}; \
-                 kill -s {signal} $p",
-                crate::pidfile::live(pidfile)
+                "{}; kill -s {signal} $p",
+                crate::pidfile::live_or_exit(pidfile)
             ),
             Duration::from_secs(10),
         )

@@ -271,15 +271,6 @@ pub fn shift_clock<R: Remote>(node: &mut R, seconds: i64) -> Result<(), ControlE
     .map(|_| ())
 }
 
-/// Shell: `p` and `s` from `pidfile`, or exit 3 with a message when the
-/// process it names no longer runs (its pid may be another's by now).
-fn live_or_fail(pidfile: &str) -> String {
-    format!(
-        "{}; [ -n \"$p\" ] || {{ echo 'not running: {pidfile} names no live process' >&2; exit 3; }}",
-        pidfile::live(pidfile)
-    )
-}
-
 /// Stops the process `pidfile` names (SIGSTOP), with its process group (a
 /// daemon's workers, e.g. PostgreSQL's backends), and records it on the
 /// node, so that any later heal resumes it. Returns the pid.
@@ -288,7 +279,7 @@ pub fn pause<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError
         &format!(
             "{}; {{ kill -s STOP -- -$p 2>/dev/null || kill -s STOP $p; }} && \
              echo \"$p $s\" >> {PAUSED} && echo $p",
-            live_or_fail(pidfile)
+            pidfile::live_or_exit(pidfile)
         ),
         Duration::from_secs(10),
     )?;
@@ -301,7 +292,7 @@ pub fn resume<R: Remote>(node: &mut R, pidfile: &str) -> Result<(), ControlError
         &format!(
             "{}; {{ kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p; }} && \
              if [ -f {PAUSED} ]; then grep -vx \"$p $s\" {PAUSED} > {PAUSED}.new; mv {PAUSED}.new {PAUSED}; fi",
-            live_or_fail(pidfile)
+            pidfile::live_or_exit(pidfile)
         ),
         Duration::from_secs(10),
     )
@@ -319,7 +310,7 @@ pub fn kill<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError>
             "{}; {{ kill -s KILL -- -$p 2>/dev/null || kill -s KILL $p; }}; \
              for i in $(seq 200); do kill -0 -- -$p 2>/dev/null || {same} || break; sleep 0.01; done; \
              {same} || echo $p",
-            live_or_fail(pidfile),
+            pidfile::live_or_exit(pidfile),
             same = pidfile::still_same(),
         ),
         Duration::from_secs(10),

@@ -43,6 +43,15 @@ pub fn live(pidfile: &str) -> String {
     )
 }
 
+/// Shell: like [`live`], but exits 3 with a message when the process no
+/// longer runs (nothing after it must signal a pid that may be another's).
+pub fn live_or_exit(pidfile: &str) -> String {
+    format!(
+        "{}; [ -n \"$p\" ] || {{ echo 'not running: {pidfile} names no live process' >&2; exit 3; }}",
+        live(pidfile)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +103,15 @@ mod tests {
         assert!(gone, "a dead process still counts as running");
         std::fs::remove_file(&f).unwrap();
         assert_eq!(sh(&format!("{}; echo \"[$p]\"", live(&f))), "[]");
+        // Nothing after live_or_exit runs for a process that is gone.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{}; echo reached", live_or_exit(&f)))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert!(out.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("names no live process"));
     }
 
     #[test]

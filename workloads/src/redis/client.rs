@@ -324,7 +324,7 @@ impl RedisClient {
     /// in time, None (and the token deleted everywhere) otherwise.
     async fn redlock_once(&mut self, key: &str, value: &str) -> Option<u64> {
         let ttl = self.cfg.lease_ms;
-        let within = Duration::from_millis((ttl / 20).clamp(10, 200));
+        let within = self.redlock_within();
         let start = Instant::now();
         let ttl_s = ttl.to_string();
         let replies = self
@@ -349,6 +349,19 @@ impl RedisClient {
         if granted > self.nodes.len() / 2 && left > 0 {
             return Some(left as u64);
         }
+        self.unlock_everywhere(key, value).await;
+        None
+    }
+
+    /// Redlock: how long each node may take to answer, small beside the
+    /// lease (redis.io: a few ms to tens of ms for a lease of seconds).
+    fn redlock_within(&self) -> Duration {
+        Duration::from_millis((self.cfg.lease_ms / 20).clamp(10, 200))
+    }
+
+    /// Redlock: the compare-and-delete script on every node.
+    async fn unlock_everywhere(&mut self, key: &str, value: &str) -> Vec<Result<Reply, Error>> {
+        let within = self.redlock_within();
         self.on_every_node(
             &[
                 b"EVAL",
@@ -359,25 +372,12 @@ impl RedisClient {
             ],
             within,
         )
-        .await;
-        None
+        .await
     }
 
     /// Redlock's release: compare-and-delete on every node.
     async fn redlock_release(&mut self, key: &str, value: &str) -> Result<Completion, Error> {
-        let within = Duration::from_millis((self.cfg.lease_ms / 20).clamp(10, 200));
-        let replies = self
-            .on_every_node(
-                &[
-                    b"EVAL",
-                    UNLOCK.as_bytes(),
-                    b"1",
-                    key.as_bytes(),
-                    value.as_bytes(),
-                ],
-                within,
-            )
-            .await;
+        let replies = self.unlock_everywhere(key, value).await;
         let deleted = replies
             .iter()
             .filter(|r| matches!(r, Ok(Reply::Int(1))))
