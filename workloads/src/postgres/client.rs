@@ -98,21 +98,34 @@ impl PgCoordinator {
         Ok(self.conns[s].as_ref().expect("just made"))
     }
 
-    /// Runs `sql` on shard `s`; an error before a commit point means not done.
+    /// Runs `sql`, a statement of its own (BEGIN, COMMIT PREPARED, ...),
+    /// on shard `s`, connecting if needed; an error before a commit point
+    /// means not done.
     async fn exec(&mut self, s: usize, sql: &str) -> Result<u64, Error> {
-        let c = self.conn(s).await?;
+        self.conn(s).await?;
+        self.exec_tx(s, sql).await.map_err(Error::from)
+    }
+
+    /// Runs `sql` inside the transaction open on shard `s`: on the
+    /// connection that began it, never a new one (there it would run on its
+    /// own, committed at once, outside the transaction).
+    async fn exec_tx(&mut self, s: usize, sql: &str) -> Result<u64, TxError> {
+        let name = &self.shards[s].name;
+        let Some(c) = self.conns[s].as_ref().filter(|c| !c.is_closed()) else {
+            return Err(TxError::Gone(format!(
+                "{name}: the transaction's connection is gone"
+            )));
+        };
         match c.execute(sql, &[]).await {
             Ok(n) => Ok(n),
             Err(e) => {
-                let closed = e.is_closed() || e.as_db_error().is_none();
-                if closed {
+                let text = format!("{name}: {}", pg_text(&e));
+                if e.as_db_error().is_some() {
+                    Err(TxError::Refused(text))
+                } else {
                     self.conns[s] = None;
+                    Err(TxError::Lost(text))
                 }
-                Err(Error::NotDone(format!(
-                    "{}: {}",
-                    self.shards[s].name,
-                    pg_text(&e)
-                )))
             }
         }
     }
@@ -143,23 +156,25 @@ impl PgCoordinator {
             // One server: a plain transaction.
             self.node = self.shards[sf].name.clone();
             self.exec(sf, "BEGIN").await?;
-            let ok = match self.exec(sf, &debit).await {
-                Ok(1) => self.exec(sf, &credit).await.map(|n| n == 1),
+            let ok = match self.exec_tx(sf, &debit).await {
+                Ok(1) => self.exec_tx(sf, &credit).await.map(|n| n == 1),
                 Ok(_) => Ok(false),
                 Err(e) => Err(e),
             };
             return match ok {
-                Ok(true) => match self.exec(sf, "COMMIT").await {
+                Ok(true) => match self.exec_tx(sf, "COMMIT").await {
                     Ok(_) => Ok(Completion::Ok(v.clone())),
-                    Err(Error::NotDone(m) | Error::Unknown(m)) => Err(Error::Unknown(m)),
+                    // Refused or never sent: rolled back.
+                    Err(TxError::Gone(m) | TxError::Refused(m)) => Err(Error::NotDone(m)),
+                    Err(TxError::Lost(m)) => Err(Error::Unknown(m)),
                 },
                 Ok(false) => {
-                    let _ = self.exec(sf, "ROLLBACK").await;
+                    let _ = self.exec_tx(sf, "ROLLBACK").await;
                     Ok(Completion::Fail(v.clone(), "insufficient funds".into()))
                 }
                 Err(e) => {
-                    let _ = self.exec(sf, "ROLLBACK").await;
-                    Err(e)
+                    let _ = self.exec_tx(sf, "ROLLBACK").await;
+                    Err(e.into())
                 }
             };
         }
@@ -170,16 +185,16 @@ impl PgCoordinator {
         let work = async {
             self.exec(sf, "BEGIN").await?;
             self.exec(st, "BEGIN").await?;
-            if self.exec(sf, &debit).await? != 1 {
+            if self.exec_tx(sf, &debit).await? != 1 {
                 return Ok(false);
             }
-            Ok(self.exec(st, &credit).await? == 1)
+            Ok(self.exec_tx(st, &credit).await? == 1)
         };
         match work.await {
             Ok(true) => {}
             other => {
-                let _ = self.exec(sf, "ROLLBACK").await;
-                let _ = self.exec(st, "ROLLBACK").await;
+                let _ = self.exec_tx(sf, "ROLLBACK").await;
+                let _ = self.exec_tx(st, "ROLLBACK").await;
                 return match other {
                     Ok(_) => Ok(Completion::Fail(v.clone(), "insufficient funds".into())),
                     Err(e) => Err(e),
@@ -187,29 +202,27 @@ impl PgCoordinator {
             }
         }
         // Phase 1: prepare both. A failed prepare rolls back whatever got
-        // prepared; a prepare whose answer was lost may have prepared.
+        // prepared; only a prepare whose answer was lost may have prepared
+        // (one never sent, or refused by its server, prepared nothing).
         let prepare = format!("PREPARE TRANSACTION '{gid}'");
-        let first = self.exec(sf, &prepare).await;
+        let first = self.exec_tx(sf, &prepare).await;
         let second = match &first {
-            Ok(_) => self.exec(st, &prepare).await,
+            Ok(_) => self.exec_tx(st, &prepare).await,
             Err(_) => {
-                let _ = self.exec(st, "ROLLBACK").await;
-                Err(Error::NotDone(NOT_SENT.into()))
+                let _ = self.exec_tx(st, "ROLLBACK").await;
+                Err(TxError::Gone(NOT_SENT.into()))
             }
         };
-        // A prepare that never reached its server (no connection: the
-        // transaction died with the old one) prepared nothing there.
-        let reached = |r: &Result<u64, Error>| match r {
-            Err(Error::NotDone(m)) => !m.starts_with(NOT_SENT) && !m.starts_with("connecting to"),
-            _ => true,
-        };
-        let check = [(sf, reached(&first)), (st, reached(&second))];
-        if let Some(m) = [first, second].into_iter().find_map(|r| match r {
-            Err(Error::NotDone(m) | Error::Unknown(m)) => Some(m),
-            Ok(_) => None,
-        }) {
+        let maybe = [
+            (sf, matches!(first, Err(TxError::Lost(_)))),
+            (st, matches!(second, Err(TxError::Lost(_)))),
+        ];
+        if let Some(m) = [first, second]
+            .into_iter()
+            .find_map(|r| r.err().map(TxError::text))
+        {
             let mut doubt = Vec::new();
-            for (s, _) in check.into_iter().filter(|c| c.1) {
+            for (s, _) in maybe.into_iter().filter(|c| c.1) {
                 if let Err(e) = self.rollback_prepared(s, &gid).await {
                     doubt.push(format!("{}: {e}", self.shards[s].name));
                 }
@@ -354,6 +367,34 @@ impl PgCoordinator {
 
 /// Why a prepare was not even sent.
 const NOT_SENT: &str = "not prepared: the first prepare failed";
+
+/// Why a statement inside a transaction has no result.
+#[derive(Debug)]
+enum TxError {
+    /// Never sent: the connection that began the transaction is gone
+    /// (and the transaction with it).
+    Gone(String),
+    /// The server answered with an error: it did not do it.
+    Refused(String),
+    /// Sent, and the connection broke before an answer came.
+    Lost(String),
+}
+
+impl TxError {
+    fn text(self) -> String {
+        match self {
+            TxError::Gone(m) | TxError::Refused(m) | TxError::Lost(m) => m,
+        }
+    }
+}
+
+/// Before a commit point every failure is certain: the transaction is
+/// rolled back (a broken connection aborts it).
+impl From<TxError> for Error {
+    fn from(e: TxError) -> Error {
+        Error::NotDone(e.text())
+    }
+}
 
 fn pg_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
