@@ -112,13 +112,5 @@ fn two_phase_commit_bank_on_postgres() {
         .map(|v| v.as_i64().unwrap())
         .sum();
     assert_eq!(total, 800);
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", "/opt/shakedown/postgres/data"])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    common::assert_none_running("/opt/shakedown/postgres/data");
 }

@@ -180,22 +180,8 @@ fn redis_split_brain_breaks_the_lock_and_the_register() {
     );
     let (code, out, _) = redlock("1", "aof", "20");
     assert_eq!(code, Some(0), "{out}");
-    let history = std::fs::read_to_string(store.join("latest/history.jsonl")).unwrap();
-    assert!(
-        history
-            .lines()
-            .any(|l| l.contains(r#""type":"ok","f":"acquire""#) && l.contains("lease_ms")),
-        "no Redlock grant"
-    );
+    assert!(common::granted_with(&store, "lease_ms"), "no Redlock grant");
 
     // Nothing is left running on the nodes.
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", "/opt/shakedown/redis"])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    common::assert_none_running("/opt/shakedown/redis");
 }

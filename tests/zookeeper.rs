@@ -115,11 +115,8 @@ fn zookeeper_plain_reads_lag_sync_reads_do_not_and_the_lock_runs() {
         "exit {code:?} (None: killed by a signal)\n{out}"
     );
     assert!(results["checkers"]["lock"].is_object(), "{out}");
-    let history = std::fs::read_to_string(store.join("latest/history.jsonl")).unwrap();
     assert!(
-        history
-            .lines()
-            .any(|l| l.contains(r#""type":"ok","f":"acquire""#) && l.contains("\"token\"")),
+        common::granted_with(&store, "\"token\""),
         "no lock was granted with a token"
     );
     let test: Value =
@@ -129,13 +126,5 @@ fn zookeeper_plain_reads_lag_sync_reads_do_not_and_the_lock_runs() {
         .as_str()
         .unwrap()
         .starts_with("3."));
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", "/opt/shakedown/zookeeper/zoo.cfg"])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    common::assert_none_running("/opt/shakedown/zookeeper/zoo.cfg");
 }

@@ -27,6 +27,31 @@ pub fn run_test(t: &TestCluster, store: &Path, args: &[&str]) -> (Option<i32>, S
     (out.status.code(), text, results)
 }
 
+/// Whether the latest run's history has a granted acquire whose line
+/// contains `with` (e.g. a token or a lease).
+#[allow(dead_code)]
+pub fn granted_with(store: &Path, with: &str) -> bool {
+    std::fs::read_to_string(store.join("latest/history.jsonl"))
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(r#""type":"ok","f":"acquire""#) && l.contains(with))
+}
+
+/// Fails, naming them, when processes matching `pattern` still run after a
+/// test's runs (a system's teardown must stop its daemons).
+#[allow(dead_code)]
+pub fn assert_none_running(pattern: &str) {
+    let left = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
 /// What a headless Chromium saw of a page opened from file://.
 #[allow(dead_code)]
 pub struct Browser {
