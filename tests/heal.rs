@@ -21,12 +21,12 @@ fn heal_undoes_partitions_and_pauses() {
     let mut hosts = t.connect_all().expect("connect");
     let names: Vec<String> = addrs.iter().map(|a| a.name.clone()).collect();
     let ip_of = |n: &str| t.ip(n);
-    nemesis::partition(
+    harness::control::all_ok(nemesis::partition(
         &mut hosts,
         &ip_of,
         &Partition::IsolateOne.grudge(&names, 7),
         t.cluster.control_ip(),
-    )
+    ))
     .unwrap();
     // A paused daemon, recorded where a pause fault records it.
     let pid = hosts[1]

@@ -22,6 +22,7 @@ pub mod anomaly;
 pub mod bank;
 mod checker;
 pub mod counter;
+pub mod faults;
 pub mod gen;
 pub mod history;
 pub mod linear;

@@ -138,22 +138,108 @@ pub trait Remote {
     }
 }
 
-/// Connects to every node in parallel; the nodes that failed, with why.
-pub fn connect_all(addrs: &[NodeAddr], opts: &SshOptions) -> (Vec<SshNode>, Vec<String>) {
-    let results: Vec<_> = std::thread::scope(|s| {
-        let hs: Vec<_> = addrs
-            .iter()
-            .map(|a| s.spawn(move || SshNode::connect(a, opts)))
+/// Runs `f` on every item at once, one thread each; the answers in order
+/// (`None` where `f` panicked). The one parallel loop of the harness.
+pub fn in_parallel<I: Send, T: Send>(
+    items: &mut [I],
+    f: impl Fn(usize, &mut I) -> T + Sync,
+) -> Vec<Option<T>> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let hs: Vec<_> = items
+            .iter_mut()
+            .enumerate()
+            .map(|(i, item)| s.spawn(move || f(i, item)))
             .collect();
-        hs.into_iter().map(|h| h.join()).collect()
-    });
+        hs.into_iter().map(|h| h.join().ok()).collect()
+    })
+}
+
+/// One node's answer.
+#[derive(Debug)]
+pub struct NodeResult<T> {
+    pub node: String,
+    pub result: Result<T, ControlError>,
+}
+
+/// What failed on some nodes: one error per node, each naming its node.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct NodeErrors(pub Vec<ControlError>);
+
+impl NodeErrors {
+    /// The names of the nodes that failed.
+    pub fn nodes(&self) -> Vec<String> {
+        self.0.iter().map(|e| e.node.clone()).collect()
+    }
+}
+
+impl From<ControlError> for NodeErrors {
+    fn from(e: ControlError) -> Self {
+        NodeErrors(vec![e])
+    }
+}
+
+/// Runs `f` on every node at once: a result per node, in node order. A
+/// panicking node thread is an error naming that node.
+pub fn on_nodes<R: Remote + Send, T: Send>(
+    nodes: &mut [R],
+    f: impl Fn(usize, &mut R) -> Result<T, ControlError> + Sync,
+) -> Vec<NodeResult<T>> {
+    let names: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
+    in_parallel(nodes, f)
+        .into_iter()
+        .zip(names)
+        .map(|(r, node)| NodeResult {
+            result: r.unwrap_or_else(|| {
+                Err(ControlError {
+                    node: node.clone(),
+                    what: "the node's thread panicked".into(),
+                    command: None,
+                    code: None,
+                    stderr: String::new(),
+                })
+            }),
+            node,
+        })
+        .collect()
+}
+
+/// Every node's answer, or every node's error (never only the first).
+pub fn all_ok<T>(results: Vec<NodeResult<T>>) -> Result<Vec<T>, NodeErrors> {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for r in results {
+        match r.result {
+            Ok(v) => ok.push(v),
+            Err(e) => failed.push(e),
+        }
+    }
+    if failed.is_empty() {
+        Ok(ok)
+    } else {
+        Err(NodeErrors(failed))
+    }
+}
+
+/// Connects to every node in parallel; the sessions, and an error for each
+/// node that could not be reached.
+pub fn connect_all(addrs: &[NodeAddr], opts: &SshOptions) -> (Vec<SshNode>, Vec<ControlError>) {
+    let mut refs: Vec<&NodeAddr> = addrs.iter().collect();
+    let results = in_parallel(&mut refs, |_, a| SshNode::connect(a, opts));
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for (r, a) in results.into_iter().zip(addrs) {
         match r {
-            Ok(Ok(n)) => ok.push(n),
-            Ok(Err(e)) => failed.push(e.to_string()),
-            Err(_) => failed.push(format!("{}: connecting panicked", a.name)),
+            Some(Ok(n)) => ok.push(n),
+            Some(Err(e)) => failed.push(e),
+            None => failed.push(ControlError {
+                node: a.name.clone(),
+                what: "connecting panicked".into(),
+                command: None,
+                code: None,
+                stderr: String::new(),
+            }),
         }
     }
     (ok, failed)

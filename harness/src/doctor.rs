@@ -1,10 +1,13 @@
 //! Preflight of each node: can shakedown run a test there?
 //!
-//! One line per node: SSH as root (or passwordless sudo), iptables usable,
-//! the system's ports free, disk space, and the clock's offset from the
-//! control host. A failed check says what to do about it.
+//! One line per node: SSH as root, every command the run needs (see
+//! [`crate::needs`]), iptables usable when faults need it, the system's
+//! ports free, disk space, and (for `shakedown doctor`) the clock's offset
+//! from the control host. A failed check says what to do about it. Every
+//! `shakedown test` runs [`inspect`] on every node before anything starts.
 
-use crate::control::{Remote, SshNode, SshOptions};
+use crate::control::{in_parallel, Remote, SshNode, SshOptions};
+use crate::needs::{self, Need};
 use crate::nodes::NodeAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +57,19 @@ fn found(check: &'static str, ok: bool, detail: impl Into<String>) -> Finding {
     }
 }
 
+/// What a run needs of each node.
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    /// Commands that must be on PATH (or at their absolute path).
+    pub commands: Vec<Need>,
+    /// iptables must work (partitions, loss, primary isolation).
+    pub iptables: bool,
+    /// Ports that must be free.
+    pub ports: Vec<u16>,
+    /// Report the clock's offset from the control host's.
+    pub clock_offset: bool,
+}
+
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -61,13 +77,13 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Checks one node.
-pub fn check(addr: &NodeAddr, opts: &SshOptions, ports: &[u16]) -> NodeReport {
-    let mut findings = Vec::new();
-    let mut node = match SshNode::connect(addr, opts) {
-        Ok(n) => n,
-        Err(e) => {
-            findings.push(found(
+/// Connects to one node and checks it.
+pub fn check(addr: &NodeAddr, opts: &SshOptions, needs: &Needs) -> NodeReport {
+    match SshNode::connect(addr, opts) {
+        Ok(mut node) => inspect(&mut node, needs),
+        Err(e) => NodeReport {
+            node: addr.name.clone(),
+            findings: vec![found(
                 "ssh",
                 false,
                 format!(
@@ -77,41 +93,70 @@ pub fn check(addr: &NodeAddr, opts: &SshOptions, ports: &[u16]) -> NodeReport {
                     addr.port,
                     opts.key.display()
                 ),
-            ));
-            return NodeReport {
-                node: addr.name.clone(),
-                findings,
-            };
-        }
-    };
-    // Root, or sudo without a password: faults need both iptables and signals.
-    let sudo = match node.run("id -u", T).map(|s| s.trim() == "0") {
-        Ok(true) => {
-            findings.push(found("root", true, "root"));
-            ""
-        }
-        Ok(false)
-            if node
-                .exec("sudo -n true", T)
-                .map(|o| o.code == 0)
-                .unwrap_or(false) =>
-        {
-            findings.push(found("root", true, "sudo"));
-            "sudo -n "
-        }
-        Ok(false) => {
-            findings.push(found("root", false, format!("{} is not root and has no passwordless sudo: log in as root or allow `sudo -n`", addr.user)));
-            ""
-        }
+            )],
+        },
+    }
+}
+
+/// Checks a connected node against what a run needs.
+pub fn inspect<R: Remote + ?Sized>(node: &mut R, needs: &Needs) -> NodeReport {
+    let mut findings = Vec::new();
+    let name = node.name().to_string();
+    // Faults signal processes, change iptables and clocks, and the harness
+    // runs its commands without sudo: root it must be.
+    match node.run("id -u", T).map(|s| s.trim() == "0") {
+        Ok(true) => findings.push(found("root", true, "root")),
+        Ok(false) => findings.push(found(
+            "root",
+            false,
+            "not root: shakedown runs its commands without sudo; log in as root (root@host in the nodes file)",
+        )),
         Err(e) => {
             findings.push(found("root", false, format!("cannot run commands: {e}")));
-            return NodeReport {
-                node: addr.name.clone(),
-                findings,
-            };
+            return NodeReport { node: name, findings };
         }
-    };
-    match node.exec(&format!("{sudo}iptables -w -S INPUT"), T) {
+    }
+    if !needs.commands.is_empty() {
+        match node.run(&needs::missing_script(&needs.commands), T) {
+            Ok(out) => {
+                let missing: Vec<&str> = out
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if missing.is_empty() {
+                    findings.push(found(
+                        "commands",
+                        true,
+                        format!("{} commands", needs.commands.len()),
+                    ));
+                } else {
+                    for m in needs::describe_missing(&needs.commands, &missing) {
+                        findings.push(found("commands", false, m));
+                    }
+                }
+            }
+            Err(e) => findings.push(found("commands", false, e.to_string())),
+        }
+    }
+    if needs.iptables {
+        check_iptables(node, &mut findings);
+    }
+    if !needs.ports.is_empty() {
+        findings.push(ports_free(node, &needs.ports));
+    }
+    disk(node, &mut findings);
+    if needs.clock_offset {
+        clock(node, &mut findings);
+    }
+    NodeReport {
+        node: name,
+        findings,
+    }
+}
+
+fn check_iptables<R: Remote + ?Sized>(node: &mut R, findings: &mut Vec<Finding>) {
+    match node.exec("iptables -w -S INPUT && iptables-restore --version", T) {
         Ok(o) if o.code == 0 => findings.push(found("iptables", true, "iptables")),
         Ok(o) if o.code == 127 => findings.push(found(
             "iptables",
@@ -122,52 +167,54 @@ pub fn check(addr: &NodeAddr, opts: &SshOptions, ports: &[u16]) -> NodeReport {
             "iptables",
             false,
             format!(
-                "iptables does not work ({}): partitions need it",
-                o.stderr.trim()
+                "iptables does not work (exit {}{}{}): partitions and loss need it; reinstall it (apt-get install --reinstall iptables)",
+                o.code,
+                if o.stderr.trim().is_empty() { "" } else { ": " },
+                o.stderr.trim().chars().take(200).collect::<String>()
             ),
         )),
         Err(e) => findings.push(found("iptables", false, e.to_string())),
     }
-    if !ports.is_empty() {
-        match node.run("ss -ltnH", T) {
-            Ok(listening) => {
-                let busy: Vec<u16> = ports
-                    .iter()
-                    .copied()
-                    .filter(|p| {
-                        listening.lines().any(|l| {
-                            l.split_whitespace()
-                                .nth(3)
-                                .is_some_and(|a| a.ends_with(&format!(":{p}")))
-                        })
-                    })
-                    .collect();
-                let list = |ps: &[u16]| {
-                    ps.iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                };
-                if busy.is_empty() {
-                    findings.push(found("ports", true, format!("ports {} free", list(ports))));
-                } else {
-                    findings.push(found(
-                        "ports",
-                        false,
-                        format!(
-                            "port {} in use: stop what listens there (`ss -ltnp` on the node)",
-                            list(&busy)
-                        ),
-                    ));
-                }
-            }
-            Err(e) => findings.push(found(
-                "ports",
-                false,
-                format!("cannot list listening ports: {e}"),
-            )),
-        }
+}
+
+/// Whether `ports` are free on the node.
+pub fn ports_free<R: Remote + ?Sized>(node: &mut R, ports: &[u16]) -> Finding {
+    let listening = match node.run("ss -ltnH", T) {
+        Ok(l) => l,
+        Err(e) => return found("ports", false, format!("cannot list listening ports: {e}")),
+    };
+    let busy: Vec<u16> = ports
+        .iter()
+        .copied()
+        .filter(|p| {
+            listening.lines().any(|l| {
+                l.split_whitespace()
+                    .nth(3)
+                    .is_some_and(|a| a.ends_with(&format!(":{p}")))
+            })
+        })
+        .collect();
+    let list = |ps: &[u16]| {
+        ps.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if busy.is_empty() {
+        found("ports", true, format!("ports {} free", list(ports)))
+    } else {
+        found(
+            "ports",
+            false,
+            format!(
+                "port {} in use: stop what listens there (`ss -ltnp` on the node)",
+                list(&busy)
+            ),
+        )
     }
+}
+
+fn disk<R: Remote + ?Sized>(node: &mut R, findings: &mut Vec<Finding>) {
     match node.run("df -Pk / | tail -1", T) {
         Ok(df) => match df
             .split_whitespace()
@@ -190,6 +237,9 @@ pub fn check(addr: &NodeAddr, opts: &SshOptions, ports: &[u16]) -> NodeReport {
         },
         Err(e) => findings.push(found("disk", false, e.to_string())),
     }
+}
+
+fn clock<R: Remote + ?Sized>(node: &mut R, findings: &mut Vec<Finding>) {
     let before = now_secs();
     match node.run("date +%s.%N", T) {
         Ok(t) => {
@@ -218,28 +268,19 @@ pub fn check(addr: &NodeAddr, opts: &SshOptions, ports: &[u16]) -> NodeReport {
         }
         Err(e) => findings.push(found("clock", false, e.to_string())),
     }
-    NodeReport {
-        node: addr.name.clone(),
-        findings,
-    }
 }
 
 /// Checks every node in parallel; reports in the nodes file's order.
-pub fn check_all(addrs: &[NodeAddr], opts: &SshOptions, ports: &[u16]) -> Vec<NodeReport> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = addrs
-            .iter()
-            .map(|a| s.spawn(move || check(a, opts, ports)))
-            .collect();
-        handles
-            .into_iter()
-            .zip(addrs)
-            .map(|(h, a)| {
-                h.join().unwrap_or_else(|_| NodeReport {
-                    node: a.name.clone(),
-                    findings: vec![found("doctor", false, "the check itself failed")],
-                })
+pub fn check_all(addrs: &[NodeAddr], opts: &SshOptions, needs: &Needs) -> Vec<NodeReport> {
+    let mut refs: Vec<&NodeAddr> = addrs.iter().collect();
+    in_parallel(&mut refs, |_, a| check(a, opts, needs))
+        .into_iter()
+        .zip(addrs)
+        .map(|(r, a)| {
+            r.unwrap_or_else(|| NodeReport {
+                node: a.name.clone(),
+                findings: vec![found("doctor", false, "the check itself failed")],
             })
-            .collect()
-    })
+        })
+        .collect()
 }

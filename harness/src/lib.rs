@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod lifecycle;
 pub mod local;
+pub mod needs;
 pub mod nemesis;
 pub mod nodes;
 pub mod pidfile;

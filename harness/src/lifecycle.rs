@@ -11,12 +11,14 @@
 //! panic in this function via [`HealGuard`]); every event is flushed as it
 //! is recorded.
 
-use crate::control::{self, ControlError, Remote, SshNode, SshOptions};
+use crate::control::{self, ControlError, NodeErrors, Remote, SshNode, SshOptions};
+use crate::doctor;
+use crate::needs::{self, Need};
 use crate::nemesis;
 use crate::nodes::NodeAddr;
 use crate::progress::Progress;
 use crate::runner::{run_clients, Client, Generator, Recorder, RunConfig, RunStats, Workers};
-use crate::schedule::{Fault, Nemesis};
+use crate::schedule::{Fault, Nemesis, Targets};
 use crate::signals;
 use crate::store::RunDir;
 use crate::system::{NodeInfo, System};
@@ -91,7 +93,7 @@ pub struct Prepared {
 fn connect_every(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<Vec<SshNode>, TestError> {
     match control::connect_all(addrs, ssh) {
         (nodes, failed) if failed.is_empty() => Ok(nodes),
-        (_, failed) => Err(TestError::Infra(failed.join("\n"))),
+        (_, failed) => Err(TestError::Infra(NodeErrors(failed).to_string())),
     }
 }
 
@@ -104,32 +106,28 @@ fn v4(ip: IpAddr, node: &str) -> Result<Ipv4Addr, TestError> {
     }
 }
 
-/// Runs `f` on every session at once, one thread each; the first error wins.
+/// Runs `f` on every session at once; every node's answer, or an error
+/// naming each node that failed.
 fn on_each<T: Send>(
     sessions: &mut [SshNode],
     f: impl Fn(usize, &mut SshNode) -> Result<T, ControlError> + Sync,
-) -> Result<Vec<T>, ControlError> {
-    std::thread::scope(|s| {
-        let f = &f;
-        let hs: Vec<_> = sessions
-            .iter_mut()
-            .enumerate()
-            .map(|(i, n)| s.spawn(move || f(i, n)))
-            .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(ControlError {
-                        node: "?".into(),
-                        what: "a node's thread panicked".into(),
-                        command: None,
-                        code: None,
-                        stderr: String::new(),
-                    })
-                })
-            })
-            .collect()
-    })
+) -> Result<Vec<T>, TestError> {
+    control::all_ok(control::on_nodes(sessions, f)).map_err(|e| TestError::Infra(e.to_string()))
+}
+
+/// What `faults` and `system` need of every node (see [`crate::needs`]).
+pub fn node_needs(faults: &[Fault], system: &dyn System) -> doctor::Needs {
+    let mut commands: Vec<Need> = needs::NODE.to_vec();
+    for f in faults {
+        commands.extend_from_slice(f.needs());
+    }
+    commands.extend(system.node_needs());
+    doctor::Needs {
+        commands,
+        iptables: faults.iter().any(|f| f.needs() == needs::IPTABLES),
+        ports: Vec::new(),
+        clock_offset: false,
+    }
 }
 
 /// Connects, and refuses what these nodes cannot do before anything starts.
@@ -137,6 +135,7 @@ pub fn prepare(
     addrs: Vec<NodeAddr>,
     ssh: SshOptions,
     faults: &[Fault],
+    system: &dyn System,
 ) -> Result<Prepared, TestError> {
     if addrs.is_empty() {
         return Err(TestError::Usage("the nodes file lists no nodes".into()));
@@ -173,6 +172,25 @@ pub fn prepare(
             )));
         }
     }
+    // Preflight: everything this run needs, on every node, before anything
+    // is set up. A fault that cannot happen must not become a quiet "valid".
+    let needs = node_needs(faults, system);
+    let failed: Vec<String> =
+        control::in_parallel(&mut sessions, |_, n| doctor::inspect(n, &needs))
+            .into_iter()
+            .zip(&nodes)
+            .filter_map(|(r, n)| match r {
+                Some(r) if r.ok() => None,
+                Some(r) => Some(r.line()),
+                None => Some(format!("{}  FAIL  the preflight itself failed", n.name)),
+            })
+            .collect();
+    if !failed.is_empty() {
+        return Err(TestError::Infra(format!(
+            "preflight failed; nothing was started:\n{}",
+            failed.join("\n")
+        )));
+    }
     Ok(Prepared {
         addrs,
         ssh,
@@ -195,6 +213,21 @@ pub struct Outcome {
     pub heal_failed: Option<String>,
 }
 
+/// Heals every node with fresh sessions: Ok when each one was reached and
+/// healed (verified), else an error naming each node that was not.
+pub fn heal_all(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<usize, NodeErrors> {
+    let (mut nodes, mut failed) = control::connect_all(addrs, ssh);
+    let healed = control::all_ok(nemesis::heal(&mut nodes));
+    match healed {
+        Ok(_) if failed.is_empty() => Ok(nodes.len()),
+        Ok(_) => Err(NodeErrors(failed)),
+        Err(e) => {
+            failed.extend(e.0);
+            Err(NodeErrors(failed))
+        }
+    }
+}
+
 /// Heals with fresh sessions if dropped while panicking.
 struct HealGuard {
     addrs: Vec<NodeAddr>,
@@ -205,9 +238,8 @@ impl Drop for HealGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
             say_err!("shakedown: a panic during the run; healing every node");
-            let (mut nodes, _) = control::connect_all(&self.addrs, &self.ssh);
-            if let Err(e) = nemesis::heal(&mut nodes) {
-                say_err!("shakedown: heal after panic failed: {e}; run `shakedown heal`");
+            if let Err(e) = heal_all(&self.addrs, &self.ssh) {
+                say_err!("shakedown: heal after panic failed:\n{e}\nrun `shakedown heal`");
             }
         }
     }
@@ -231,10 +263,31 @@ impl Prepared {
         let nodes = Arc::new(self.nodes.clone());
 
         // Leftovers of an earlier run first: heal, wipe; then set up.
-        nemesis::heal(&mut self.sessions)?;
+        control::all_ok(nemesis::heal(&mut self.sessions)).map_err(|e| {
+            TestError::Infra(format!("could not heal what an earlier run left:\n{e}"))
+        })?;
         tracing::info!("setting up {} on {} nodes", system.name(), nodes.len());
         let sys = system.clone();
         on_each(&mut self.sessions, |i, n| sys.teardown(n, i))?;
+        let ports = system.ports();
+        if !ports.is_empty() {
+            let busy: Vec<String> =
+                control::in_parallel(&mut self.sessions, |_, n| doctor::ports_free(n, &ports))
+                    .into_iter()
+                    .zip(nodes.iter())
+                    .filter_map(|(f, n)| match f {
+                        Some(f) if f.ok => None,
+                        Some(f) => Some(format!("{}: {}", n.name, f.detail)),
+                        None => Some(format!("{}: the port check failed", n.name)),
+                    })
+                    .collect();
+            if !busy.is_empty() {
+                return Err(TestError::Infra(format!(
+                    "preflight failed; nothing was started:\n{}",
+                    busy.join("\n")
+                )));
+            }
+        }
         let setup = on_each(&mut self.sessions, |i, n| sys.setup(n, i, &nodes))
             .and_then(|_| on_each(&mut self.sessions, |i, n| sys.await_ready(n, i, &nodes)));
         if let Err(e) = setup {
@@ -266,26 +319,20 @@ impl Prepared {
         } else {
             connect_every(&self.addrs, &self.ssh)?
         };
-        let ips: Vec<Ipv4Addr> = self
-            .nodes
-            .iter()
-            .map(|n| match n.ip {
-                IpAddr::V4(a) => a,
-                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-            })
-            .collect();
-        let mut nem = Nemesis::new(
+        let targets = Targets {
+            nodes: nodes.clone(),
+            control: self.control,
+            system: system.clone(),
+            partitions: spec.partitions.clone(),
+        };
+        let nem = Nemesis::new(
             nemesis_nodes,
-            ips.clone(),
-            self.control,
-            system.daemon(),
+            targets.clone(),
             run_dir.journal(),
             recorder.clone(),
             spec.run.seed,
         );
-        nem.partitions.clone_from(&spec.partitions);
-        nem.primary_probe = system.primary_probe();
-        let active = nem.active.clone();
+        let active = nem.active();
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -316,6 +363,7 @@ impl Prepared {
         let interval = spec.interval;
         let stop2 = stop.clone();
         let nemesis_thread = std::thread::spawn(move || {
+            let mut nem = nem;
             nem.run(&faults, interval, deadline, &stop2);
             nem
         });
@@ -344,11 +392,13 @@ impl Prepared {
             Ok(n) => n,
             Err(_) => {
                 tracing::error!("the fault thread panicked; healing with new sessions");
+                let (sessions, unreachable) = control::connect_all(&self.addrs, &self.ssh);
+                if !unreachable.is_empty() {
+                    outcome.heal_failed = Some(NodeErrors(unreachable).to_string());
+                }
                 Nemesis::new(
-                    control::connect_all(&self.addrs, &self.ssh).0,
-                    ips,
-                    self.control,
-                    system.daemon(),
+                    sessions,
+                    targets,
                     run_dir.journal(),
                     recorder.clone(),
                     spec.run.seed,
@@ -357,7 +407,10 @@ impl Prepared {
         };
         if !spec.faults.is_empty() {
             if let Err(e) = nem.heal() {
-                outcome.heal_failed = Some(e.to_string());
+                outcome.heal_failed = Some(match outcome.heal_failed.take() {
+                    Some(unreachable) => format!("{unreachable}\n{e}"),
+                    None => e,
+                });
             }
         }
         let main_ok = main.is_ok();

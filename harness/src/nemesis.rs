@@ -9,7 +9,7 @@
 //! only that chain, never anything else (jepsen#600); the control host's
 //! address is never dropped.
 
-use crate::control::{ControlError, Remote};
+use crate::control::{on_nodes, shell_quote, ControlError, NodeResult, Remote};
 use crate::daemon::Daemon;
 use crate::pidfile;
 use rand::seq::SliceRandom;
@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The chain shakedown owns on every node.
 pub const CHAIN: &str = "SHAKEDOWN";
@@ -172,44 +172,232 @@ pub fn describe(g: &Grudge) -> String {
 /// The shell script that makes `node` drop packets from `from`: our chain
 /// made (and jumped to first) if it is not there yet, then its rules
 /// replaced in one atomic `iptables-restore` (declaring the chain flushes
-/// it; `--noflush` leaves every other chain alone).
+/// it; `--noflush` leaves every other chain alone). It ends by reading the
+/// rules back (see [`readback`]).
 fn partition_script(from: &[Ipv4Addr]) -> String {
     let mut rules = format!("*filter\\n:{CHAIN} - [0:0]\\n");
     for ip in from {
         rules.push_str(&format!("-A {CHAIN} -s {ip} -j DROP\\n"));
     }
     rules.push_str("COMMIT\\n");
-    format!(
-        "set -e; iptables -w -C INPUT -j {CHAIN} 2>/dev/null || \
-         {{ iptables -w -N {CHAIN} 2>/dev/null || true; iptables -w -I INPUT 1 -j {CHAIN}; }}; \
-         printf '{rules}' | iptables-restore -w --noflush"
-    )
+    format!("set -e; {JUMP}; printf '{rules}' | iptables-restore -w --noflush; {READBACK}")
 }
 
-/// Applies `grudge` on every node at once (one command each). `ip` maps a
-/// node name to its address; `control` is never dropped. Returns how long
-/// it took.
+/// Shell: our chain exists and INPUT jumps to it first.
+const JUMP: &str = "iptables -w -N SHAKEDOWN 2>/dev/null || true; \
+    iptables -w -C INPUT -j SHAKEDOWN 2>/dev/null || iptables -w -I INPUT 1 -j SHAKEDOWN";
+
+/// Shell: INPUT's first rule, a separator, then our chain's rules with
+/// their packet counters.
+const READBACK: &str =
+    "iptables -w -S INPUT | grep -m1 '^-A'; echo ---; iptables -w -S SHAKEDOWN -v";
+
+/// What a node's firewall holds, read back by [`READBACK`].
+#[derive(Debug, Default, PartialEq)]
+struct Rules {
+    /// INPUT's first rule jumps to our chain.
+    jump_first: bool,
+    /// Sources dropped outright, with the packets each rule has dropped.
+    drops: BTreeMap<Ipv4Addr, u64>,
+    /// Random-loss rules (their probability as iptables prints it).
+    loss: Vec<String>,
+    /// Anything else in our chain (never written by shakedown).
+    other: Vec<String>,
+}
+
+fn readback(out: &str) -> Rules {
+    let mut r = Rules::default();
+    let (first, chain) = out.split_once("---").unwrap_or((out, ""));
+    r.jump_first = first.trim() == format!("-A INPUT -j {CHAIN}");
+    for line in chain
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("-A "))
+    {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |w: &str| {
+            words
+                .iter()
+                .position(|x| *x == w)
+                .and_then(|i| words.get(i + 1))
+        };
+        let count = after("-c").and_then(|c| c.parse().ok()).unwrap_or(0);
+        if line.contains("-m statistic") {
+            r.loss
+                .push(after("--probability").unwrap_or(&"?").to_string());
+        } else if let (Some(src), false, true) = (
+            after("-s"),
+            line.contains("! -s"),
+            line.ends_with("-j DROP"),
+        ) {
+            match src.trim_end_matches("/32").parse() {
+                Ok(ip) => {
+                    r.drops.insert(ip, count);
+                }
+                Err(_) => r.other.push(line.into()),
+            }
+        } else {
+            r.other.push(line.into());
+        }
+    }
+    r
+}
+
+fn unverified(node: &str, what: String) -> ControlError {
+    ControlError {
+        node: node.into(),
+        what,
+        command: None,
+        code: None,
+        stderr: String::new(),
+    }
+}
+
+/// Checks rules read back against what a partition should have set.
+fn check_drops(
+    node: &str,
+    rules: &Rules,
+    expected: &BTreeSet<Ipv4Addr>,
+) -> Result<(), ControlError> {
+    if !rules.jump_first {
+        return Err(unverified(
+            node,
+            format!(
+                "INPUT does not jump to {CHAIN} first: an earlier rule could let packets through"
+            ),
+        ));
+    }
+    let got: BTreeSet<Ipv4Addr> = rules.drops.keys().copied().collect();
+    if &got != expected || !rules.other.is_empty() || !rules.loss.is_empty() {
+        let list = |s: &BTreeSet<Ipv4Addr>| {
+            s.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        return Err(unverified(
+            node,
+            format!(
+                "{CHAIN} read back drops [{}], expected [{}]{}",
+                list(&got),
+                list(expected),
+                if rules.other.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (and {} other rules)", rules.other.len())
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies `grudge` on every node at once and verifies it: each node's
+/// chain is read back and must hold exactly the grudge's rules; then each
+/// cut link is probed (the node cut off sends a datagram to the node that
+/// drops it) and the dropping rule's packet counter must have counted it.
+/// `ip` maps a node name to its address; `control` is never dropped.
+/// A result per node: what was verified, or why it was not.
 pub fn partition<R: Remote + Send>(
     nodes: &mut [R],
     ip: &dyn Fn(&str) -> Option<Ipv4Addr>,
     grudge: &Grudge,
     control: Ipv4Addr,
-) -> Result<Duration, ControlError> {
-    let start = Instant::now();
-    let mut scripts = Vec::new();
-    for node in nodes.iter() {
-        let from: Vec<Ipv4Addr> = grudge
-            .get(node.name())
-            .into_iter()
-            .flatten()
-            .filter_map(|peer| ip(peer))
-            .filter(|&a| a != control)
+) -> Vec<NodeResult<String>> {
+    let expected: Vec<BTreeSet<Ipv4Addr>> = nodes
+        .iter()
+        .map(|node| {
+            grudge
+                .get(node.name())
+                .into_iter()
+                .flatten()
+                .filter_map(|peer| ip(peer))
+                .filter(|&a| a != control)
+                .collect()
+        })
+        .collect();
+    let scripts: Vec<String> = expected
+        .iter()
+        .map(|from| partition_script(&from.iter().copied().collect::<Vec<_>>()))
+        .collect();
+    let applied = on_nodes(nodes, |i, n| {
+        let out = n.run(&scripts[i], T)?;
+        check_drops(n.name(), &readback(&out), &expected[i])
+    });
+    // Probes: every node sends one datagram to each node that drops it.
+    let my_ip: Vec<Option<Ipv4Addr>> = nodes.iter().map(|n| ip(n.name())).collect();
+    let probes: Vec<String> = my_ip
+        .iter()
+        .map(|me| {
+            let to: Vec<String> = expected
+                .iter()
+                .zip(nodes.iter())
+                .filter(|(from, _)| me.is_some_and(|m| from.contains(&m)))
+                .filter_map(|(_, n)| ip(n.name()))
+                .map(|a| format!("printf x >/dev/udp/{a}/9"))
+                .collect();
+            if to.is_empty() {
+                String::new()
+            } else {
+                format!("bash -c {} 2>/dev/null; true", shell_quote(&to.join("; ")))
+            }
+        })
+        .collect();
+    let sent = on_nodes(nodes, |i, n| match probes[i].as_str() {
+        "" => Ok(()),
+        p => n.run(p, T).map(|_| ()),
+    });
+    let sent_ok: Vec<bool> = sent.iter().map(|r| r.result.is_ok()).collect();
+    let names: Vec<String> = nodes.iter().map(|n| n.name().to_string()).collect();
+    let ok: Vec<bool> = applied.iter().map(|r| r.result.is_ok()).collect();
+    let counted = on_nodes(nodes, |i, n| {
+        if !ok[i] || expected[i].is_empty() {
+            return Ok(String::new());
+        }
+        let rules = readback(&n.run(READBACK, T)?);
+        let silent: Vec<String> = expected[i]
+            .iter()
+            .filter(|a| rules.drops.get(a).copied().unwrap_or(0) == 0)
+            .filter_map(|a| {
+                let who = my_ip.iter().position(|m| *m == Some(*a))?;
+                sent_ok[who].then(|| format!("{} ({a})", names[who]))
+            })
             .collect();
-        scripts.push(partition_script(&from));
-    }
-    on_all(nodes, &scripts)?;
-    Ok(start.elapsed())
+        if silent.is_empty() {
+            Ok(String::new())
+        } else {
+            Err(unverified(
+                n.name(),
+                format!(
+                    "a probe from {} was not dropped: the cut does not hold",
+                    silent.join(", ")
+                ),
+            ))
+        }
+    });
+    applied
+        .into_iter()
+        .zip(counted)
+        .zip(sent)
+        .zip(&expected)
+        .map(|(((a, c), s), from)| {
+            let result = a.result.and(c.result).and(s.result).map(|_| {
+                if from.is_empty() {
+                    "drops nothing (chain read back empty)".to_string()
+                } else {
+                    format!("drops {} (rules read back; probes dropped)", from.len())
+                }
+            });
+            NodeResult {
+                node: a.node,
+                result,
+            }
+        })
+        .collect()
 }
+
+/// A shell timeout for one fault command on one node.
+const T: Duration = Duration::from_secs(10);
 
 /// Where a pause fault records, on the node, the processes it stopped (pid
 /// and start time, one per line), so that a heal from another process can
@@ -223,78 +411,138 @@ pub const KILLED: &str = "/run/shakedown-killed";
 /// Where a clock fault records, on the node, the seconds it moved the clock.
 pub const CLOCK: &str = "/run/shakedown-clock";
 
-/// The script that heals one node: flush shakedown's chain (nothing else),
-/// resume what was paused, restart what was killed, put the clock back.
-pub fn heal_script() -> String {
+/// Shell: the state letter of process `$p` (R, S, T, ...), empty when gone.
+const STATE: &str = "sed 's/^.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f1";
+
+/// Shell: waits up to 2 s until process `$p`'s state `cond`s `T` (`=` or
+/// `!=`); exits 5 naming `what` if it never does.
+fn await_state(cond: &str, what: &str) -> String {
     format!(
-        "iptables -w -F {CHAIN} 2>/dev/null || true; \
-         if [ -f {PAUSED} ]; then while read -r p s; do {same} && {{ kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; }}; done < {PAUSED}; rm -f {PAUSED}; fi; \
-         if [ -f {KILLED} ]; then sort -u {KILLED} | while read -r s; do [ -x \"$s\" ] && \"$s\" >/dev/null 2>&1; done; rm -f {KILLED}; fi; \
-         if [ -f {CLOCK} ]; then off=$(cat {CLOCK}); date -s \"@$(( $(date +%s) - off ))\" >/dev/null; rm -f {CLOCK}; fi; \
-         true",
-        same = pidfile::still_same(),
+        "for i in $(seq 200); do [ \"$({STATE})\" {cond} T ] && break; sleep 0.01; done; \
+         [ \"$({STATE})\" {cond} T ] || {{ echo \"process $p {what} 2 s after the signal (state $({STATE}))\" >&2; exit 5; }}"
     )
 }
 
-/// Undoes every fault on every node: partitions and loss (flushes
-/// shakedown's chain, nothing else), pauses (SIGCONT to the pids in
-/// [`PAUSED`]), kills (runs the start scripts in [`KILLED`]) and clock
-/// offsets. Idempotent: safe when there is nothing to heal.
-pub fn heal<R: Remote + Send>(nodes: &mut [R]) -> Result<Duration, ControlError> {
-    let start = Instant::now();
-    let scripts = vec![heal_script(); nodes.len()];
-    on_all(nodes, &scripts)?;
-    Ok(start.elapsed())
+/// The script that heals one node and checks it: flush shakedown's chain
+/// (nothing else) and read it back empty, resume what was paused and see
+/// it run, restart what was killed and see it run, put the clock back. It
+/// prints what it did; it exits non-zero naming what it could not undo.
+pub fn heal_script() -> String {
+    format!(
+        "fail=; did=; \
+         if command -v iptables >/dev/null 2>&1; then \
+           iptables -w -F {CHAIN} 2>/dev/null; \
+           if ! iptables -w -S INPUT >/dev/null 2>&1; then fail=\"$fail; iptables does not work here: cannot check that no rule is left\"; \
+           elif [ \"$(iptables -w -S {CHAIN} 2>/dev/null | grep -c '^-A')\" != 0 ]; then fail=\"$fail; {CHAIN} still holds rules after a flush\"; \
+           else did=\"$did rules-flushed\"; fi; \
+         fi; \
+         if [ -f {PAUSED} ]; then while read -r p s; do {same} || continue; kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; \
+           for i in $(seq 200); do [ \"$({STATE})\" != T ] && break; sleep 0.01; done; \
+           if [ \"$({STATE})\" = T ]; then fail=\"$fail; process $p still stopped after SIGCONT\"; else did=\"$did resumed:$p\"; fi; \
+           done < {PAUSED}; rm -f {PAUSED}; fi; \
+         if [ -f {KILLED} ]; then for s in $(sort -u {KILLED}); do d=$(dirname \"$s\"); n=$(basename \"$d\"); \
+           if [ -x \"$s\" ] && \"$s\" >/dev/null 2>&1; then ( {live}; [ -n \"$p\" ] ) && did=\"$did restarted:$n\" && continue; fi; \
+           fail=\"$fail; $n did not start again (see $d/log)\"; done; rm -f {KILLED}; fi; \
+         if [ -f {CLOCK} ]; then off=$(cat {CLOCK}); date -s \"@$(( $(date +%s) - off ))\" >/dev/null && did=\"$did clock-reset:$off\" || fail=\"$fail; the clock could not be put back by $off s\"; rm -f {CLOCK}; fi; \
+         echo \"$did\"; \
+         if [ -n \"$fail\" ]; then echo \"${{fail#; }}\" >&2; exit 6; fi",
+        same = pidfile::still_same(),
+        live = pidfile::live("\"$d/pid\""),
+    )
+}
+
+/// What a heal did on one node (verified).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Healed {
+    /// Daemons restarted (by name).
+    pub restarted: Vec<String>,
+    /// Processes resumed.
+    pub resumed: usize,
+    /// iptables is there, and our chain was read back empty.
+    pub rules_checked: bool,
+}
+
+impl Healed {
+    fn parse(out: &str) -> Healed {
+        let mut h = Healed::default();
+        for w in out.split_whitespace() {
+            if let Some(n) = w.strip_prefix("restarted:") {
+                h.restarted.push(n.to_string());
+            } else if w.starts_with("resumed:") {
+                h.resumed += 1;
+            } else if w == "rules-flushed" {
+                h.rules_checked = true;
+            }
+        }
+        h
+    }
+}
+
+/// Undoes every fault on every node and checks each: partitions and loss
+/// (shakedown's chain flushed, nothing else, and read back empty), pauses
+/// (SIGCONT to the pids in [`PAUSED`], then seen running), kills (the start
+/// scripts in [`KILLED`] run, then the daemon seen running) and clock
+/// offsets. Idempotent: safe when there is nothing to heal. A result per
+/// node.
+pub fn heal<R: Remote + Send>(nodes: &mut [R]) -> Vec<NodeResult<Healed>> {
+    let script = heal_script();
+    on_nodes(nodes, |_, n| {
+        n.run(&script, T).map(|out| Healed::parse(&out))
+    })
 }
 
 /// Kills `daemon` with SIGKILL, after noting its start script on the node
 /// so that any heal restarts it. Returns the pid.
 pub fn kill_daemon<R: Remote>(node: &mut R, daemon: &Daemon) -> Result<u32, ControlError> {
-    node.run(
-        &format!("echo {} >> {KILLED}", daemon.start_script()),
-        Duration::from_secs(10),
-    )?;
+    node.run(&format!("echo {} >> {KILLED}", daemon.start_script()), T)?;
     kill(node, &daemon.pidfile())
 }
 
-/// Moves the node's clock by `seconds` (noted first, so heal moves it back).
-/// Only for real machines: on local test hosts the clock is the whole
-/// machine's, and the runner refuses before it starts.
+/// Moves the node's clock by `seconds` (noted first, so heal moves it back)
+/// and checks that it moved. Only for real machines: on local test hosts
+/// the clock is the whole machine's, and the runner refuses before it starts.
 pub fn shift_clock<R: Remote>(node: &mut R, seconds: i64) -> Result<(), ControlError> {
     node.run(
         &format!(
             "old=$(cat {CLOCK} 2>/dev/null || echo 0); echo $(( old + ({seconds}) )) > {CLOCK}; \
-             date -s \"@$(( $(date +%s) + ({seconds}) ))\" >/dev/null"
+             before=$(date +%s); date -s \"@$(( before + ({seconds}) ))\" >/dev/null; \
+             moved=$(( $(date +%s) - before )); \
+             [ $(( moved - ({seconds}) )) -ge -2 ] && [ $(( moved - ({seconds}) )) -le 2 ] || \
+             {{ echo \"the clock moved by $moved s, not {seconds} s\" >&2; exit 5; }}"
         ),
-        Duration::from_secs(10),
+        T,
     )
     .map(|_| ())
 }
 
 /// Stops the process `pidfile` names (SIGSTOP), with its process group (a
-/// daemon's workers, e.g. PostgreSQL's backends), and records it on the
-/// node, so that any later heal resumes it. Returns the pid.
+/// daemon's workers, e.g. PostgreSQL's backends), records it on the node,
+/// so that any later heal resumes it, and waits until the kernel shows it
+/// stopped (state T). Returns the pid.
 pub fn pause<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
     let out = node.run(
         &format!(
             "{}; {{ kill -s STOP -- -$p 2>/dev/null || kill -s STOP $p; }} && \
-             echo \"$p $s\" >> {PAUSED} && echo $p",
-            pidfile::live_or_exit(pidfile)
+             echo \"$p $s\" >> {PAUSED} && {} && echo $p",
+            pidfile::live_or_exit(pidfile),
+            await_state("=", "was not stopped"),
         ),
-        Duration::from_secs(10),
+        T,
     )?;
     pid(node, &out)
 }
 
-/// Resumes a paused process (SIGCONT) and forgets it.
+/// Resumes a paused process (SIGCONT), forgets it, and waits until the
+/// kernel no longer shows it stopped.
 pub fn resume<R: Remote>(node: &mut R, pidfile: &str) -> Result<(), ControlError> {
     node.run(
         &format!(
             "{}; {{ kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p; }} && \
-             if [ -f {PAUSED} ]; then grep -vx \"$p $s\" {PAUSED} > {PAUSED}.new; mv {PAUSED}.new {PAUSED}; fi",
-            pidfile::live_or_exit(pidfile)
+             if [ -f {PAUSED} ]; then grep -vx \"$p $s\" {PAUSED} > {PAUSED}.new; mv {PAUSED}.new {PAUSED}; fi; {}",
+            pidfile::live_or_exit(pidfile),
+            await_state("!=", "was still stopped"),
         ),
-        Duration::from_secs(10),
+        T,
     )
     .map(|_| ())
 }
@@ -303,17 +551,18 @@ pub fn resume<R: Remote>(node: &mut R, pidfile: &str) -> Result<(), ControlError
 /// daemon is started as a session leader: its workers die with it, as on
 /// a crash of the machine), and waits until they are gone. Restarting it
 /// is the system's business (it knows the command). An error, and nothing
-/// signalled, when the process no longer runs.
+/// signalled, when the process no longer runs, or when it is still there
+/// 2 s after the signal.
 pub fn kill<R: Remote>(node: &mut R, pidfile: &str) -> Result<u32, ControlError> {
     let out = node.run(
         &format!(
             "{}; {{ kill -s KILL -- -$p 2>/dev/null || kill -s KILL $p; }}; \
              for i in $(seq 200); do kill -0 -- -$p 2>/dev/null || {same} || break; sleep 0.01; done; \
-             {same} || echo $p",
+             if {same}; then echo \"process $p still runs 2 s after SIGKILL\" >&2; exit 5; fi; echo $p",
             pidfile::live_or_exit(pidfile),
             same = pidfile::still_same(),
         ),
-        Duration::from_secs(10),
+        T,
     )?;
     pid(node, &out)
 }
@@ -329,47 +578,37 @@ fn pid<R: Remote>(node: &R, out: &str) -> Result<u32, ControlError> {
 }
 
 /// Drops each incoming packet with `probability` on every node (except from
-/// the control host), in shakedown's chain: heal removes it.
+/// the control host), in shakedown's chain: heal removes it. Each node's
+/// chain is read back: it must hold that rule, jumped to first.
 pub fn loss<R: Remote + Send>(
     nodes: &mut [R],
     probability: f64,
     control: Ipv4Addr,
-) -> Result<Duration, ControlError> {
-    let start = Instant::now();
+) -> Vec<NodeResult<String>> {
     let p = probability.clamp(0.0, 1.0);
     let script = format!(
-        "set -e; iptables -w -N {CHAIN} 2>/dev/null || true; \
-         iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT 1 -j {CHAIN}; \
-         iptables -w -A {CHAIN} ! -s {control} -m statistic --mode random --probability {p:.4} -j DROP"
+        "set -e; {JUMP}; \
+         iptables -w -A {CHAIN} ! -s {control} -m statistic --mode random --probability {p:.4} -j DROP; {READBACK}"
     );
-    let scripts = vec![script; nodes.len()];
-    on_all(nodes, &scripts)?;
-    Ok(start.elapsed())
-}
-
-fn on_all<R: Remote + Send>(nodes: &mut [R], scripts: &[String]) -> Result<(), ControlError> {
-    let results: Vec<Result<String, ControlError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = nodes
-            .iter_mut()
-            .zip(scripts)
-            .map(|(n, script)| s.spawn(move || n.run(script, Duration::from_secs(10))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(ControlError {
-                        node: "?".into(),
-                        what: "a fault thread panicked".into(),
-                        command: None,
-                        code: None,
-                        stderr: String::new(),
-                    })
-                })
-            })
-            .collect()
-    });
-    results.into_iter().try_for_each(|r| r.map(|_| ()))
+    on_nodes(nodes, |_, n| {
+        let rules = readback(&n.run(&script, T)?);
+        if !rules.jump_first {
+            return Err(unverified(
+                n.name(),
+                format!("INPUT does not jump to {CHAIN} first"),
+            ));
+        }
+        match rules.loss.first() {
+            Some(prob) => Ok(format!(
+                "drops {:.0}% (rule read back, p={prob})",
+                p * 100.0
+            )),
+            None => Err(unverified(
+                n.name(),
+                format!("{CHAIN} read back holds no loss rule"),
+            )),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! states), history.jsonl holds the operations; results.json gets one result
 //! per checker and the overall verdict (false beats unknown beats true).
 
-use checkers::history::{read_history_from, Format};
+use checkers::faults::FaultSummary;
+use checkers::history::{read_history_from, Format, Process};
 use checkers::linear::Options;
 use checkers::{Checker, Validity};
 use serde_json::{json, Map, Value};
@@ -28,9 +29,22 @@ pub fn checkers_of(test: &Value) -> Result<Vec<(Checker, Value)>, ResultsError> 
         .collect()
 }
 
+/// A stored run, checked.
+#[derive(Debug)]
+pub struct RunResults {
+    /// results.json as written.
+    pub json: Value,
+    /// The checkers' verdict (false beats unknown beats true).
+    pub verdict: Validity,
+    /// Which faults took effect.
+    pub faults: FaultSummary,
+    /// Client operations in the history (the nemesis' not counted).
+    pub client_ops: usize,
+}
+
 /// Checks `run_dir`'s history with the checkers of its test.json and
-/// writes results.json. Returns the results and the overall verdict.
-pub fn check_run(run_dir: &Path, opts: &Options) -> Result<(Value, Validity), ResultsError> {
+/// writes results.json, with the fault summary of its history.
+pub fn check_run(run_dir: &Path, opts: &Options) -> Result<RunResults, ResultsError> {
     let test_path = run_dir.join("test.json");
     let test: Value = std::fs::read_to_string(&test_path)
         .map_err(|e| ResultsError(format!("{}: {e}", test_path.display())))
@@ -56,13 +70,26 @@ pub fn check_run(run_dir: &Path, opts: &Options) -> Result<(Value, Validity), Re
             serde_json::to_value(&r).unwrap_or(Value::Null),
         );
     }
+    let faults = checkers::faults::summarize(&parsed.history);
+    let client_ops = parsed
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.process != Process::Nemesis)
+        .count();
     let results = json!({
         "valid": match worst { Validity::Valid => json!(true), Validity::Invalid => json!(false), Validity::Unknown => json!("unknown") },
         "checkers": out,
+        "faults": faults,
         "warnings": parsed.warnings,
     });
     let p = run_dir.join("results.json");
     let body = serde_json::to_string_pretty(&results).unwrap_or_default();
     std::fs::write(&p, body + "\n").map_err(|e| ResultsError(format!("{}: {e}", p.display())))?;
-    Ok((results, worst))
+    Ok(RunResults {
+        json: results,
+        verdict: worst,
+        faults,
+        client_ops,
+    })
 }

@@ -9,16 +9,18 @@
 //! (see [`nemesis::heal`]), so a window is from a fault's invoke to the next
 //! heal's completion.
 
-use crate::control::{ControlError, Remote};
-use crate::daemon::Daemon;
+use crate::control::{on_nodes, ControlError, NodeResult, Remote};
+use crate::needs::{self, Need};
 use crate::nemesis::{self, Partition};
 use crate::runner::{Op, Recorder};
 use crate::store::Journal;
+use crate::system::{NodeInfo, System};
 use checkers::history::{EventType, Process};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,7 +89,17 @@ impl Fault {
         Ok(out)
     }
 
-    fn events(self) -> (&'static str, &'static str) {
+    /// Commands this fault runs on every node.
+    pub fn needs(self) -> &'static [Need] {
+        match self {
+            Fault::Partition | Fault::Loss => needs::IPTABLES,
+            Fault::Clock => needs::CLOCK,
+            Fault::Kill | Fault::Pause => &[],
+        }
+    }
+
+    /// The history's names of this fault's start and stop events.
+    pub fn events(self) -> (&'static str, &'static str) {
         match self {
             Fault::Partition => ("start-partition", "stop-partition"),
             Fault::Kill => ("kill", "restart"),
@@ -98,51 +110,142 @@ impl Fault {
     }
 }
 
-/// Drives faults on its own SSH sessions (one per node, in node order).
-pub struct Nemesis<R: Remote + Send, W: Write> {
-    pub nodes: Vec<R>,
-    pub ips: Vec<Ipv4Addr>,
+/// What a fault will do, decided before it is journaled and applied. On
+/// disk (journal, history) it is the JSON of [`FaultPlan::to_json`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultPlan {
+    Partition {
+        strategy: &'static str,
+        grudge: nemesis::Grudge,
+        note: Option<&'static str>,
+    },
+    Kill(Vec<String>),
+    Pause(Vec<String>),
+    Loss {
+        probability: f64,
+    },
+    /// Seconds each node's clock moves.
+    Clock(BTreeMap<String, i64>),
+}
+
+impl FaultPlan {
+    pub fn fault(&self) -> Fault {
+        match self {
+            FaultPlan::Partition { .. } => Fault::Partition,
+            FaultPlan::Kill(_) => Fault::Kill,
+            FaultPlan::Pause(_) => Fault::Pause,
+            FaultPlan::Loss { .. } => Fault::Loss,
+            FaultPlan::Clock(_) => Fault::Clock,
+        }
+    }
+
+    /// The plan as the history and the journal hold it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            FaultPlan::Partition {
+                strategy,
+                grudge,
+                note,
+            } => {
+                let mut v = json!({"strategy": strategy, "grudge": grudge});
+                if let Some(n) = note {
+                    v["note"] = json!(n);
+                }
+                v
+            }
+            FaultPlan::Kill(nodes) | FaultPlan::Pause(nodes) => json!(nodes),
+            FaultPlan::Loss { probability } => json!({ "probability": probability }),
+            FaultPlan::Clock(m) => json!(m),
+        }
+    }
+
+    /// What the fault does, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            FaultPlan::Partition {
+                strategy, grudge, ..
+            } => format!("partition ({strategy}): {}", nemesis::describe(grudge)),
+            FaultPlan::Kill(n) | FaultPlan::Pause(n) => {
+                format!("{} {}", self.fault().name(), n.join(","))
+            }
+            FaultPlan::Loss { probability } => format!("loss {}%", probability * 100.0),
+            FaultPlan::Clock(m) => format!("clock {}", json!(m)),
+        }
+    }
+}
+
+/// What the fault schedule acts on, besides its sessions.
+#[derive(Clone)]
+pub struct Targets {
+    /// The nodes, in the sessions' order.
+    pub nodes: Arc<Vec<NodeInfo>>,
     /// Never dropped by a partition or loss.
     pub control: Ipv4Addr,
-    pub daemon: Daemon,
-    pub journal: Journal,
-    pub recorder: Arc<Recorder<W>>,
+    /// Its daemon is what kill and pause hit; after a heal restarts it,
+    /// the node must serve again (`System::await_ready`).
+    pub system: Arc<dyn System>,
+    /// The partition strategies to draw from (empty: all).
+    pub partitions: Vec<Partition>,
+}
+
+impl Targets {
+    fn ip(&self, name: &str) -> Option<Ipv4Addr> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .and_then(|n| match n.ip {
+                std::net::IpAddr::V4(a) => Some(a),
+                std::net::IpAddr::V6(_) => None,
+            })
+    }
+}
+
+/// Drives faults on its own SSH sessions (one per node, in node order).
+pub struct Nemesis<R: Remote + Send, W: Write> {
+    nodes: Vec<R>,
+    targets: Targets,
+    journal: Journal,
+    recorder: Arc<Recorder<W>>,
     /// What is in force now, for progress lines.
-    pub active: Arc<Mutex<Option<String>>>,
+    active: Arc<Mutex<Option<String>>>,
     rng: ChaCha8Rng,
     /// The fault in force, if any, so the heal's event is named after it.
     current: Option<Fault>,
-    /// The partition strategies to draw from.
-    pub partitions: Vec<Partition>,
-    /// A shell command that exits 0 on the system's primary (for the
-    /// `primary` strategy).
-    pub primary_probe: Option<String>,
+}
+
+/// The short form of a node's error for the history: what failed and the
+/// node's own words, without the (long) script.
+fn brief(e: &ControlError) -> String {
+    let s = if e.stderr.is_empty() {
+        e.what.clone()
+    } else {
+        format!("{}: {}", e.what, e.stderr)
+    };
+    s.chars().take(300).collect()
 }
 
 impl<R: Remote + Send, W: Write> Nemesis<R, W> {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         nodes: Vec<R>,
-        ips: Vec<Ipv4Addr>,
-        control: Ipv4Addr,
-        daemon: Daemon,
+        targets: Targets,
         journal: Journal,
         recorder: Arc<Recorder<W>>,
         seed: u64,
     ) -> Self {
         Nemesis {
             nodes,
-            ips,
-            control,
-            daemon,
+            targets,
             journal,
             recorder,
             active: Arc::new(Mutex::new(None)),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6E65_6D65_7369_7300),
             current: None,
-            partitions: Partition::ALL.to_vec(),
-            primary_probe: None,
         }
+    }
+
+    /// What is in force now (for progress lines).
+    pub fn active(&self) -> Arc<Mutex<Option<String>>> {
+        self.active.clone()
     }
 
     fn names(&self) -> Vec<String> {
@@ -172,26 +275,24 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
 
     /// The first node on which the system's primary probe succeeds.
     fn find_primary(&mut self) -> Option<usize> {
-        let probe = self.primary_probe.clone()?;
+        let probe = self.targets.system.primary_probe()?;
         self.nodes.iter_mut().position(|n| {
             n.exec(&probe, Duration::from_secs(3))
                 .is_ok_and(|o| o.code == 0)
         })
     }
 
-    /// Applies `fault`: journal, invoke, apply, info completion.
-    pub fn apply(&mut self, fault: Fault) {
+    /// Decides what `fault` will do, from the seeded RNG.
+    fn plan(&mut self, fault: Fault) -> FaultPlan {
         let names = self.names();
-        let (start, _) = fault.events();
-        // Decide everything first, so the journal says exactly what will happen.
-        let plan: Value = match fault {
+        match fault {
             Fault::Partition => {
                 // A strategy that cuts nothing on so few nodes (a ring of 3)
                 // gives way to the next one.
-                let all = if self.partitions.is_empty() {
+                let all = if self.targets.partitions.is_empty() {
                     Partition::ALL.to_vec()
                 } else {
-                    self.partitions.clone()
+                    self.targets.partitions.clone()
                 };
                 let first = self.rng.gen_range(0..all.len());
                 let seed: u64 = self.rng.gen();
@@ -203,124 +304,234 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                         let p = all[first];
                         (p, p.grudge(&names, seed))
                     });
-                let primary = if strategy == Partition::IsolatePrimary {
-                    self.find_primary()
-                } else {
-                    None
-                };
-                match (strategy, primary) {
-                    (Partition::IsolatePrimary, Some(i)) => json!({
-                        "strategy": strategy.name(),
-                        "grudge": Partition::isolate(&names, &names[i]),
-                    }),
-                    (Partition::IsolatePrimary, None) => json!({
-                        "strategy": "isolate",
-                        "grudge": grudge,
-                        "note": "no node answered as the primary: a random node instead",
-                    }),
-                    _ => json!({"strategy": strategy.name(), "grudge": grudge}),
+                if strategy != Partition::IsolatePrimary {
+                    return FaultPlan::Partition {
+                        strategy: strategy.name(),
+                        grudge,
+                        note: None,
+                    };
+                }
+                match self.find_primary() {
+                    Some(i) => FaultPlan::Partition {
+                        strategy: strategy.name(),
+                        grudge: Partition::isolate(&names, &names[i]),
+                        note: None,
+                    },
+                    None => FaultPlan::Partition {
+                        strategy: "isolate",
+                        grudge,
+                        note: Some("no node answered as the primary: a random node instead"),
+                    },
                 }
             }
             Fault::Kill | Fault::Pause => {
-                let hit: Vec<&String> = self.minority().into_iter().map(|i| &names[i]).collect();
-                json!(hit)
+                let hit: Vec<String> = self
+                    .minority()
+                    .into_iter()
+                    .map(|i| names[i].clone())
+                    .collect();
+                if fault == Fault::Kill {
+                    FaultPlan::Kill(hit)
+                } else {
+                    FaultPlan::Pause(hit)
+                }
             }
-            Fault::Loss => json!({"probability": 0.2}),
+            Fault::Loss => FaultPlan::Loss { probability: 0.2 },
             Fault::Clock => {
-                let mut m = serde_json::Map::new();
+                let mut m = BTreeMap::new();
                 for i in self.minority() {
                     let s: i64 = self.rng.gen_range(1..=60) * if self.rng.gen() { 1 } else { -1 };
-                    m.insert(names[i].clone(), json!(s));
+                    m.insert(names[i].clone(), s);
                 }
-                Value::Object(m)
+                FaultPlan::Clock(m)
             }
-        };
+        }
+    }
+
+    /// Applies `fault`: plan, journal, invoke, apply and verify, info
+    /// completion. A fault that could not be journaled, applied or verified
+    /// on some node is recorded as failed there (the completion's `error`
+    /// and `value.failed`), never as done.
+    pub fn apply(&mut self, fault: Fault) {
+        let (start, _) = fault.events();
+        let plan = self.plan(fault);
+        let json_plan = plan.to_json();
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(plan.describe());
+        self.record(EventType::Invoke, start, json_plan.clone(), None);
         if let Err(e) = self
             .journal
-            .record(&json!({"fault": fault.name(), "plan": plan}))
+            .record(&json!({"fault": fault.name(), "plan": json_plan}))
         {
-            // Without the journal a crash could leave this fault behind unseen.
+            // Without the journal a crash could leave this fault behind
+            // unseen: it is not applied, and it is recorded as failed.
             tracing::error!("fault journal: {e}; skipping the fault");
+            let failed = vec![(
+                None,
+                format!("not applied: the fault journal could not be written: {e}"),
+            )];
+            let _ = self.complete(start, json!({"plan": json_plan}), failed);
             return;
         }
         self.current = Some(fault);
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(describe(fault, &plan));
-        self.record(EventType::Invoke, start, plan.clone(), None);
         let t = Instant::now();
-        let result = self.execute(fault, &plan);
+        let results = self.execute(&plan);
         let took = t.elapsed().as_secs_f64() * 1000.0;
-        match result {
-            Ok(()) => {
-                tracing::info!("{}: {} ({took:.0} ms)", start, describe(fault, &plan));
-                self.record(EventType::Info, start, plan, None);
-            }
-            Err(e) => {
-                tracing::error!("{start} failed: {e}");
-                self.record(EventType::Info, start, plan, Some(e.to_string()));
+        let mut verified = serde_json::Map::new();
+        let mut failed = Vec::new();
+        for r in results {
+            match r.result {
+                Ok(text) => {
+                    verified.insert(r.node, json!(text));
+                }
+                Err(e) => failed.push((Some(r.node), brief(&e))),
             }
         }
+        tracing::info!("{start}: {} ({took:.0} ms)", plan.describe());
+        let _ = self.complete(
+            start,
+            json!({"plan": json_plan, "verified": verified}),
+            failed,
+        );
     }
 
-    fn execute(&mut self, fault: Fault, plan: &Value) -> Result<(), ControlError> {
+    /// Records a fault's or a heal's completion; failures (node, error)
+    /// also go to the journal. Ok when nothing failed.
+    fn complete(
+        &self,
+        f: &str,
+        mut value: Value,
+        failed: Vec<(Option<String>, String)>,
+    ) -> Result<(), String> {
+        if failed.is_empty() {
+            self.record(EventType::Info, f, value, None);
+            return Ok(());
+        }
+        let list: Vec<Value> = failed
+            .iter()
+            .map(|(n, e)| json!({"node": n, "error": e}))
+            .collect();
+        let text: Vec<String> = failed
+            .iter()
+            .map(|(n, e)| match n {
+                Some(n) => format!("{n}: {e}"),
+                None => e.clone(),
+            })
+            .collect();
+        let text = text.join("; ");
+        tracing::error!("{f} failed: {text}");
+        if let Err(e) = self.journal.record(&json!({"failed": f, "nodes": list})) {
+            tracing::error!("fault journal: {e}");
+        }
+        value["failed"] = Value::Array(list);
+        self.record(EventType::Info, f, value, Some(text.clone()));
+        Err(text)
+    }
+
+    /// Applies a plan on the nodes and verifies it: a result per node it
+    /// touched, saying what was verified.
+    fn execute(&mut self, plan: &FaultPlan) -> Vec<NodeResult<String>> {
         let names = self.names();
-        let pick = |plan: &Value| -> Vec<usize> {
-            plan.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| names.iter().position(|n| Some(n.as_str()) == v.as_str()))
-                .collect()
-        };
-        match fault {
-            Fault::Partition => {
-                let grudge: nemesis::Grudge =
-                    serde_json::from_value(plan["grudge"].clone()).unwrap_or_default();
-                let (names, ips) = (self.names(), self.ips.clone());
-                let ip = move |n: &str| names.iter().position(|x| x == n).map(|i| ips[i]);
-                nemesis::partition(&mut self.nodes, &ip, &grudge, self.control).map(|_| ())
+        let index = |n: &String| names.iter().position(|x| x == n);
+        let mut each =
+            |who: &[String], f: &mut dyn FnMut(&mut R) -> Result<String, ControlError>| {
+                who.iter()
+                    .map(|n| NodeResult {
+                        node: n.clone(),
+                        result: match index(n) {
+                            Some(i) => f(&mut self.nodes[i]),
+                            None => Err(ControlError {
+                                node: n.clone(),
+                                what: "no such node".into(),
+                                command: None,
+                                code: None,
+                                stderr: String::new(),
+                            }),
+                        },
+                    })
+                    .collect::<Vec<_>>()
+            };
+        let daemon = self.targets.system.daemon();
+        match plan {
+            FaultPlan::Partition { grudge, .. } => {
+                let t = &self.targets;
+                let ip = |n: &str| t.ip(n);
+                nemesis::partition(&mut self.nodes, &ip, grudge, t.control)
             }
-            Fault::Kill => {
-                for i in pick(plan) {
-                    nemesis::kill_daemon(&mut self.nodes[i], &self.daemon)?;
-                }
-                Ok(())
+            FaultPlan::Kill(who) => each(who, &mut |n| {
+                nemesis::kill_daemon(n, &daemon)
+                    .map(|pid| format!("{} (pid {pid}) gone after SIGKILL", daemon.name))
+            }),
+            FaultPlan::Pause(who) => each(who, &mut |n| {
+                nemesis::pause(n, &daemon.pidfile())
+                    .map(|pid| format!("{} (pid {pid}) stopped (state T)", daemon.name))
+            }),
+            FaultPlan::Loss { probability } => {
+                nemesis::loss(&mut self.nodes, *probability, self.targets.control)
             }
-            Fault::Pause => {
-                for i in pick(plan) {
-                    nemesis::pause(&mut self.nodes[i], &self.daemon.pidfile())?;
-                }
-                Ok(())
-            }
-            Fault::Loss => nemesis::loss(&mut self.nodes, 0.2, self.control).map(|_| ()),
-            Fault::Clock => {
-                for (name, s) in plan.as_object().into_iter().flatten() {
-                    if let Some(i) = names.iter().position(|n| n == name) {
-                        nemesis::shift_clock(&mut self.nodes[i], s.as_i64().unwrap_or(0))?;
-                    }
-                }
-                Ok(())
+            FaultPlan::Clock(m) => {
+                let who: Vec<String> = m.keys().cloned().collect();
+                each(&who, &mut |n| {
+                    let s = m.get(n.name()).copied().unwrap_or(0);
+                    nemesis::shift_clock(n, s).map(|_| format!("clock moved by {s} s"))
+                })
             }
         }
     }
 
-    /// Undoes everything on every node, recorded as the stop event of the
-    /// fault in force (or "heal" when none is known).
-    pub fn heal(&mut self) -> Result<(), ControlError> {
+    /// Undoes everything on every node and verifies it (see
+    /// [`nemesis::heal`]); a node whose daemon it restarted must serve
+    /// again. Recorded as the stop event of the fault in force (or "heal"
+    /// when none is known). An error names every node it could not heal.
+    pub fn heal(&mut self) -> Result<(), String> {
         let f = self.current.take().map_or("heal", |f| f.events().1);
         self.record(EventType::Invoke, f, Value::Null, None);
-        let result = nemesis::heal(&mut self.nodes);
-        match &result {
-            Ok(took) => {
-                tracing::info!("{f}: healed ({:.0} ms)", took.as_secs_f64() * 1000.0);
-                self.record(EventType::Info, f, json!("healed"), None);
-                let _ = self.journal.record(&json!({"heal": true}));
+        let t = Instant::now();
+        let healed: Vec<NodeResult<nemesis::Healed>> = nemesis::heal(&mut self.nodes);
+        let (sys, infos) = (self.targets.system.clone(), self.targets.nodes.clone());
+        let restarted: Vec<bool> = healed
+            .iter()
+            .map(|r| r.result.as_ref().is_ok_and(|h| !h.restarted.is_empty()))
+            .collect();
+        let ready = on_nodes(&mut self.nodes, |i, n| {
+            if restarted[i] {
+                sys.await_ready(n, i, &infos)
+            } else {
+                Ok(())
             }
-            Err(e) => {
-                tracing::error!("{f} failed: {e}");
-                self.record(EventType::Info, f, Value::Null, Some(e.to_string()));
+        });
+        let mut verified = serde_json::Map::new();
+        let mut failed = Vec::new();
+        for (hr, rr) in healed.into_iter().zip(ready) {
+            match (hr.result, rr.result) {
+                (Ok(h), Ok(())) => {
+                    let mut said = vec![if h.rules_checked {
+                        "no rule left".to_string()
+                    } else {
+                        "no iptables here".to_string()
+                    }];
+                    if h.resumed > 0 {
+                        said.push(format!("{} resumed", h.resumed));
+                    }
+                    for d in &h.restarted {
+                        said.push(format!("{d} restarted and serving"));
+                    }
+                    verified.insert(hr.node, json!(said.join(", ")));
+                }
+                (Err(e), _) => failed.push((Some(hr.node), brief(&e))),
+                (Ok(_), Err(e)) => failed.push((
+                    Some(hr.node),
+                    format!("restarted, but it does not serve again: {}", brief(&e)),
+                )),
             }
         }
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        result.map(|_| ())
+        tracing::info!("{f}: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+        let ok = failed.is_empty();
+        let result = self.complete(f, json!({"verified": verified}), failed);
+        if ok {
+            let _ = self.journal.record(&json!({"heal": true}));
+        }
+        result
     }
 
     /// Alternates fault and heal every `interval` until `deadline` or
@@ -359,36 +570,6 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
     }
 }
 
-/// What a fault does, in words.
-pub fn describe(fault: Fault, plan: &Value) -> String {
-    match fault {
-        Fault::Partition => {
-            let g: nemesis::Grudge =
-                serde_json::from_value(plan["grudge"].clone()).unwrap_or_default();
-            format!(
-                "partition ({}): {}",
-                plan["strategy"].as_str().unwrap_or("?"),
-                nemesis::describe(&g)
-            )
-        }
-        Fault::Kill | Fault::Pause => format!(
-            "{} {}",
-            fault.name(),
-            plan.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        Fault::Loss => format!(
-            "loss {}%",
-            plan["probability"].as_f64().unwrap_or(0.0) * 100.0
-        ),
-        Fault::Clock => format!("clock {plan}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,11 +589,27 @@ mod tests {
 
     #[test]
     fn descriptions_name_nodes() {
-        assert_eq!(describe(Fault::Kill, &json!(["n1", "n3"])), "kill n1,n3");
-        let g = json!({"strategy": "isolate", "grudge": {"n1": ["n2"], "n2": ["n1"]}});
+        let kill = FaultPlan::Kill(vec!["n1".into(), "n3".into()]);
+        assert_eq!(kill.describe(), "kill n1,n3");
+        assert_eq!(kill.to_json(), json!(["n1", "n3"]));
+        let grudge: nemesis::Grudge =
+            serde_json::from_value(json!({"n1": ["n2"], "n2": ["n1"]})).unwrap();
+        let p = FaultPlan::Partition {
+            strategy: "isolate",
+            grudge,
+            note: None,
+        };
         assert_eq!(
-            describe(Fault::Partition, &g),
+            p.describe(),
             "partition (isolate): n1 drops n2; n2 drops n1"
+        );
+        assert_eq!(
+            p.to_json(),
+            json!({"strategy": "isolate", "grudge": {"n1": ["n2"], "n2": ["n1"]}})
+        );
+        assert_eq!(
+            FaultPlan::Loss { probability: 0.2 }.to_json(),
+            json!({"probability": 0.2})
         );
     }
 }

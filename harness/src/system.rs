@@ -5,6 +5,7 @@
 
 use crate::control::{ControlError, Remote};
 use crate::daemon::Daemon;
+use crate::needs::{need, Need};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -25,6 +26,24 @@ pub trait System: Send + Sync {
 
     /// The daemon on each node: kill and pause hit it, heal restarts it.
     fn daemon(&self) -> Daemon;
+
+    /// Commands the system runs on each node (checked on every node before
+    /// a run; see [`crate::needs`]).
+    fn node_needs(&self) -> Vec<Need> {
+        Vec::new()
+    }
+
+    /// Files or commands the system takes from the control host (e.g. a
+    /// binary it uploads).
+    fn control_needs(&self) -> Vec<Need> {
+        Vec::new()
+    }
+
+    /// Ports the system listens on, on each node: they must be free once an
+    /// earlier run's leftovers are torn down.
+    fn ports(&self) -> Vec<u16> {
+        Vec::new()
+    }
 
     /// Installs and starts the system on `nodes[i]`.
     fn setup(
@@ -73,6 +92,10 @@ impl System for Noop {
 
     fn daemon(&self) -> Daemon {
         Daemon::new("noop")
+    }
+
+    fn node_needs(&self) -> Vec<Need> {
+        vec![need("sleep", "coreutils", "the noop system's process")]
     }
 
     fn setup(

@@ -76,10 +76,21 @@ fn ssh2_drives_real_hosts() {
             .trim()
             .to_string()
     };
+    // A signal is delivered asynchronously: poll the state with a deadline.
+    let until = |h: &mut SshNode, want_stopped: bool| {
+        let deadline = Instant::now() + T;
+        while (state(h) == "T") != want_stopped {
+            assert!(
+                Instant::now() < deadline,
+                "state never became {want_stopped}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     h.signal("/tmp/web.pid", "STOP").unwrap();
-    assert_eq!(state(h), "T");
+    until(h, true);
     h.signal("/tmp/web.pid", "CONT").unwrap();
-    assert_ne!(state(h), "T");
+    until(h, false);
     h.signal("/tmp/web.pid", "KILL").unwrap();
     let deadline = Instant::now() + T;
     while h.exec(&format!("test -e /proc/{pid}"), T).unwrap().code == 0 {
@@ -122,11 +133,18 @@ fn ssh2_drives_real_hosts() {
     .expect("now known");
 
     // Doctor: every node ready; then a port taken on one of them.
-    let reports = doctor::check_all(&addrs, &opts, &[2379, 2380]);
+    let needs = doctor::Needs {
+        commands: [harness::needs::NODE, harness::needs::IPTABLES].concat(),
+        iptables: true,
+        ports: vec![2379, 2380],
+        clock_offset: true,
+    };
+    let reports = doctor::check_all(&addrs, &opts, &needs);
     for r in &reports {
         assert!(r.ok(), "{}", r.line());
         assert!(
-            r.line().contains("root; iptables; ports 2379 2380 free"),
+            r.line()
+                .contains("root; 12 commands; iptables; ports 2379 2380 free"),
             "{}",
             r.line()
         );
@@ -139,7 +157,7 @@ fn ssh2_drives_real_hosts() {
         )
         .unwrap();
     hosts[1].wait_for_port(2379, T).unwrap();
-    let reports = doctor::check_all(&addrs, &opts, &[2379, 2380]);
+    let reports = doctor::check_all(&addrs, &opts, &needs);
     assert!(reports[0].ok() && reports[2].ok());
     assert!(!reports[1].ok());
     assert!(
@@ -155,7 +173,7 @@ fn ssh2_drives_real_hosts() {
         connect_timeout: Duration::from_millis(300),
         ..opts.clone()
     };
-    let r = doctor::check(&gone[0], &quick, &[]);
+    let r = doctor::check(&gone[0], &quick, &doctor::Needs::default());
     assert!(
         r.line()
             .starts_with("ghost  FAIL  cannot reach root@10.79.0.99:22 over SSH"),
@@ -185,7 +203,13 @@ fn ssh2_drives_real_hosts() {
             == 0
     };
     assert!(connect(&mut hosts[2], "10.79.0.11"), "before the partition");
-    nemesis::partition(&mut hosts, &ip_of, &grudge, t.cluster.control_ip()).unwrap();
+    harness::control::all_ok(nemesis::partition(
+        &mut hosts,
+        &ip_of,
+        &grudge,
+        t.cluster.control_ip(),
+    ))
+    .unwrap();
     assert!(
         !connect(&mut hosts[2], "10.79.0.11"),
         "n3 reached n1 through the partition"
@@ -197,8 +221,8 @@ fn ssh2_drives_real_hosts() {
         rules.contains("-A SHAKEDOWN -s 10.79.0.12/32 -j DROP"),
         "{rules}"
     );
-    nemesis::heal(&mut hosts).unwrap();
-    nemesis::heal(&mut hosts).unwrap();
+    harness::control::all_ok(nemesis::heal(&mut hosts)).unwrap();
+    harness::control::all_ok(nemesis::heal(&mut hosts)).unwrap();
     assert!(connect(&mut hosts[2], "10.79.0.11"), "after heal");
     assert_eq!(
         hosts[0].run("iptables -S SHAKEDOWN", T).unwrap().trim(),

@@ -40,7 +40,7 @@ fn faults_on_real_processes_and_links() {
     nemesis::resume(&mut hosts[0], pidfile).unwrap();
     assert_ne!(state(&mut hosts[0], pid), "T");
     nemesis::pause(&mut hosts[0], pidfile).unwrap();
-    nemesis::heal(&mut hosts).unwrap();
+    harness::control::all_ok(nemesis::heal(&mut hosts)).unwrap();
     assert_ne!(
         state(&mut hosts[0], pid),
         "T",
@@ -62,9 +62,9 @@ fn faults_on_real_processes_and_links() {
 
     // Total loss from n2 to n1, then heal. The control host is spared.
     assert!(reach(&mut hosts[1]));
-    nemesis::loss(&mut hosts, 1.0, t.cluster.control_ip()).unwrap();
+    harness::control::all_ok(nemesis::loss(&mut hosts, 1.0, t.cluster.control_ip())).unwrap();
     assert!(!reach(&mut hosts[1]), "packets got through 100% loss");
     SshNode::connect(&addrs[0], &opts).expect("the control host must still reach n1");
-    nemesis::heal(&mut hosts).unwrap();
+    harness::control::all_ok(nemesis::heal(&mut hosts)).unwrap();
     assert!(reach(&mut hosts[1]), "after heal");
 }

@@ -37,6 +37,26 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
         case.set_classname(format!("shakedown.{}.{}", view.system, view.workload));
         suite.add_test_case(case);
     }
+    // A case for the faults: failing when any scheduled fault (or a heal)
+    // did not take effect, so CI never reads an untested run as a pass.
+    if let Some(h) = &view.incomplete {
+        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        s.set_message(format!("INCOMPLETE: {h}"));
+        s.set_description(
+            view.faults_failed
+                .iter()
+                .map(|[f, n, e]| format!("{f} on {}: {e}", if n.is_empty() { "?" } else { n }))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let mut case = TestCase::new("faults", s);
+        case.set_classname(format!("shakedown.{}.{}", view.system, view.workload));
+        suite.add_test_case(case);
+    } else if !view.windows.is_empty() {
+        let mut case = TestCase::new("faults", TestCaseStatus::success());
+        case.set_classname(format!("shakedown.{}.{}", view.system, view.workload));
+        suite.add_test_case(case);
+    }
     report.add_test_suite(suite);
     let xml = report
         .to_string()

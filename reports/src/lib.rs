@@ -102,9 +102,13 @@ pub fn write_index(store: &Path) -> Result<PathBuf, ReportError> {
                 .ok()
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or(Value::Null);
+            let incomplete =
+                serde_json::from_value::<checkers::faults::FaultSummary>(r["faults"].clone())
+                    .is_ok_and(|f| f.incomplete());
             let verdict = match &r["valid"] {
-                Value::Bool(true) => "valid",
                 Value::Bool(false) => "invalid",
+                _ if incomplete => "incomplete",
+                Value::Bool(true) => "valid",
                 Value::String(_) => "unknown",
                 _ => "none",
             };

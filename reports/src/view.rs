@@ -24,6 +24,9 @@ pub struct Window {
     pub detail: String,
     pub start: f64,
     pub end: f64,
+    /// The fault did not take effect (or was not verified) on some node:
+    /// listed, never shaded as if it had happened.
+    pub failed: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -77,7 +80,13 @@ pub use crate::logs::LogExcerpt;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct View {
+    /// valid, invalid, unknown, or incomplete (not every fault took effect,
+    /// and no checker found the history invalid).
     pub verdict: String,
+    /// What did not take effect ("0 of 3 partitions took effect: ..."), if anything.
+    pub incomplete: Option<String>,
+    /// Every fault or heal that failed: fault, node, error.
+    pub faults_failed: Vec<[String; 3]>,
     pub system: String,
     pub workload: String,
     pub nemesis: String,
@@ -190,37 +199,46 @@ pub fn build_view(
 
     // Fault windows: from a fault's invoke to the next heal's completion.
     let mut windows = Vec::new();
-    let mut open: Option<(String, String, f64)> = None;
+    let mut open: Option<(String, String, f64, bool)> = None;
     let end_of_run = h.events.last().and_then(|e| e.time).unwrap_or(0) as f64 / 1e9;
     for e in h.events.iter().filter(|e| e.process == Process::Nemesis) {
         let t = e.time.unwrap_or(0) as f64 / 1e9;
-        let healing = matches!(
-            e.f.as_str(),
-            "stop-partition" | "restart" | "resume" | "stop-loss" | "clock-reset" | "heal"
-        );
+        let healing = checkers::faults::HEAL_EVENTS.contains(&e.f.as_str());
+        let failed = e.error.as_ref().is_some_and(|x| !x.is_null());
         match (e.kind, healing) {
-            (EventType::Invoke, false) => open = Some((e.f.clone(), fault_words(&e.value), t)),
+            (EventType::Invoke, false) => {
+                open = Some((e.f.clone(), fault_words(&e.value), t, false))
+            }
+            (EventType::Info, false) if failed => {
+                if let Some(o) = open.as_mut() {
+                    o.3 = true;
+                }
+            }
             (EventType::Info, true) => {
-                if let Some((n, d, s)) = open.take() {
+                if let Some((n, d, s, f)) = open.take() {
                     windows.push(Window {
                         name: n,
                         detail: d,
                         start: s,
                         end: t,
+                        failed: f,
                     });
                 }
             }
             _ => {}
         }
     }
-    if let Some((n, d, s)) = open {
+    if let Some((n, d, s, f)) = open {
         windows.push(Window {
             name: n,
             detail: d,
             start: s,
             end: end_of_run,
+            failed: f,
         });
     }
+    // Only faults that took effect are shaded in the plots.
+    let shaded: Vec<Window> = windows.iter().filter(|w| !w.failed).cloned().collect();
 
     // Latencies, throughput, availability.
     let mut points = Vec::new();
@@ -314,8 +332,8 @@ pub fn build_view(
             _ => format!("{} operations checked in {} ms", r["ops"], r["elapsed_ms"]),
         };
         let (lanes_svg, lanes_caption) = match (r.get("counterexample"), all.first()) {
-            (Some(ce), _) if ce.is_object() => linear_lanes(ce, &windows),
-            (_, Some(a)) if cname == "lock" => lock_lanes(a, h, &windows),
+            (Some(ce), _) if ce.is_object() => linear_lanes(ce, &shaded),
+            (_, Some(a)) if cname == "lock" => lock_lanes(a, h, &shaded),
             _ => (None, String::new()),
         };
         checkers.push(CheckerView {
@@ -352,9 +370,13 @@ pub fn build_view(
         .map(|d| crate::logs::node_logs(d, at))
         .unwrap_or_default();
 
+    let faults: checkers::faults::FaultSummary =
+        serde_json::from_value(results["faults"].clone()).unwrap_or_default();
+    let incomplete = faults.headline();
     let verdict = match &results["valid"] {
-        Value::Bool(true) => "valid",
         Value::Bool(false) => "invalid",
+        _ if incomplete.is_some() => "incomplete",
+        Value::Bool(true) => "valid",
         _ => "unknown",
     };
     let list = |v: &Value| {
@@ -364,6 +386,18 @@ pub fn build_view(
     };
     Ok(View {
         verdict: verdict.into(),
+        incomplete,
+        faults_failed: faults
+            .failed
+            .iter()
+            .map(|f| {
+                [
+                    f.fault.clone(),
+                    f.node.clone().unwrap_or_default(),
+                    short(&Value::String(f.error.clone())),
+                ]
+            })
+            .collect(),
         system: short(&test["system"]),
         workload: short(&test["workload"]),
         nemesis: {
@@ -407,9 +441,9 @@ pub fn build_view(
             h.ops.len()
         ),
         checkers,
-        latency_svg: crate::plots::latency(&points, &windows, span)?,
-        throughput_svg: crate::plots::throughput(&per_sec, &windows)?,
-        availability_svg: crate::plots::availability(&per_sec, &windows)?,
+        latency_svg: crate::plots::latency(&points, &shaded, span)?,
+        throughput_svg: crate::plots::throughput(&per_sec, &shaded)?,
+        availability_svg: crate::plots::availability(&per_sec, &shaded)?,
         windows,
         latency,
         plots_capped,

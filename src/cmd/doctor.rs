@@ -19,7 +19,15 @@ pub fn run(args: DoctorArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let reports = doctor::check_all(&addrs, &opts, &args.ports);
+    let mut commands = harness::needs::NODE.to_vec();
+    commands.extend_from_slice(harness::needs::IPTABLES);
+    let needs = doctor::Needs {
+        commands,
+        iptables: true,
+        ports: args.ports,
+        clock_offset: true,
+    };
+    let reports = doctor::check_all(&addrs, &opts, &needs);
     for r in &reports {
         out!("{}", r.line());
     }

@@ -3,8 +3,7 @@
 use super::nodes::NodeFlags;
 use crate::exit;
 use clap::Args;
-use harness::control::connect_all;
-use harness::nemesis;
+use harness::lifecycle::heal_all;
 
 #[derive(Args)]
 pub struct HealArgs {
@@ -23,7 +22,7 @@ fn left_behind(store: &std::path::Path) -> Option<String> {
     };
     let faults = journal.read().ok()?;
     let last = faults.last()?;
-    if last.get("heal").is_some() {
+    if last.get("heal") == Some(&serde_json::Value::Bool(true)) {
         return None;
     }
     Some(format!(
@@ -41,25 +40,25 @@ pub fn run(args: HealArgs) -> u8 {
     if let Some(m) = left_behind(&args.store) {
         out!("{m}");
     }
-    let (mut nodes, failed) = connect_all(&addrs, &opts);
-    for f in &failed {
-        err!("shakedown heal: {f}");
-    }
-    match nemesis::heal(&mut nodes) {
-        Ok(took) => out!(
-            "healed {} of {} nodes in {:.0} ms (partition and loss rules flushed, paused processes resumed, killed ones restarted, clocks put back)",
-            nodes.len(),
-            addrs.len(),
-            took.as_secs_f64() * 1000.0
-        ),
-        Err(e) => {
-            err!("shakedown heal: {e}");
-            return exit::INFRA;
+    let start = std::time::Instant::now();
+    match heal_all(&addrs, &opts) {
+        Ok(n) => {
+            out!(
+                "healed {n} of {} nodes in {:.0} ms (partition and loss rules flushed and read back empty, paused processes resumed, killed ones restarted, clocks put back)",
+                addrs.len(),
+                start.elapsed().as_secs_f64() * 1000.0
+            );
+            exit::VALID
         }
-    }
-    if failed.is_empty() {
-        exit::VALID
-    } else {
-        exit::INFRA
+        Err(e) => {
+            err!(
+                "shakedown heal: {} of {} nodes could not be reached or healed ({}); they may still drop packets or hold stopped processes:",
+                e.0.len(),
+                addrs.len(),
+                e.nodes().join(", ")
+            );
+            err!("{e}");
+            exit::INFRA
+        }
     }
 }

@@ -5,3 +5,4 @@ pub mod heal;
 mod nodes;
 pub mod report;
 pub mod test;
+pub mod verdict;

@@ -18,7 +18,7 @@ pub fn run(args: ReportArgs) -> u8 {
         );
         return exit::USAGE;
     }
-    crate::cmd::test::finish(&args.run_dir)
+    crate::cmd::verdict::finish(&args.run_dir, crate::cmd::verdict::Verb::Report)
 }
 
 /// Renders report.html, junit.xml and the store's index; the report's path.

@@ -2,8 +2,6 @@
 
 use super::nodes::NodeFlags;
 use crate::exit;
-use checkers::linear::Options;
-use checkers::Validity;
 use clap::Args;
 use harness::lifecycle::{self, TestError, TestSpec};
 use harness::local::LocalCluster;
@@ -195,7 +193,8 @@ pub fn run(args: TestArgs) -> u8 {
         Err(m) => return usage(m),
     };
     let seed = args.seed.unwrap_or_else(random_seed);
-    let prepared = match lifecycle::prepare(addrs.clone(), ssh, &faults) {
+    let system = sel.system();
+    let prepared = match lifecycle::prepare(addrs.clone(), ssh, &faults, system.as_ref()) {
         Ok(p) => p,
         Err(TestError::Usage(m)) => return usage(m),
         Err(TestError::Infra(m)) => {
@@ -235,7 +234,6 @@ pub fn run(args: TestArgs) -> u8 {
     if let Some(f) = &nodes_file {
         cmd += &format!(" --nodes-file {}", f.display());
     }
-    let system = sel.system();
     let mut test = workloads::describe(&sel);
     let extra = json!({
         "command": cmd,
@@ -311,9 +309,9 @@ pub fn run(args: TestArgs) -> u8 {
             ""
         }
     );
-    let verdict = finish(&run_dir.path);
+    let verdict = super::verdict::finish(&run_dir.path, super::verdict::Verb::Test);
     if let Some(h) = &outcome.heal_failed {
-        err!("shakedown test: the final heal failed: {h}; run `shakedown heal`");
+        err!("shakedown test: the final heal could not reach or heal every node; hosts may still be faulty (run `shakedown heal`):\n{h}");
         return exit::INFRA;
     }
     if outcome.interrupted {
@@ -321,44 +319,6 @@ pub fn run(args: TestArgs) -> u8 {
         return INTERRUPTED;
     }
     verdict
-}
-
-/// Checks the stored run, writes results and the report, prints where; the exit code.
-pub fn finish(run_dir: &Path) -> u8 {
-    let opts = Options {
-        time_limit: Duration::from_secs(120),
-        ..Options::default()
-    };
-    let (results, verdict) = match harness::results::check_run(run_dir, &opts) {
-        Ok(r) => r,
-        Err(e) => {
-            err!("shakedown: {e}");
-            return exit::USAGE;
-        }
-    };
-    for (name, r) in results["checkers"].as_object().into_iter().flatten() {
-        let word = match &r["valid"] {
-            Value::Bool(true) => "valid",
-            Value::Bool(false) => "INVALID",
-            _ => "unknown",
-        };
-        let why = r["anomalies"]
-            .get(0)
-            .and_then(|a| a["message"].as_str())
-            .or_else(|| r["unknown_reason"].as_str())
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
-        out!("{name}: {word}{why}");
-    }
-    match crate::cmd::report::render(run_dir) {
-        Ok(path) => out!("report: {}", path.display()),
-        Err(e) => err!("shakedown: report: {e}"),
-    }
-    match verdict {
-        Validity::Valid => exit::VALID,
-        Validity::Invalid => exit::INVALID,
-        Validity::Unknown => exit::UNKNOWN,
-    }
 }
 
 /// The control process's log, in the run's directory.

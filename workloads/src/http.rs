@@ -57,6 +57,10 @@ impl System for HttpSystem {
         Daemon::new("node")
     }
 
+    fn ports(&self) -> Vec<u16> {
+        vec![self.port]
+    }
+
     fn setup(
         &self,
         node: &mut dyn Remote,

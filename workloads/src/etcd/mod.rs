@@ -6,6 +6,7 @@ pub mod client;
 
 use harness::control::{ControlError, Remote};
 use harness::daemon::Daemon;
+use harness::needs::{need, Need};
 use harness::system::{NodeInfo, System};
 use std::time::Duration;
 
@@ -79,6 +80,14 @@ impl System for Etcd {
 
     fn daemon(&self) -> Daemon {
         Daemon::new("etcd")
+    }
+
+    fn control_needs(&self) -> Vec<Need> {
+        vec![need(BINARY, "etcd-server", "uploaded to every node")]
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        vec![CLIENT_PORT, PEER_PORT]
     }
 
     fn setup(

@@ -9,6 +9,7 @@ pub mod client;
 
 use harness::control::{shell_quote, ControlError, Remote};
 use harness::daemon::Daemon;
+use harness::needs::{need, Need};
 use harness::system::{NodeInfo, System};
 use std::time::Duration;
 
@@ -67,6 +68,32 @@ impl System for Postgres {
 
     fn daemon(&self) -> Daemon {
         Daemon::new("postgres")
+    }
+
+    fn node_needs(&self) -> Vec<Need> {
+        vec![
+            need(
+                "/usr/lib/postgresql/15/bin/postgres",
+                "postgresql-15",
+                "the server",
+            ),
+            need(
+                "/usr/lib/postgresql/15/bin/initdb",
+                "postgresql-15",
+                "a fresh cluster per node",
+            ),
+            need(
+                "/usr/lib/postgresql/15/bin/psql",
+                "postgresql-client-15",
+                "accounts and readiness",
+            ),
+            need("runuser", "util-linux", "commands as the postgres user"),
+            need("setpriv", "util-linux", "the server as the postgres user"),
+        ]
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        vec![PORT]
     }
 
     fn setup(

@@ -13,6 +13,7 @@ pub mod resp;
 
 use harness::control::{shell_quote, tcp_probe, ControlError, Remote};
 use harness::daemon::Daemon;
+use harness::needs::{need, Need};
 use harness::system::{NodeInfo, System};
 use std::time::Duration;
 
@@ -121,6 +122,14 @@ impl System for Redis {
 
     fn daemon(&self) -> Daemon {
         Daemon::new("redis")
+    }
+
+    fn control_needs(&self) -> Vec<Need> {
+        vec![need(BINARY, "redis-server", "uploaded to every node")]
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        vec![PORT, SENTINEL_PORT]
     }
 
     fn setup(

@@ -7,6 +7,7 @@ pub mod client;
 
 use harness::control::{shell_quote, ControlError, Remote};
 use harness::daemon::Daemon;
+use harness::needs::{need, Need};
 use harness::system::{NodeInfo, System};
 use std::time::Duration;
 
@@ -82,6 +83,18 @@ impl System for ZooKeeper {
 
     fn daemon(&self) -> Daemon {
         Daemon::new("zookeeper")
+    }
+
+    fn node_needs(&self) -> Vec<Need> {
+        vec![need(
+            JAVA,
+            "openjdk-17-jre-headless",
+            "ZooKeeper's server (zookeeperd's Java)",
+        )]
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        vec![PORT, 2888, 3888]
     }
 
     fn setup(

@@ -1,0 +1,133 @@
+//! Every command shakedown runs, with the Debian package that provides it.
+//!
+//! One list, in code, per feature: what every node needs, what partitions
+//! and loss need, what clock faults need, what the local test hosts need
+//! on the control host. Systems add theirs (`System::node_needs`,
+//! `System::control_needs`). The preflight of every `shakedown test` looks
+//! for each on each node, and a test (`tests/packages.rs`) checks that
+//! each command here is provided (`dpkg -S`) by a package that
+//! `scripts/packages` installs, so a new command cannot slip in uninstalled.
+
+/// A command and the package that provides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Need {
+    /// A name looked up on PATH, or an absolute path.
+    pub command: &'static str,
+    /// The Debian package that provides it.
+    pub package: &'static str,
+    /// What shakedown uses it for (shown when it is missing).
+    pub purpose: &'static str,
+}
+
+pub const fn need(command: &'static str, package: &'static str, purpose: &'static str) -> Need {
+    Need {
+        command,
+        package,
+        purpose,
+    }
+}
+
+/// What every node needs, whatever the run.
+pub const NODE: &[Need] = &[
+    need("bash", "bash", "probes over /dev/tcp and /dev/udp"),
+    need(
+        "setsid",
+        "util-linux",
+        "daemons start in a session of their own",
+    ),
+    need("nohup", "coreutils", "daemons outlive the SSH command"),
+    need("timeout", "coreutils", "bounded probes"),
+    need("seq", "coreutils", "polls with a deadline"),
+    need("sort", "coreutils", "heal"),
+    need("df", "coreutils", "the disk check"),
+    need("sed", "sed", "process states from /proc"),
+    need("grep", "grep", "rules read back"),
+    need(
+        "ss",
+        "iproute2",
+        "the check that the system's ports are free",
+    ),
+];
+
+/// What partitions and packet loss need on every node.
+pub const IPTABLES: &[Need] = &[
+    need(
+        "iptables",
+        "iptables",
+        "partitions and packet loss (shakedown's own chain)",
+    ),
+    need(
+        "iptables-restore",
+        "iptables",
+        "partitions applied atomically",
+    ),
+];
+
+/// What clock faults need on every node.
+pub const CLOCK: &[Need] = &[need("date", "coreutils", "clock faults")];
+
+/// What the local test hosts need on the control host.
+pub const LOCAL_HOSTS: &[Need] = &[
+    need("ip", "iproute2", "network namespaces, bridge and veths"),
+    need(
+        "unshare",
+        "util-linux",
+        "each host's own mount, UTS, IPC and PID namespaces",
+    ),
+    need("setpriv", "util-linux", "hosts without CAP_SYS_TIME"),
+    need("mount", "mount", "each host's overlays and tmpfs"),
+    need("/usr/sbin/sshd", "openssh-server", "each host's sshd"),
+    need("ssh-keygen", "openssh-client", "host and control keys"),
+];
+
+/// The shell text that prints each of `needs`' commands that is missing on
+/// a node, one per line.
+pub fn missing_script(needs: &[Need]) -> String {
+    let mut names: Vec<&str> = needs.iter().map(|n| n.command).collect();
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "for c in {}; do command -v \"$c\" >/dev/null 2>&1 || echo \"$c\"; done",
+        names.join(" ")
+    )
+}
+
+/// "iptables (partitions ...): apt-get install iptables" for each missing command.
+pub fn describe_missing(needs: &[Need], missing: &[&str]) -> Vec<String> {
+    missing
+        .iter()
+        .filter_map(|m| needs.iter().find(|n| n.command == *m))
+        .map(|n| {
+            format!(
+                "{} is missing ({}): apt-get install {}",
+                n.command, n.purpose, n.package
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_commands_are_listed_once_and_explained() {
+        let s = missing_script(&[IPTABLES, NODE, IPTABLES].concat());
+        assert_eq!(s.matches(" iptables ").count(), 1, "{s}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(missing_script(&[
+                need("sh", "dash", "x"),
+                need("no-such-command-here", "nothing", "a test"),
+            ]))
+            .output()
+            .unwrap();
+        let missing = String::from_utf8_lossy(&out.stdout);
+        let missing: Vec<&str> = missing.lines().collect();
+        assert_eq!(missing, ["no-such-command-here"]);
+        assert_eq!(
+            describe_missing(IPTABLES, &["iptables"]),
+            ["iptables is missing (partitions and packet loss (shakedown's own chain)): apt-get install iptables"]
+        );
+    }
+}
