@@ -7,7 +7,7 @@
 //! `"faults"`: a run whose faults did not all happen is INCOMPLETE, never
 //! "valid" (exit 4), unless a checker found it invalid.
 
-use crate::history::{EventType, History, Process};
+use crate::history::{Event, EventType, Process};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -157,8 +157,8 @@ fn kind(s: &mut FaultSummary, f: &str) -> usize {
     }
 }
 
-/// The fault summary of a history.
-pub fn summarize(h: &History) -> FaultSummary {
+/// The fault summary of a history's events (client events are skipped).
+pub fn summarize<'a>(events: impl IntoIterator<Item = &'a Event>) -> FaultSummary {
     let mut s = FaultSummary::default();
     // The injector runs one fault at a time: an invoke, then its completion.
     let mut pending: Option<&str> = None;
@@ -167,7 +167,7 @@ pub fn summarize(h: &History) -> FaultSummary {
         node: None,
         error: "no completion was recorded: the run stopped while it was applied".into(),
     };
-    for e in h.events.iter().filter(|e| e.process == Process::Nemesis) {
+    for e in events.into_iter().filter(|e| e.process == Process::Nemesis) {
         let heal = HEAL_EVENTS.contains(&e.f.as_str());
         match e.kind {
             EventType::Invoke => {
@@ -214,7 +214,12 @@ mod tests {
     use crate::history::{read_history, Format};
 
     fn summary(text: &str) -> FaultSummary {
-        summarize(&read_history("t", text, Format::Jsonl).unwrap().history)
+        summarize(
+            &read_history("t", text, Format::Jsonl)
+                .unwrap()
+                .history
+                .events,
+        )
     }
 
     const OP: &str = r#"{"process":0,"type":"invoke","f":"read","value":null}

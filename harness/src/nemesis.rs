@@ -184,8 +184,10 @@ fn partition_script(from: &[Ipv4Addr]) -> String {
 }
 
 /// Shell: our chain exists and INPUT jumps to it first.
-const JUMP: &str = "iptables -w -N SHAKEDOWN 2>/dev/null || true; \
-    iptables -w -C INPUT -j SHAKEDOWN 2>/dev/null || iptables -w -I INPUT 1 -j SHAKEDOWN";
+const JUMP: &str = "command -v iptables >/dev/null || { echo 'iptables: command not found (apt-get install iptables)' >&2; exit 127; }; \
+    iptables -w -N SHAKEDOWN 2>/dev/null || true; \
+    iptables -w -C INPUT -j SHAKEDOWN 2>/dev/null || iptables -w -I INPUT 1 -j SHAKEDOWN || \
+    { echo \"iptables does not work (exit $?)\" >&2; exit 1; }";
 
 /// Shell: INPUT's first rule, a separator, then our chain's rules with
 /// their packet counters.

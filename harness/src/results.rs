@@ -3,10 +3,11 @@
 //! per checker and the overall verdict (false beats unknown beats true).
 
 use checkers::faults::FaultSummary;
-use checkers::history::{read_history_from, Format, Process};
+use checkers::history::{read_history_from, Event, Format, Process};
 use checkers::linear::Options;
 use checkers::{Checker, Validity};
 use serde_json::{json, Map, Value};
+use std::io::BufRead;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -70,7 +71,7 @@ pub fn check_run(run_dir: &Path, opts: &Options) -> Result<RunResults, ResultsEr
             serde_json::to_value(&r).unwrap_or(Value::Null),
         );
     }
-    let faults = checkers::faults::summarize(&parsed.history);
+    let faults = checkers::faults::summarize(&nemesis_events(&hist_path));
     let client_ops = parsed
         .history
         .ops
@@ -92,4 +93,18 @@ pub fn check_run(run_dir: &Path, opts: &Options) -> Result<RunResults, ResultsEr
         faults,
         client_ops,
     })
+}
+
+/// The fault injector's events of a stored history (JSON lines), read on
+/// their own: the checkers' pass keeps no events, and these are few.
+fn nemesis_events(path: &Path) -> Vec<Event> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.contains("\"nemesis\""))
+        .filter_map(|l| serde_json::from_str::<Event>(&l).ok())
+        .collect()
 }
