@@ -276,3 +276,78 @@ fn faults_that_did_not_happen_are_never_valid() {
         "{err}"
     );
 }
+
+/// Clock faults on local test hosts move a faked clock (libfaketime) in
+/// the system's daemons, verified by a probe; a Go system (etcd) is refused
+/// with the reason, before anything starts.
+#[test]
+fn clock_faults_on_local_hosts_are_faked_and_verified() {
+    if !TestCluster::possible() {
+        eprintln!("skipped: the local cluster needs root");
+        return;
+    }
+    let t = TestCluster::up("sdw", 98, 3).expect("cluster up");
+    let store = tempfile::tempdir().unwrap();
+    let (code, text, _) = run_test(
+        &t,
+        store.path(),
+        &[
+            "--system",
+            "etcd",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "5",
+        ],
+    );
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("etcd reads the time without libc"), "{text}");
+
+    let (code, text, results) = run_test(
+        &t,
+        store.path(),
+        &[
+            "--system",
+            "noop",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "8",
+            "--interval",
+            "1",
+            "--rate",
+            "100",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let faults = &results["faults"];
+    assert!(faults["scheduled"].as_u64().unwrap() >= 2, "{faults}");
+    assert_eq!(faults["scheduled"], faults["applied"], "{faults}");
+    let events = nemesis_events(store.path());
+    let shifts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "info" && e["f"] == "clock-shift")
+        .collect();
+    assert!(!shifts.is_empty());
+    for e in &shifts {
+        for (node, said) in e["value"]["verified"].as_object().unwrap() {
+            assert!(
+                said.as_str()
+                    .unwrap()
+                    .contains("(libfaketime; a probe sees"),
+                "{node}: {said}"
+            );
+        }
+    }
+    // After the final heal every faked clock is back at +0.
+    let mut hosts = t.connect_all().unwrap();
+    for h in hosts.iter_mut() {
+        assert_eq!(
+            h.run("cat /run/shakedown-faketime", T).unwrap().trim(),
+            "+0"
+        );
+        assert_ne!(h.exec("test -e /run/shakedown-strobe", T).unwrap().code, 0);
+    }
+}

@@ -59,7 +59,11 @@ fn owners(path: &Path) -> Vec<String> {
     }
     for c in candidates.clone() {
         let s = c.display().to_string();
-        for (a, b) in [("/usr/bin/", "/bin/"), ("/usr/sbin/", "/sbin/")] {
+        for (a, b) in [
+            ("/usr/bin/", "/bin/"),
+            ("/usr/sbin/", "/sbin/"),
+            ("/usr/lib/", "/lib/"),
+        ] {
             if let Some(rest) = s.strip_prefix(a) {
                 candidates.push(format!("{b}{rest}").into());
             }
@@ -85,7 +89,14 @@ fn every_need() -> Vec<(Need, &'static [&'static str])> {
     const NODE: &[&str] = &["node", "systems"];
     const CONTROL: &[&str] = &["control", "systems"];
     let mut all: Vec<(Need, &'static [&'static str])> = Vec::new();
-    for n in [needs::NODE, needs::IPTABLES, needs::CLOCK].concat() {
+    for n in [
+        needs::NODE,
+        needs::IPTABLES,
+        needs::CLOCK,
+        &needs::faketime(),
+    ]
+    .concat()
+    {
         all.push((n, NODE));
     }
     for n in needs::LOCAL_HOSTS {

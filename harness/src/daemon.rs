@@ -50,6 +50,8 @@ impl Daemon {
              {live}\n\
              if [ -n \"$p\" ]; then echo \"$p\"; exit 0; fi\n\
              cd {cwd} || exit 1\n\
+             # On local hosts with clock faults: the faked clock (libfaketime).\n\
+             if [ -f {clock_env} ]; then . {clock_env}; fi\n\
              nohup setsid sh -c {cmd} >>{log} 2>&1 </dev/null &\n\
              {record}\n\
              echo $!\n",
@@ -58,6 +60,7 @@ impl Daemon {
             record = pidfile::record(&pid),
             cwd = shell_quote(cwd),
             cmd = shell_quote(&format!("exec {command}")),
+            clock_env = crate::nemesis::CLOCK_ENV,
         )
     }
 

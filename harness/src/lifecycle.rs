@@ -18,7 +18,7 @@ use crate::nemesis;
 use crate::nodes::NodeAddr;
 use crate::progress::Progress;
 use crate::runner::{run_clients, Client, Generator, Recorder, RunConfig, RunStats, Workers};
-use crate::schedule::{Fault, Nemesis, Targets};
+use crate::schedule::{ClockMode, Fault, Nemesis, Targets};
 use crate::signals;
 use crate::store::RunDir;
 use crate::system::{NodeInfo, System};
@@ -87,6 +87,7 @@ pub struct Prepared {
     sessions: Vec<SshNode>,
     pub nodes: Vec<NodeInfo>,
     control: Ipv4Addr,
+    clock: ClockMode,
 }
 
 /// Every node, or an infrastructure error naming each one that failed.
@@ -150,9 +151,12 @@ pub fn prepare(
         });
     }
     let control = v4(sessions[0].control_ip(), sessions[0].name())?;
+    let mut clock = ClockMode::Date;
     if faults.contains(&Fault::Clock) {
         // Same kernel boot id: the node shares this machine's clock, and
-        // moving it would move the control host's (and every test host's).
+        // `date -s` would move the control host's (and every test host's).
+        // There, clock faults move a faked clock (libfaketime) of the
+        // system's daemons instead.
         let ours = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
         let theirs = on_each(&mut sessions, |_, n| {
             n.run(
@@ -160,21 +164,38 @@ pub fn prepare(
                 Duration::from_secs(10),
             )
         })?;
-        if let Some((i, _)) = theirs
+        let shared: Vec<&str> = theirs
             .iter()
-            .enumerate()
-            .find(|(_, b)| b.trim() == ours.trim())
-        {
+            .zip(&nodes)
+            .filter(|(b, _)| b.trim() == ours.trim())
+            .map(|(_, n)| n.name.as_str())
+            .collect();
+        if shared.len() == nodes.len() {
+            if !system.clock_via_libc() {
+                return Err(TestError::Usage(format!(
+                    "--nemesis clock: these are local test hosts (they share this machine's clock), where clock faults \
+                     move a clock faked with libfaketime in the system's daemons; {} reads the time without libc \
+                     (a Go binary reads the vDSO directly), so its clock cannot be moved here; clock faults on {} need real machines",
+                    system.name(),
+                    system.name()
+                )));
+            }
+            clock = ClockMode::Faketime {
+                lib: needs::faketime_lib(),
+            };
+        } else if !shared.is_empty() {
             return Err(TestError::Usage(format!(
-                "--nemesis clock: {} shares this machine's clock (it is a local test host: same kernel), \
-                 so a clock fault would move every host's clock and the control host's; clock faults need real machines",
-                nodes[i].name
+                "--nemesis clock: {} share this machine's clock and the other nodes do not; use either local test hosts or real machines",
+                shared.join(", ")
             )));
         }
     }
     // Preflight: everything this run needs, on every node, before anything
     // is set up. A fault that cannot happen must not become a quiet "valid".
-    let needs = node_needs(faults, system);
+    let mut needs = node_needs(faults, system);
+    if matches!(clock, ClockMode::Faketime { .. }) {
+        needs.commands.extend(needs::faketime());
+    }
     let failed: Vec<String> =
         control::in_parallel(&mut sessions, |_, n| doctor::inspect(n, &needs))
             .into_iter()
@@ -197,6 +218,7 @@ pub fn prepare(
         sessions,
         nodes,
         control,
+        clock,
     })
 }
 
@@ -269,6 +291,14 @@ impl Prepared {
         tracing::info!("setting up {} on {} nodes", system.name(), nodes.len());
         let sys = system.clone();
         on_each(&mut self.sessions, |i, n| sys.teardown(n, i))?;
+        // Daemons started from here on run under the faked clock, or not.
+        let clock_script = match self.clock {
+            ClockMode::Faketime { lib } => nemesis::faketime_setup_script(lib),
+            ClockMode::Date => nemesis::FAKETIME_OFF.to_string(),
+        };
+        on_each(&mut self.sessions, |_, n| {
+            n.run(&clock_script, Duration::from_secs(10))
+        })?;
         let ports = system.ports();
         if !ports.is_empty() {
             let busy: Vec<String> =
@@ -324,6 +354,7 @@ impl Prepared {
             control: self.control,
             system: system.clone(),
             partitions: spec.partitions.clone(),
+            clock: self.clock,
         };
         let nem = Nemesis::new(
             nemesis_nodes,

@@ -66,6 +66,44 @@ pub const IPTABLES: &[Need] = &[
 /// What clock faults need on every node.
 pub const CLOCK: &[Need] = &[need("date", "coreutils", "clock faults")];
 
+/// What clock faults need on local test hosts (they share this machine's
+/// clock): libfaketime, preloaded into the system's daemons, after glibc's
+/// malloc shim (without it, libfaketime's first allocation reaches a
+/// jemalloc that asks for the time, and Redis dies of the recursion).
+pub fn faketime() -> Vec<Need> {
+    let (faketime, malloc) = faketime_libs();
+    vec![
+        need(faketime, "libfaketime", "clock faults on local test hosts"),
+        need(
+            malloc,
+            "libc6",
+            "clock faults: allocations of libfaketime before it is ready",
+        ),
+    ]
+}
+
+/// Debian's libfaketime and glibc's malloc shim, for this architecture.
+fn faketime_libs() -> (&'static str, &'static str) {
+    match std::env::consts::ARCH {
+        "aarch64" => (
+            "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+            "/usr/lib/aarch64-linux-gnu/libc_malloc_debug.so.0",
+        ),
+        _ => (
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+            "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0",
+        ),
+    }
+}
+
+/// The LD_PRELOAD list that puts a daemon under the faked clock.
+pub fn faketime_lib() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "/usr/lib/aarch64-linux-gnu/libc_malloc_debug.so.0:/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        _ => "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0:/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    }
+}
+
 /// What the local test hosts need on the control host.
 pub const LOCAL_HOSTS: &[Need] = &[
     need("ip", "iproute2", "network namespaces, bridge and veths"),
@@ -87,7 +125,7 @@ pub fn missing_script(needs: &[Need]) -> String {
     names.sort_unstable();
     names.dedup();
     format!(
-        "for c in {}; do command -v \"$c\" >/dev/null 2>&1 || echo \"$c\"; done",
+        "for c in {}; do case \"$c\" in /*) [ -e \"$c\" ] ;; *) command -v \"$c\" >/dev/null 2>&1 ;; esac || echo \"$c\"; done",
         names.join(" ")
     )
 }

@@ -445,11 +445,14 @@ pub fn heal_script() -> String {
          if [ -f {KILLED} ]; then for s in $(sort -u {KILLED}); do d=$(dirname \"$s\"); n=$(basename \"$d\"); \
            if [ -x \"$s\" ] && \"$s\" >/dev/null 2>&1; then ( {live}; [ -n \"$p\" ] ) && did=\"$did restarted:$n\" && continue; fi; \
            fail=\"$fail; $n did not start again (see $d/log)\"; done; rm -f {KILLED}; fi; \
+         if [ -f {STROBE} ]; then ( {strobe}; [ -n \"$p\" ] && kill -s KILL -- -$p 2>/dev/null; kill -s KILL $p 2>/dev/null ); rm -f {STROBE}; fi; \
+         if [ -f {FAKETIME} ] && [ \"$(cat {FAKETIME})\" != +0 ]; then echo +0 > {FAKETIME} && did=\"$did faketime-reset\" || fail=\"$fail; the faked clock could not be reset\"; fi; \
          if [ -f {CLOCK} ]; then off=$(cat {CLOCK}); date -s \"@$(( $(date +%s) - off ))\" >/dev/null && did=\"$did clock-reset:$off\" || fail=\"$fail; the clock could not be put back by $off s\"; rm -f {CLOCK}; fi; \
          echo \"$did\"; \
          if [ -n \"$fail\" ]; then echo \"${{fail#; }}\" >&2; exit 6; fi",
         same = pidfile::still_same(),
         live = pidfile::live("\"$d/pid\""),
+        strobe = pidfile::live(STROBE),
     )
 }
 
@@ -462,6 +465,8 @@ pub struct Healed {
     pub resumed: usize,
     /// iptables is there, and our chain was read back empty.
     pub rules_checked: bool,
+    /// A clock (real or faked) was put back.
+    pub clock_reset: bool,
 }
 
 impl Healed {
@@ -474,6 +479,8 @@ impl Healed {
                 h.resumed += 1;
             } else if w == "rules-flushed" {
                 h.rules_checked = true;
+            } else if w == "faketime-reset" || w.starts_with("clock-reset:") {
+                h.clock_reset = true;
             }
         }
         h
@@ -515,6 +522,119 @@ pub fn shift_clock<R: Remote>(node: &mut R, seconds: i64) -> Result<(), ControlE
         T,
     )
     .map(|_| ())
+}
+
+/// Where, on a local test host, libfaketime reads the clock offset of the
+/// daemons started there (`FAKETIME_TIMESTAMP_FILE`): "+0", "+12", "-0.5".
+pub const FAKETIME: &str = "/run/shakedown-faketime";
+
+/// A clock strobe's loop on the node (pid and start time).
+pub const STROBE: &str = "/run/shakedown-strobe";
+
+/// The file a daemon's start script sources (see [`crate::daemon`]): on
+/// local test hosts with clock faults, libfaketime preloaded, reading its
+/// offset from [`FAKETIME`] on every call, the wall clock only (monotonic
+/// clocks untouched, as with a real `date -s`).
+pub const CLOCK_ENV: &str = "/opt/shakedown/clock.env";
+
+/// The environment that puts a process under the nodes' faked clock.
+fn faketime_env(lib: &str) -> String {
+    format!(
+        "LD_PRELOAD={lib} FAKETIME_TIMESTAMP_FILE={FAKETIME} FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1"
+    )
+}
+
+/// Shell: writes [`CLOCK_ENV`] (daemons started from now on run under
+/// libfaketime `lib`) and sets the offset to zero.
+pub fn faketime_setup_script(lib: &str) -> String {
+    let exports: String = faketime_env(lib)
+        .split(' ')
+        .map(|kv| format!("export {kv}\n"))
+        .collect();
+    format!(
+        "mkdir -p /opt/shakedown && echo +0 > {FAKETIME} && printf %s {} > {CLOCK_ENV}",
+        shell_quote(&exports)
+    )
+}
+
+/// Shell: no faked clock for daemons started from now on.
+pub const FAKETIME_OFF: &str = "rm -f /opt/shakedown/clock.env";
+
+/// Shell: prints how far (ns) a process under the faked clock sees the
+/// wall clock from the real one.
+fn faketime_probe(lib: &str) -> String {
+    format!(
+        "a=$(date +%s%N); b=$(env {} date +%s%N); c=$(date +%s%N); echo $(( b - (a + c) / 2 ))",
+        faketime_env(lib)
+    )
+}
+
+fn offset_seen<R: Remote + ?Sized>(node: &mut R, lib: &str) -> Result<f64, ControlError> {
+    let out = node.run(&faketime_probe(lib), T)?;
+    out.trim()
+        .parse::<i64>()
+        .map(|ns| ns as f64 / 1e9)
+        .map_err(|_| {
+            unverified(
+                node.name(),
+                format!("the clock probe said {:?}", out.trim()),
+            )
+        })
+}
+
+/// Moves the faked clock of the node's daemons by `seconds` (local test
+/// hosts, libfaketime) and verifies it with a probe under the same
+/// settings. Returns what was seen.
+pub fn faketime_bump<R: Remote + ?Sized>(
+    node: &mut R,
+    lib: &str,
+    seconds: f64,
+) -> Result<String, ControlError> {
+    node.run(&format!("echo {seconds:+} > {FAKETIME}"), T)?;
+    let seen = offset_seen(node, lib)?;
+    if (seen - seconds).abs() > 0.5 {
+        return Err(unverified(
+            node.name(),
+            format!("the clock was to move by {seconds:+} s, a probe under libfaketime sees {seen:+.3} s"),
+        ));
+    }
+    Ok(format!(
+        "clock {seconds:+} s (libfaketime; a probe sees {seen:+.3} s)"
+    ))
+}
+
+/// Strobes the faked clock between +0 and `delta` seconds every
+/// `period_ms` (a loop on the node, recorded in [`STROBE`] so a heal stops
+/// it) and verifies the loop runs and a probe sees one of the two.
+pub fn faketime_strobe<R: Remote + ?Sized>(
+    node: &mut R,
+    lib: &str,
+    delta: f64,
+    period_ms: u32,
+) -> Result<String, ControlError> {
+    let period = f64::from(period_ms) / 1000.0;
+    let lp = format!(
+        "while :; do echo {delta:+} > {FAKETIME}; sleep {period}; echo +0 > {FAKETIME}; sleep {period}; done"
+    );
+    node.run(
+        &format!(
+            "nohup setsid sh -c {} >/dev/null 2>&1 </dev/null & {}",
+            shell_quote(&lp),
+            pidfile::record(STROBE)
+        ),
+        T,
+    )?;
+    node.run(&format!("{}", pidfile::live_or_exit(STROBE)), T)?;
+    let seen = offset_seen(node, lib)?;
+    if seen.abs() > 0.5 && (seen - delta).abs() > 0.5 {
+        return Err(unverified(
+            node.name(),
+            format!("a strobe between +0 and {delta:+} s, but a probe sees {seen:+.3} s"),
+        ));
+    }
+    Ok(format!(
+        "clock strobing between +0 and {delta:+} s every {period_ms} ms (libfaketime; a probe sees {seen:+.3} s)"
+    ))
 }
 
 /// Stops the process `pidfile` names (SIGSTOP), with its process group (a

@@ -62,7 +62,7 @@ impl Fault {
             Fault::Kill => "SIGKILL the system's process on a minority of nodes; heal restarts it",
             Fault::Pause => "SIGSTOP the system's process on a minority of nodes; heal sends SIGCONT",
             Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
-            Fault::Clock => "move a minority's clocks by up to 60 s (real machines only: refused on local hosts)",
+            Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps and strobes; refused for Go binaries such as etcd)",
         }
     }
 
@@ -124,8 +124,8 @@ pub enum FaultPlan {
     Loss {
         probability: f64,
     },
-    /// Seconds each node's clock moves.
-    Clock(BTreeMap<String, i64>),
+    /// How each node's clock moves.
+    Clock(BTreeMap<String, ClockShift>),
 }
 
 impl FaultPlan {
@@ -155,7 +155,19 @@ impl FaultPlan {
             }
             FaultPlan::Kill(nodes) | FaultPlan::Pause(nodes) => json!(nodes),
             FaultPlan::Loss { probability } => json!({ "probability": probability }),
-            FaultPlan::Clock(m) => json!(m),
+            FaultPlan::Clock(m) => Value::Object(
+                m.iter()
+                    .map(|(n, c)| {
+                        let v = match c {
+                            ClockShift::Bump(s) => json!(s),
+                            ClockShift::Strobe { delta, period_ms } => {
+                                json!({"strobe": delta, "period_ms": period_ms})
+                            }
+                        };
+                        (n.clone(), v)
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -169,9 +181,39 @@ impl FaultPlan {
                 format!("{} {}", self.fault().name(), n.join(","))
             }
             FaultPlan::Loss { probability } => format!("loss {}%", probability * 100.0),
-            FaultPlan::Clock(m) => format!("clock {}", json!(m)),
+            FaultPlan::Clock(m) => {
+                let each: Vec<String> = m
+                    .iter()
+                    .map(|(n, c)| match c {
+                        ClockShift::Bump(s) => format!("{n} {s:+} s"),
+                        ClockShift::Strobe { delta, period_ms } => {
+                            format!("{n} strobing 0/{delta:+} s every {period_ms} ms")
+                        }
+                    })
+                    .collect();
+                format!("clock {}", each.join(", "))
+            }
         }
     }
+}
+
+/// How clock faults move a node's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockMode {
+    /// `date -s` on real machines (each has its own clock).
+    Date,
+    /// On local test hosts (they share this machine's clock): the system's
+    /// daemons run under libfaketime (`lib`), whose offset the fault moves.
+    Faketime { lib: &'static str },
+}
+
+/// One node's clock fault.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClockShift {
+    /// Moved by this many seconds.
+    Bump(f64),
+    /// Back and forth between +0 and `delta` seconds every `period_ms`.
+    Strobe { delta: f64, period_ms: u32 },
 }
 
 /// What the fault schedule acts on, besides its sessions.
@@ -186,6 +228,7 @@ pub struct Targets {
     pub system: Arc<dyn System>,
     /// The partition strategies to draw from (empty: all).
     pub partitions: Vec<Partition>,
+    pub clock: ClockMode,
 }
 
 impl Targets {
@@ -339,9 +382,20 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             Fault::Loss => FaultPlan::Loss { probability: 0.2 },
             Fault::Clock => {
                 let mut m = BTreeMap::new();
+                let faked = matches!(self.targets.clock, ClockMode::Faketime { .. });
                 for i in self.minority() {
-                    let s: i64 = self.rng.gen_range(1..=60) * if self.rng.gen() { 1 } else { -1 };
-                    m.insert(names[i].clone(), s);
+                    let sign = if self.rng.gen() { 1.0 } else { -1.0 };
+                    // A faked clock can also strobe (a loop on the node);
+                    // `date -s` only bumps.
+                    let shift = if faked && self.rng.gen_bool(0.3) {
+                        ClockShift::Strobe {
+                            delta: sign * f64::from(self.rng.gen_range(1..=10u32)),
+                            period_ms: self.rng.gen_range(20..=200),
+                        }
+                    } else {
+                        ClockShift::Bump(sign * f64::from(self.rng.gen_range(1..=60u32)))
+                    };
+                    m.insert(names[i].clone(), shift);
                 }
                 FaultPlan::Clock(m)
             }
@@ -470,9 +524,26 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             }
             FaultPlan::Clock(m) => {
                 let who: Vec<String> = m.keys().cloned().collect();
+                let mode = self.targets.clock;
                 each(&who, &mut |n| {
-                    let s = m.get(n.name()).copied().unwrap_or(0);
-                    nemesis::shift_clock(n, s).map(|_| format!("clock moved by {s} s"))
+                    let shift = m.get(n.name()).copied().unwrap_or(ClockShift::Bump(0.0));
+                    match (mode, shift) {
+                        (ClockMode::Faketime { lib }, ClockShift::Bump(s)) => {
+                            nemesis::faketime_bump(n, lib, s)
+                        }
+                        (ClockMode::Faketime { lib }, ClockShift::Strobe { delta, period_ms }) => {
+                            nemesis::faketime_strobe(n, lib, delta, period_ms)
+                        }
+                        (ClockMode::Date, ClockShift::Bump(s)) => nemesis::shift_clock(n, s as i64)
+                            .map(|_| format!("clock moved by {s:+} s (date -s, read back)")),
+                        (ClockMode::Date, ClockShift::Strobe { .. }) => Err(ControlError {
+                            node: n.name().into(),
+                            what: "a clock strobe needs a faked clock".into(),
+                            command: None,
+                            code: None,
+                            stderr: String::new(),
+                        }),
+                    }
                 })
             }
         }
@@ -511,6 +582,9 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                     }];
                     if h.resumed > 0 {
                         said.push(format!("{} resumed", h.resumed));
+                    }
+                    if h.clock_reset {
+                        said.push("clock put back".to_string());
                     }
                     for d in &h.restarted {
                         said.push(format!("{d} restarted and serving"));

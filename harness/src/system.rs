@@ -39,6 +39,13 @@ pub trait System: Send + Sync {
         Vec::new()
     }
 
+    /// Whether the system's daemons read the clock through libc, so that
+    /// libfaketime can move it on local test hosts (Go binaries such as
+    /// etcd read the vDSO directly: no).
+    fn clock_via_libc(&self) -> bool {
+        true
+    }
+
     /// Ports the system listens on, on each node: they must be free once an
     /// earlier run's leftovers are torn down.
     fn ports(&self) -> Vec<u16> {
