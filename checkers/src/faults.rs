@@ -18,6 +18,7 @@ pub const HEAL_EVENTS: &[&str] = &[
     "resume",
     "stop-loss",
     "clock-reset",
+    "stop-delay",
     "heal",
 ];
 
@@ -104,6 +105,7 @@ fn plural(event: &str, n: usize) -> String {
         "start-partition" => "partition",
         "start-loss" => "packet loss fault",
         "clock-shift" => "clock shift",
+        "start-delay" => "delay fault",
         other => other,
     };
     if n == 1 {

@@ -78,6 +78,11 @@ pub struct TestSpec {
     pub leave_running: bool,
     /// Partition strategies to draw from (empty: all).
     pub partitions: Vec<crate::nemesis::Partition>,
+    /// What the delay fault does.
+    pub delay: crate::nemesis::DelaySpec,
+    /// The control host's shakedown-netem binary, uploaded to every node
+    /// when the delay fault is asked for.
+    pub netem_binary: Option<std::path::PathBuf>,
 }
 
 /// Connected nodes, checked and ready for a run.
@@ -299,6 +304,20 @@ impl Prepared {
         on_each(&mut self.sessions, |_, n| {
             n.run(&clock_script, Duration::from_secs(10))
         })?;
+        if spec.faults.contains(&Fault::Delay) {
+            let local = spec.netem_binary.clone().ok_or_else(|| {
+                TestError::Infra("the delay fault needs shakedown-netem beside shakedown".into())
+            })?;
+            let netem = crate::daemon::Daemon::new("netem");
+            on_each(&mut self.sessions, |_, n| {
+                netem.install(
+                    n,
+                    &local,
+                    "shakedown-netem",
+                    "it is built with shakedown (cargo build)",
+                )
+            })?;
+        }
         let ports = system.ports();
         if !ports.is_empty() {
             let busy: Vec<String> =
@@ -355,6 +374,7 @@ impl Prepared {
             system: system.clone(),
             partitions: spec.partitions.clone(),
             clock: self.clock,
+            delay: spec.delay,
         };
         let nem = Nemesis::new(
             nemesis_nodes,

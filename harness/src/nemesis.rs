@@ -438,6 +438,9 @@ pub fn heal_script() -> String {
            elif [ \"$(iptables -w -S {CHAIN} 2>/dev/null | grep -c '^-A')\" != 0 ]; then fail=\"$fail; {CHAIN} still holds rules after a flush\"; \
            else did=\"$did rules-flushed\"; fi; \
          fi; \
+         if command -v iptables >/dev/null 2>&1 && iptables -w -S {OUT_CHAIN} >/dev/null 2>&1; then \
+           iptables -w -F {OUT_CHAIN}; [ \"$(iptables -w -S {OUT_CHAIN} | grep -c '^-A')\" = 0 ] || fail=\"$fail; {OUT_CHAIN} still holds rules after a flush\"; fi; \
+         if [ -f {NETEM_PID} ]; then ( {netem}; [ -n \"$p\" ] || exit 0; kill -s TERM $p; for i in $(seq 200); do {same} || exit 0; sleep 0.01; done; kill -s KILL $p; exit 1 ) || fail=\"$fail; the delay daemon did not stop on SIGTERM\"; rm -f {NETEM_PID}; did=\"$did delay-stopped\"; fi; \
          if [ -f {PAUSED} ]; then while read -r p s; do {same} || continue; kill -s CONT -- -$p 2>/dev/null; kill -s CONT $p 2>/dev/null; \
            for i in $(seq 200); do [ \"$({STATE})\" != T ] && break; sleep 0.01; done; \
            if [ \"$({STATE})\" = T ]; then fail=\"$fail; process $p still stopped after SIGCONT\"; else did=\"$did resumed:$p\"; fi; \
@@ -453,6 +456,7 @@ pub fn heal_script() -> String {
         same = pidfile::still_same(),
         live = pidfile::live("\"$d/pid\""),
         strobe = pidfile::live(STROBE),
+        netem = pidfile::live(NETEM_PID),
     )
 }
 
@@ -467,6 +471,8 @@ pub struct Healed {
     pub rules_checked: bool,
     /// A clock (real or faked) was put back.
     pub clock_reset: bool,
+    /// The delay daemon was stopped (held packets released).
+    pub delay_stopped: bool,
 }
 
 impl Healed {
@@ -481,6 +487,8 @@ impl Healed {
                 h.rules_checked = true;
             } else if w == "faketime-reset" || w.starts_with("clock-reset:") {
                 h.clock_reset = true;
+            } else if w == "delay-stopped" {
+                h.delay_stopped = true;
             }
         }
         h
@@ -522,6 +530,154 @@ pub fn shift_clock<R: Remote>(node: &mut R, seconds: i64) -> Result<(), ControlE
         T,
     )
     .map(|_| ())
+}
+
+/// The chain of shakedown's own for outgoing packets (the delay fault),
+/// jumped to first from OUTPUT; heal flushes it too.
+pub const OUT_CHAIN: &str = "SHAKEDOWN_OUT";
+
+/// The NFQUEUE queue the delay fault uses.
+pub const NETEM_QUEUE: u16 = 4242;
+
+/// The delay daemon on a node: its binary, pidfile and log.
+pub const NETEM_DIR: &str = "/opt/shakedown/netem";
+pub const NETEM_PID: &str = "/run/shakedown-netem";
+const NETEM_LOG: &str = "/opt/shakedown/netem/log";
+
+/// Packet delay, as the `delay` fault applies it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DelaySpec {
+    pub delay_ms: u32,
+    pub jitter_ms: u32,
+    /// Probability that a packet goes at once (reordering).
+    pub reorder: f64,
+    /// Probability that a packet is also sent twice.
+    pub duplicate: f64,
+}
+
+impl Default for DelaySpec {
+    fn default() -> Self {
+        DelaySpec {
+            delay_ms: 100,
+            jitter_ms: 0,
+            reorder: 0.0,
+            duplicate: 0.0,
+        }
+    }
+}
+
+/// Shell: the delay daemon started (recorded in [`NETEM_PID`]) and bound
+/// to its queue, then every packet to `peers` queued to it, read back.
+fn delay_script(spec: &DelaySpec, peers: &[Ipv4Addr], seed: u64) -> String {
+    let mut rules = format!("*filter\\n:{OUT_CHAIN} - [0:0]\\n");
+    for ip in peers {
+        rules.push_str(&format!(
+            "-A {OUT_CHAIN} -d {ip} -m mark ! --mark 0x5d -j NFQUEUE --queue-num {NETEM_QUEUE} --queue-bypass\\n"
+        ));
+    }
+    rules.push_str("COMMIT\\n");
+    let cmd = format!(
+        "exec {NETEM_DIR}/shakedown-netem --queue {NETEM_QUEUE} --delay-ms {} --jitter-ms {} --reorder {} --duplicate {} --seed {seed}",
+        spec.delay_ms, spec.jitter_ms, spec.reorder, spec.duplicate
+    );
+    format!(
+        "{live}; if [ -z \"$p\" ]; then : > {NETEM_LOG}; nohup setsid sh -c {cmd} >>{NETEM_LOG} 2>&1 </dev/null & {record}; fi; \
+         for i in $(seq 200); do grep -q 'shakedown-netem: queue' {NETEM_LOG} && break; sleep 0.01; done; \
+         {{ {live}; [ -n \"$p\" ]; }} || {{ echo \"the delay daemon did not start: $(tail -2 {NETEM_LOG})\" >&2; exit 5; }}; \
+         {JUMP}; iptables -w -N {OUT_CHAIN} 2>/dev/null || true; \
+         iptables -w -C OUTPUT -j {OUT_CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -j {OUT_CHAIN}; \
+         printf '{rules}' | iptables-restore -w --noflush || exit 1; \
+         iptables -w -S OUTPUT | grep -m1 '^-A'; iptables -w -S {OUT_CHAIN} | grep -c NFQUEUE",
+        live = pidfile::live(NETEM_PID),
+        record = pidfile::record(NETEM_PID),
+        cmd = shell_quote(&cmd),
+    )
+}
+
+/// Delays every node's packets to the other nodes (not to the control
+/// host), through NFQUEUE and shakedown-netem (uploaded to
+/// [`NETEM_DIR`] beforehand), and verifies it: the daemon runs, the rules
+/// read back, and a connection to a peer takes at least half the delay.
+pub fn delay<R: Remote + Send>(
+    nodes: &mut [R],
+    ips: &[Ipv4Addr],
+    spec: &DelaySpec,
+    seed: u64,
+) -> Vec<NodeResult<String>> {
+    let scripts: Vec<String> = (0..nodes.len())
+        .map(|i| {
+            let peers: Vec<Ipv4Addr> = ips
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| *a)
+                .collect();
+            delay_script(spec, &peers, seed.wrapping_add(i as u64))
+        })
+        .collect();
+    let floor = f64::from(spec.delay_ms.saturating_sub(spec.jitter_ms)) / 2.0;
+    let applied = on_nodes(nodes, |i, n| {
+        let out = n.run(&scripts[i], T)?;
+        let mut lines = out.lines().map(str::trim);
+        if lines.next() != Some(&format!("-A OUTPUT -j {OUT_CHAIN}") as &str) {
+            return Err(unverified(
+                n.name(),
+                format!("OUTPUT does not jump to {OUT_CHAIN} first"),
+            ));
+        }
+        let queued: usize = lines.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        if queued != ips.len() - 1 {
+            return Err(unverified(
+                n.name(),
+                format!(
+                    "{OUT_CHAIN} read back {queued} queue rules, expected {}",
+                    ips.len() - 1
+                ),
+            ));
+        }
+        Ok(queued)
+    });
+    // Once every node delays: three connections to the next node; the
+    // slowest must take at least half the delay (a packet may go at once
+    // with the reorder probability, both of a handshake's rarely, all
+    // three handshakes' hardly ever).
+    let ok: Vec<bool> = applied.iter().map(|r| r.result.is_ok()).collect();
+    let probed = on_nodes(nodes, |i, n| {
+        if !ok[i] {
+            return Ok(0.0);
+        }
+        let peer = ips[(i + 1) % ips.len()];
+        let probe = format!(
+            "m=0; for k in 1 2 3; do s=$(date +%s%N); timeout 5 bash -c 'exec 3<>/dev/tcp/{peer}/22' 2>/dev/null; \
+             e=$(( ($(date +%s%N) - s) / 1000000 )); [ $e -gt $m ] && m=$e; done; echo $m"
+        );
+        let ms: f64 = n.run(&probe, T)?.trim().parse().unwrap_or(0.0);
+        if ms < floor {
+            return Err(unverified(
+                n.name(),
+                format!(
+                    "connections to {peer} took at most {ms} ms: the delay of {} ms does not hold",
+                    spec.delay_ms
+                ),
+            ));
+        }
+        Ok(ms)
+    });
+    applied
+        .into_iter()
+        .zip(probed)
+        .map(|(a, p)| NodeResult {
+            node: a.node,
+            result: a.result.and_then(|queued| {
+                p.result.map(|ms| {
+                    format!(
+                        "delays {queued} peers by {} ms +- {} ms, reorder {}, duplicate {} (rules read back; a connection took {ms} ms)",
+                        spec.delay_ms, spec.jitter_ms, spec.reorder, spec.duplicate
+                    )
+                })
+            }),
+        })
+        .collect()
 }
 
 /// Where, on a local test host, libfaketime reads the clock offset of the

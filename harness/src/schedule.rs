@@ -34,15 +34,17 @@ pub enum Fault {
     Pause,
     Loss,
     Clock,
+    Delay,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
         Fault::Loss,
         Fault::Clock,
+        Fault::Delay,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::Loss => "loss",
             Fault::Clock => "clock",
+            Fault::Delay => "delay",
         }
     }
 
@@ -62,6 +65,7 @@ impl Fault {
             Fault::Kill => "SIGKILL the system's process on a minority of nodes; heal restarts it",
             Fault::Pause => "SIGSTOP the system's process on a minority of nodes; heal sends SIGCONT",
             Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
+            Fault::Delay => "delay every packet between nodes by --opt delay-ms=100 +- jitter-ms=0 (NFQUEUE and shakedown-netem; --opt reorder=P, duplicate=P)",
             Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps and strobes; refused for Go binaries such as etcd)",
         }
     }
@@ -92,7 +96,7 @@ impl Fault {
     /// Commands this fault runs on every node.
     pub fn needs(self) -> &'static [Need] {
         match self {
-            Fault::Partition | Fault::Loss => needs::IPTABLES,
+            Fault::Partition | Fault::Loss | Fault::Delay => needs::IPTABLES,
             Fault::Clock => needs::CLOCK,
             Fault::Kill | Fault::Pause => &[],
         }
@@ -106,6 +110,7 @@ impl Fault {
             Fault::Pause => ("pause", "resume"),
             Fault::Loss => ("start-loss", "stop-loss"),
             Fault::Clock => ("clock-shift", "clock-reset"),
+            Fault::Delay => ("start-delay", "stop-delay"),
         }
     }
 }
@@ -126,6 +131,8 @@ pub enum FaultPlan {
     },
     /// How each node's clock moves.
     Clock(BTreeMap<String, ClockShift>),
+    /// Every packet between nodes delayed.
+    Delay(nemesis::DelaySpec),
 }
 
 impl FaultPlan {
@@ -136,6 +143,7 @@ impl FaultPlan {
             FaultPlan::Pause(_) => Fault::Pause,
             FaultPlan::Loss { .. } => Fault::Loss,
             FaultPlan::Clock(_) => Fault::Clock,
+            FaultPlan::Delay(_) => Fault::Delay,
         }
     }
 
@@ -155,6 +163,10 @@ impl FaultPlan {
             }
             FaultPlan::Kill(nodes) | FaultPlan::Pause(nodes) => json!(nodes),
             FaultPlan::Loss { probability } => json!({ "probability": probability }),
+            FaultPlan::Delay(d) => json!({
+                "delay_ms": d.delay_ms, "jitter_ms": d.jitter_ms,
+                "reorder": d.reorder, "duplicate": d.duplicate,
+            }),
             FaultPlan::Clock(m) => Value::Object(
                 m.iter()
                     .map(|(n, c)| {
@@ -181,6 +193,10 @@ impl FaultPlan {
                 format!("{} {}", self.fault().name(), n.join(","))
             }
             FaultPlan::Loss { probability } => format!("loss {}%", probability * 100.0),
+            FaultPlan::Delay(d) => format!(
+                "delay {} ms +- {} ms (reorder {}, duplicate {})",
+                d.delay_ms, d.jitter_ms, d.reorder, d.duplicate
+            ),
             FaultPlan::Clock(m) => {
                 let each: Vec<String> = m
                     .iter()
@@ -229,6 +245,8 @@ pub struct Targets {
     /// The partition strategies to draw from (empty: all).
     pub partitions: Vec<Partition>,
     pub clock: ClockMode,
+    /// What the delay fault does.
+    pub delay: nemesis::DelaySpec,
 }
 
 impl Targets {
@@ -380,6 +398,7 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 }
             }
             Fault::Loss => FaultPlan::Loss { probability: 0.2 },
+            Fault::Delay => FaultPlan::Delay(self.targets.delay),
             Fault::Clock => {
                 let mut m = BTreeMap::new();
                 let faked = matches!(self.targets.clock, ClockMode::Faketime { .. });
@@ -522,6 +541,11 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             FaultPlan::Loss { probability } => {
                 nemesis::loss(&mut self.nodes, *probability, self.targets.control)
             }
+            FaultPlan::Delay(spec) => {
+                let ips: Vec<Ipv4Addr> = names.iter().filter_map(|n| self.targets.ip(n)).collect();
+                let seed = self.rng.gen();
+                nemesis::delay(&mut self.nodes, &ips, spec, seed)
+            }
             FaultPlan::Clock(m) => {
                 let who: Vec<String> = m.keys().cloned().collect();
                 let mode = self.targets.clock;
@@ -585,6 +609,9 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                     }
                     if h.clock_reset {
                         said.push("clock put back".to_string());
+                    }
+                    if h.delay_stopped {
+                        said.push("delay stopped".to_string());
                     }
                     for d in &h.restarted {
                         said.push(format!("{d} restarted and serving"));

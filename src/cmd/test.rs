@@ -41,6 +41,7 @@ fn help() -> String {
     for f in Fault::ALL {
         s += &format!("  {:<9} {}\n", f.name(), f.summary());
     }
+    s += "            delay-ms=[100]  jitter-ms=[0]  reorder=[0]  duplicate=[0]  (--opt, for the delay fault)\n";
     s += "\nExit codes: 0 valid, 1 invalid, 2 unknown, 3 usage error, 4 infrastructure error, \
           130 interrupted (faults healed, partial history kept).\n\
           Ctrl-C once: stop, heal, fetch logs, check what was recorded. Twice: also skip the logs (never the heal).";
@@ -112,6 +113,50 @@ fn seconds(flag: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
     }
 }
 
+/// The `--opt` keys of the delay fault.
+const DELAY_OPTS: [&str; 4] = ["delay-ms", "jitter-ms", "reorder", "duplicate"];
+
+/// The delay fault's spec from its `--opt`s (defaults otherwise).
+fn delay_spec(opts: &[(String, String)]) -> Result<harness::nemesis::DelaySpec, String> {
+    let mut d = harness::nemesis::DelaySpec::default();
+    for (k, v) in opts {
+        let bad = |what: &str| format!("--opt {k}={v}: {what}");
+        match k.as_str() {
+            "delay-ms" | "jitter-ms" => {
+                let ms: u32 = v
+                    .parse()
+                    .ok()
+                    .filter(|ms| *ms <= 60_000)
+                    .ok_or_else(|| bad("milliseconds from 0 to 60000"))?;
+                if k == "delay-ms" {
+                    d.delay_ms = ms;
+                } else {
+                    d.jitter_ms = ms;
+                }
+            }
+            _ => {
+                let p: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|p: &f64| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| bad("a probability from 0 to 1"))?;
+                if k == "reorder" {
+                    d.reorder = p;
+                } else {
+                    d.duplicate = p;
+                }
+            }
+        }
+    }
+    if d.jitter_ms > d.delay_ms {
+        return Err(format!(
+            "--opt jitter-ms={} is more than delay-ms={}",
+            d.jitter_ms, d.delay_ms
+        ));
+    }
+    Ok(d)
+}
+
 /// "10" or "3n" (3 per node).
 fn concurrency(s: &str, nodes: usize) -> Result<usize, String> {
     let bad = || format!("--concurrency {s:?}: a positive number, or Nn for N per node (e.g. 3n)");
@@ -144,7 +189,18 @@ pub fn run(args: TestArgs) -> u8 {
                 .ok_or_else(|| format!("--opt {o:?}: expected KEY=VALUE"))
         })
         .collect();
-    let sel = match given.and_then(|g| Selection::new(&args.system, &args.workload, &g)) {
+    // The delay fault's own --opt keys; the rest are the system's and workload's.
+    let given = given.and_then(|g| {
+        let (fault_opts, rest): (Vec<_>, Vec<_>) = g
+            .into_iter()
+            .partition(|(k, _)| DELAY_OPTS.contains(&k.as_str()));
+        Ok((delay_spec(&fault_opts)?, fault_opts, rest))
+    });
+    let (delay, delay_opts, given) = match given {
+        Ok(x) => x,
+        Err(m) => return usage(m),
+    };
+    let sel = match Selection::new(&args.system, &args.workload, &given) {
         Ok(s) => s,
         Err(m) => return usage(m),
     };
@@ -228,7 +284,11 @@ pub fn run(args: TestArgs) -> u8 {
         let names: Vec<&str> = partitions.iter().map(|p| p.name()).collect();
         cmd += &format!(" --partition {}", names.join(","));
     }
-    for (k, v) in &sel.opts {
+    for (k, v) in sel
+        .opts
+        .iter()
+        .chain(delay_opts.iter().map(|(k, v)| (k, v)))
+    {
         cmd += &format!(" --opt {k}={v}");
     }
     if let Some(f) = &nodes_file {
@@ -276,6 +336,11 @@ pub fn run(args: TestArgs) -> u8 {
         final_time: Duration::from_secs(30),
         leave_running: args.leave_running,
         partitions,
+        delay,
+        netem_binary: std::env::current_exe()
+            .ok()
+            .map(|p| p.with_file_name("shakedown-netem"))
+            .filter(|p| p.is_file()),
     };
     let outcome = match sel.execute(prepared, &spec, &run_dir) {
         Ok(o) => o,
