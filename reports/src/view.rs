@@ -655,8 +655,33 @@ fn fault_words(v: &Value) -> String {
             .collect();
         return format!("{}: {}", short(&v["strategy"]), cuts.join("; "));
     }
+    if let Some(d) = v.get("delay_ms") {
+        return format!(
+            "every packet between nodes delayed {} ms ± {} ms, reorder {}, duplicate {}",
+            short(d),
+            short(&v["jitter_ms"]),
+            short(&v["reorder"]),
+            short(&v["duplicate"])
+        );
+    }
+    if let Some(p) = v.get("probability") {
+        return format!("{} of incoming packets dropped", short(p));
+    }
     match v {
         Value::Array(a) => a.iter().map(short).collect::<Vec<_>>().join(", "),
+        // A clock fault: each node's shift (seconds) or strobe.
+        Value::Object(m) if m.values().all(|x| x.is_number() || x.get("strobe").is_some()) => m
+            .iter()
+            .map(|(n, x)| match x.get("strobe") {
+                Some(d) => format!(
+                    "{n} clock strobing 0/{} s every {} ms",
+                    short(d),
+                    short(&x["period_ms"])
+                ),
+                None => format!("{n} clock {} s", short(x)),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
         v => short(v),
     }
 }
