@@ -61,6 +61,11 @@ pub const IPTABLES: &[Need] = &[
         "iptables",
         "partitions applied atomically",
     ),
+    need(
+        "iptables-save",
+        "iptables",
+        "rules read back with their packet counters",
+    ),
 ];
 
 /// What clock faults need on every node.

@@ -185,14 +185,11 @@ fn partition_script(from: &[Ipv4Addr]) -> String {
 
 /// Shell: our chain exists and INPUT jumps to it first.
 const JUMP: &str = "command -v iptables >/dev/null || { echo 'iptables: command not found (apt-get install iptables)' >&2; exit 127; }; \
-    iptables -w -N SHAKEDOWN 2>/dev/null || true; \
-    iptables -w -C INPUT -j SHAKEDOWN 2>/dev/null || iptables -w -I INPUT 1 -j SHAKEDOWN || \
+    iptables -w -C INPUT -j SHAKEDOWN 2>/dev/null || { iptables -w -N SHAKEDOWN 2>/dev/null; iptables -w -I INPUT 1 -j SHAKEDOWN; } || \
     { echo \"iptables does not work (exit $?)\" >&2; exit 1; }";
 
-/// Shell: INPUT's first rule, a separator, then our chain's rules with
-/// their packet counters.
-const READBACK: &str =
-    "iptables -w -S INPUT | grep -m1 '^-A'; echo ---; iptables -w -S SHAKEDOWN -v";
+/// Shell: the filter table with its packet counters, in one call.
+const READBACK: &str = "iptables-save -t filter -c";
 
 /// What a node's firewall holds, read back by [`READBACK`].
 #[derive(Debug, Default, PartialEq)]
@@ -209,37 +206,52 @@ struct Rules {
 
 fn readback(out: &str) -> Rules {
     let mut r = Rules::default();
-    let (first, chain) = out.split_once("---").unwrap_or((out, ""));
-    r.jump_first = first.trim() == format!("-A INPUT -j {CHAIN}");
-    for line in chain
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("-A "))
-    {
-        let words: Vec<&str> = line.split_whitespace().collect();
+    let mut first_input = true;
+    for line in out.lines().map(str::trim) {
+        // "[pkts:bytes] -A CHAIN rule..."
+        let (count, rule) = match line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
+            Some((c, rule)) => (
+                c.split(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
+                rule,
+            ),
+            None => (0, line),
+        };
+        if rule.starts_with("-A INPUT ") {
+            if first_input {
+                r.jump_first = rule == format!("-A INPUT -j {CHAIN}");
+                first_input = false;
+            }
+            continue;
+        }
+        if !rule.starts_with(&format!("-A {CHAIN} ")) {
+            continue;
+        }
+        let words: Vec<&str> = rule.split_whitespace().collect();
         let after = |w: &str| {
             words
                 .iter()
                 .position(|x| *x == w)
                 .and_then(|i| words.get(i + 1))
         };
-        let count = after("-c").and_then(|c| c.parse().ok()).unwrap_or(0);
-        if line.contains("-m statistic") {
+        if rule.contains("-m statistic") {
             r.loss
                 .push(after("--probability").unwrap_or(&"?").to_string());
         } else if let (Some(src), false, true) = (
             after("-s"),
-            line.contains("! -s"),
-            line.ends_with("-j DROP"),
+            rule.contains("! -s"),
+            rule.ends_with("-j DROP"),
         ) {
             match src.trim_end_matches("/32").parse() {
                 Ok(ip) => {
                     r.drops.insert(ip, count);
                 }
-                Err(_) => r.other.push(line.into()),
+                Err(_) => r.other.push(rule.into()),
             }
         } else {
-            r.other.push(line.into());
+            r.other.push(rule.into());
         }
     }
     r
@@ -967,5 +979,27 @@ mod tests {
         assert!(s.contains("iptables-restore -w --noflush"));
         assert!(!s.contains("-X"), "never delete chains");
         assert_eq!(describe(&Grudge::new()), "no partition");
+    }
+
+    #[test]
+    fn rules_read_back_from_iptables_save() {
+        let out = "*filter\n:INPUT ACCEPT [0:0]\n:SHAKEDOWN - [0:0]\n\
+                   [12:720] -A INPUT -j SHAKEDOWN\n[0:0] -A INPUT -j ACCEPT\n\
+                   [3:180] -A SHAKEDOWN -s 10.77.0.12/32 -j DROP\n\
+                   [0:0] -A SHAKEDOWN -s 10.77.0.13/32 -j DROP\nCOMMIT\n";
+        let r = readback(out);
+        assert!(r.jump_first);
+        let ip = |d| Ipv4Addr::new(10, 77, 0, d);
+        assert_eq!(r.drops, [(ip(12), 3), (ip(13), 0)].into());
+        let expected: BTreeSet<Ipv4Addr> = [ip(12), ip(13)].into();
+        assert!(check_drops("n1", &r, &expected).is_ok());
+        let e = check_drops("n1", &r, &[ip(12)].into()).unwrap_err();
+        assert!(e.to_string().contains("expected [10.77.0.12]"), "{e}");
+        // An earlier rule in INPUT: the jump is not first.
+        let r = readback("[0:0] -A INPUT -j ACCEPT\n[0:0] -A INPUT -j SHAKEDOWN\n");
+        assert!(!r.jump_first);
+        let loss = readback("[1:1] -A INPUT -j SHAKEDOWN\n[5:300] -A SHAKEDOWN ! -s 10.77.0.1/32 -m statistic --mode random --probability 0.20000000019 -j DROP\n");
+        assert_eq!(loss.loss, ["0.20000000019"]);
+        assert!(loss.drops.is_empty() && loss.other.is_empty());
     }
 }

@@ -144,7 +144,7 @@ fn ssh2_drives_real_hosts() {
         assert!(r.ok(), "{}", r.line());
         assert!(
             r.line()
-                .contains("root; 12 commands; iptables; ports 2379 2380 free"),
+                .contains("root; 13 commands; iptables; ports 2379 2380 free"),
             "{}",
             r.line()
         );

@@ -670,18 +670,22 @@ fn fault_words(v: &Value) -> String {
     match v {
         Value::Array(a) => a.iter().map(short).collect::<Vec<_>>().join(", "),
         // A clock fault: each node's shift (seconds) or strobe.
-        Value::Object(m) if m.values().all(|x| x.is_number() || x.get("strobe").is_some()) => m
-            .iter()
-            .map(|(n, x)| match x.get("strobe") {
-                Some(d) => format!(
-                    "{n} clock strobing 0/{} s every {} ms",
-                    short(d),
-                    short(&x["period_ms"])
-                ),
-                None => format!("{n} clock {} s", short(x)),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Object(m)
+            if m.values()
+                .all(|x| x.is_number() || x.get("strobe").is_some()) =>
+        {
+            m.iter()
+                .map(|(n, x)| match x.get("strobe") {
+                    Some(d) => format!(
+                        "{n} clock strobing 0/{} s every {} ms",
+                        short(d),
+                        short(&x["period_ms"])
+                    ),
+                    None => format!("{n} clock {} s", short(x)),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
         v => short(v),
     }
 }
