@@ -22,6 +22,7 @@ pub mod anomaly;
 pub mod bank;
 mod checker;
 pub mod counter;
+pub mod eventual;
 pub mod gen;
 pub mod history;
 pub mod linear;
