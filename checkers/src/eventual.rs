@@ -59,12 +59,20 @@ fn unknown_without_final(mut r: CheckResult, finals: usize) -> CheckResult {
 fn unknown_op(op: &Operation, model: &str) -> CheckError {
     CheckError::Op {
         event: op.call,
-        message: format!("model {model} has no operation {:?}: it knows add and read", op.f),
+        message: format!(
+            "model {model} has no operation {:?}: it knows add and read",
+            op.f
+        ),
     }
 }
 
 fn list(items: &[String]) -> String {
-    let mut s = items.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = items
+        .iter()
+        .take(NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > NAMED {
         s.push_str(&format!(" and {} more", items.len() - NAMED));
     }
@@ -189,7 +197,9 @@ pub fn check_counter(history: &History, init: &Value) -> Result<CheckResult, Che
     let base: i128 = match init {
         Value::Null => 0,
         v => v.as_i64().ok_or_else(|| {
-            CheckError::Init(format!("--init for eventual-counter must be an integer, got {v}"))
+            CheckError::Init(format!(
+                "--init for eventual-counter must be an integer, got {v}"
+            ))
         })? as i128,
     };
     let ops = &history.ops;
@@ -216,15 +226,17 @@ pub fn check_counter(history: &History, init: &Value) -> Result<CheckResult, Che
                 possible.push((op.call, n));
             }
             "read" if op.outcome == Outcome::Ok => {
-                let v = op.output.as_ref().and_then(Value::as_i64).ok_or_else(|| {
-                    CheckError::Op {
-                        event: op.ret.unwrap_or(op.call),
-                        message: format!(
-                            "a counter read must return an integer, got {}",
-                            op.output.as_ref().unwrap_or(&Value::Null)
-                        ),
-                    }
-                })?;
+                let v =
+                    op.output
+                        .as_ref()
+                        .and_then(Value::as_i64)
+                        .ok_or_else(|| CheckError::Op {
+                            event: op.ret.unwrap_or(op.call),
+                            message: format!(
+                                "a counter read must return an integer, got {}",
+                                op.output.as_ref().unwrap_or(&Value::Null)
+                            ),
+                        })?;
                 reads.push((op, v as i128));
             }
             "read" => {}
@@ -288,7 +300,13 @@ pub fn check_counter(history: &History, init: &Value) -> Result<CheckResult, Che
         }
     }
     let totals = json!({"reads": reads.len(), "final_reads": finals, "acknowledged_sum": (base + ok_sum) as i64});
-    let r = result("eventual-counter", ops.len(), start, anomalies, Some(totals));
+    let r = result(
+        "eventual-counter",
+        ops.len(),
+        start,
+        anomalies,
+        Some(totals),
+    );
     Ok(unknown_without_final(r, finals))
 }
 
@@ -328,7 +346,13 @@ pub fn check_echo(history: &History) -> Result<CheckResult, CheckError> {
             );
         }
     }
-    let r = result("echo", history.ops.len(), start, anomalies, Some(json!({"answered": ok})));
+    let r = result(
+        "echo",
+        history.ops.len(),
+        start,
+        anomalies,
+        Some(json!({"answered": ok})),
+    );
     Ok(unknown_if_none(r, ok, "no echo was answered"))
 }
 
@@ -382,7 +406,13 @@ pub fn check_unique(history: &History) -> Result<CheckResult, CheckError> {
         }
     }
     let n = first.len();
-    let r = result("unique-ids", history.ops.len(), start, anomalies, Some(json!({"ids": n})));
+    let r = result(
+        "unique-ids",
+        history.ops.len(),
+        start,
+        anomalies,
+        Some(json!({"ids": n})),
+    );
     Ok(unknown_if_none(r, n, "no id was generated"))
 }
 
@@ -410,7 +440,10 @@ mod tests {
         let r = check_set(&hist).unwrap();
         assert_eq!(r.valid, Validity::Invalid);
         let m = r.anomalies[0]["message"].as_str().unwrap();
-        assert!(m.starts_with("the final read on n2") && m.ends_with(": 1"), "{m}");
+        assert!(
+            m.starts_with("the final read on n2") && m.ends_with(": 1"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -442,7 +475,9 @@ mod tests {
     #[test]
     fn counter_final_reads_equal_the_sum_give_or_take_crashed_adds() {
         let run = |final_value: i64| {
-            let last = format!(r#"{{"process":1,"type":"ok","f":"read","value":{final_value},"node":"n2"}}"#);
+            let last = format!(
+                r#"{{"process":1,"type":"ok","f":"read","value":{final_value},"node":"n2"}}"#
+            );
             let hist = h(&[
                 r#"{"process":1,"type":"invoke","f":"read","value":null}"#,
                 r#"{"process":1,"type":"ok","f":"read","value":0}"#,
@@ -456,10 +491,19 @@ mod tests {
             check_counter(&hist, &Value::Null).unwrap()
         };
         // (final read, expected verdict)
-        for (v, want) in [(5, Validity::Valid), (3, Validity::Valid), (4, Validity::Valid), (6, Validity::Invalid), (2, Validity::Invalid)] {
+        for (v, want) in [
+            (5, Validity::Valid),
+            (3, Validity::Valid),
+            (4, Validity::Valid),
+            (6, Validity::Invalid),
+            (2, Validity::Invalid),
+        ] {
             assert_eq!(run(v).valid, want, "final read {v}");
         }
-        assert!(run(6).anomalies[0]["message"].as_str().unwrap().contains("between 3 and 5"));
+        assert!(run(6).anomalies[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("between 3 and 5"));
     }
 
     #[test]
@@ -484,7 +528,10 @@ mod tests {
             r#"{"process":0,"type":"ok","f":"echo","value":"b","node":"n1"}"#,
         ]);
         let r = check_echo(&hist).unwrap();
-        assert_eq!(r.anomalies[0]["message"], "process 0 sent \"a\" to n1 and got \"b\" back");
+        assert_eq!(
+            r.anomalies[0]["message"],
+            "process 0 sent \"a\" to n1 and got \"b\" back"
+        );
         let hist = h(&[
             r#"{"process":0,"type":"invoke","f":"generate","value":null}"#,
             r#"{"process":0,"type":"ok","f":"generate","value":"x","node":"n1"}"#,
@@ -495,6 +542,9 @@ mod tests {
         ]);
         let r = check_unique(&hist).unwrap();
         assert_eq!(r.valid, Validity::Invalid);
-        assert!(r.anomalies[0]["message"].as_str().unwrap().starts_with("id \"x\" was generated twice: by n1"));
+        assert!(r.anomalies[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("id \"x\" was generated twice: by n1"));
     }
 }

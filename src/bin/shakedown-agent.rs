@@ -349,7 +349,10 @@ fn shim(c: Config) {
         let v: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("shim: the node printed a line that is not JSON ({e}): {}", cut(&line));
+                eprintln!(
+                    "shim: the node printed a line that is not JSON ({e}): {}",
+                    cut(&line)
+                );
                 continue;
             }
         };

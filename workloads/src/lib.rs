@@ -372,7 +372,10 @@ impl Selection {
                 down_after_ms: self.num("down-after-ms", 2000),
             })),
             "http" => http::system(&self.http_opts()),
-            "maelstrom" => match (self.maelstrom_opts(), maelstrom::Kind::parse(self.workload.name)) {
+            "maelstrom" => match (
+                self.maelstrom_opts(),
+                maelstrom::Kind::parse(self.workload.name),
+            ) {
                 // `new` checked both.
                 (Ok(o), Some(k)) => Arc::new(maelstrom::Maelstrom::new(o, k)),
                 _ => Arc::new(Noop),
@@ -546,8 +549,13 @@ impl Selection {
                 prepared.run(system, w, spec, run_dir)
             }
             "maelstrom" => {
-                let (Ok(o), Some(kind)) = (self.maelstrom_opts(), maelstrom::Kind::parse(self.workload.name)) else {
-                    return Err(TestError::Usage("--system maelstrom: options were not checked".into()));
+                let (Ok(o), Some(kind)) = (
+                    self.maelstrom_opts(),
+                    maelstrom::Kind::parse(self.workload.name),
+                ) else {
+                    return Err(TestError::Usage(
+                        "--system maelstrom: options were not checked".into(),
+                    ));
                 };
                 let w = Arc::new(maelstrom::Plan {
                     kind,

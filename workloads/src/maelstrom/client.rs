@@ -25,6 +25,8 @@ pub struct MaelstromClient {
     kind: Kind,
     addr: String,
     node: String,
+    /// The node's Maelstrom id (`n1`...), the messages' `dest`.
+    dest: String,
     id: String,
     conn: Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf)>,
     msg_id: u64,
@@ -46,6 +48,7 @@ impl MaelstromClient {
             kind,
             addr: format!("{}:{port}", nodes[i].ip),
             node: nodes[i].name.clone(),
+            dest: super::node_id(i),
             id: format!("c{}", k * nodes.len() as u64 + i as u64 + 1),
             conn: None,
             msg_id: 0,
@@ -62,7 +65,8 @@ impl MaelstromClient {
     async fn call(&mut self, body: Value) -> Result<Value, Completion> {
         let not_done = |m: String| Completion::Fail(Value::Null, m);
         if self.conn.is_none() {
-            let c = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&self.addr)).await;
+            let c =
+                tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&self.addr)).await;
             match c {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
@@ -73,26 +77,35 @@ impl MaelstromClient {
                     self.refused = true;
                     return Err(not_done(format!("cannot connect to {}: {e}", self.node)));
                 }
-                Err(_) => return Err(not_done(format!("cannot connect to {} within 1 s", self.node))),
+                Err(_) => {
+                    return Err(not_done(format!(
+                        "cannot connect to {} within 1 s",
+                        self.node
+                    )))
+                }
             }
         }
         self.msg_id += 1;
         let id = self.msg_id;
         let mut body = body;
         body["msg_id"] = json!(id);
-        let line = json!({"src": self.id, "dest": self.node, "body": body}).to_string() + "\n";
+        let line = json!({"src": self.id, "dest": self.dest, "body": body}).to_string() + "\n";
         let Some((r, w)) = self.conn.as_mut() else {
             return Err(not_done("no connection".into()));
         };
         let wait = async {
-            w.write_all(line.as_bytes()).await.map_err(|e| e.to_string())?;
+            w.write_all(line.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut buf = String::new();
             loop {
                 buf.clear();
                 if r.read_line(&mut buf).await.map_err(|e| e.to_string())? == 0 {
                     return Err(format!("{} closed the connection", self.node));
                 }
-                let Ok(m) = serde_json::from_str::<Value>(&buf) else { continue };
+                let Ok(m) = serde_json::from_str::<Value>(&buf) else {
+                    continue;
+                };
                 if m["body"]["in_reply_to"].as_u64() == Some(id) {
                     return Ok(m["body"].clone());
                 }
@@ -140,7 +153,11 @@ pub fn complete(kind: Kind, op: &Op, reply: &Value, read_only: bool) -> Completi
         if kind == Kind::LinKv && op.f == "read" && code == Some(20) {
             return Completion::Ok(Value::Null);
         }
-        let fail_value = if op.f == "cas" { op.value.clone() } else { Value::Null };
+        let fail_value = if op.f == "cas" {
+            op.value.clone()
+        } else {
+            Value::Null
+        };
         return match code {
             Some(c) if DEFINITE.contains(&c) => Completion::Fail(fail_value, text),
             _ if read_only => Completion::Fail(Value::Null, text),
@@ -158,7 +175,11 @@ pub fn complete(kind: Kind, op: &Op, reply: &Value, read_only: bool) -> Completi
     };
     if reply["type"] != want {
         let m = format!("expected {want}, got {}", reply["type"]);
-        return if read_only { Completion::Fail(Value::Null, m) } else { Completion::Info(m) };
+        return if read_only {
+            Completion::Fail(Value::Null, m)
+        } else {
+            Completion::Info(m)
+        };
     }
     Completion::Ok(match (kind, op.f.as_str()) {
         (_, "echo") => reply["echo"].clone(),

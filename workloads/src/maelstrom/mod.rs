@@ -120,6 +120,12 @@ impl Opts {
     }
 }
 
+/// The Maelstrom id of node `i`: n1, n2, ... whatever the hosts are called,
+/// as nodes expect.
+pub fn node_id(i: usize) -> String {
+    format!("n{}", i + 1)
+}
+
 /// The shim binary beside the running shakedown.
 pub fn agent_path() -> PathBuf {
     std::env::current_exe()
@@ -208,10 +214,12 @@ impl Maelstrom {
             code: None,
             stderr: String::new(),
         };
-        let ip = out
-            .trim()
-            .parse()
-            .map_err(|_| fail(format!("cannot tell the control host's address from SSH_CONNECTION ({:?})", out.trim())))?;
+        let ip = out.trim().parse().map_err(|_| {
+            fail(format!(
+                "cannot tell the control host's address from SSH_CONNECTION ({:?})",
+                out.trim()
+            ))
+        })?;
         let started = services::Services::start(ip)
             .map_err(|e| fail(format!("cannot start the Maelstrom services on {ip}: {e}")))?;
         *s = Some(started.addr);
@@ -224,11 +232,12 @@ impl Maelstrom {
         let port = self.opts.port;
         let peers: Vec<String> = nodes
             .iter()
-            .map(|n| format!("{}={}:{port}", n.name, n.ip))
+            .enumerate()
+            .map(|(j, n)| format!("{}={}:{port}", node_id(j), n.ip))
             .collect();
         format!(
             "{d}/agent maelstrom --id {id} --listen {ip}:{port} --nodes {peers} --services {services} --topology {topo} -- {entry}",
-            id = shell_quote(&nodes[i].name),
+            id = node_id(i),
             ip = nodes[i].ip,
             peers = shell_quote(&peers.join(",")),
             topo = if self.kind == Kind::Broadcast { "total" } else { "none" },
@@ -243,7 +252,11 @@ impl System for Maelstrom {
     }
 
     fn version(&self) -> Option<String> {
-        Some(format!("{} (entry {})", self.opts.binary.display(), self.entry()))
+        Some(format!(
+            "{} (entry {})",
+            self.opts.binary.display(),
+            self.entry()
+        ))
     }
 
     fn daemon(&self) -> Daemon {
@@ -274,12 +287,19 @@ impl System for Maelstrom {
         let bin = format!("{}/bin", d.dir());
         let mut dirs: Vec<String> = files
             .iter()
-            .filter_map(|(_, rel, _)| Path::new(rel).parent().map(|p| format!("{bin}/{}", p.display())))
+            .filter_map(|(_, rel, _)| {
+                Path::new(rel)
+                    .parent()
+                    .map(|p| format!("{bin}/{}", p.display()))
+            })
             .collect();
         dirs.sort();
         dirs.dedup();
         let quoted: Vec<String> = dirs.iter().map(|d| shell_quote(d)).collect();
-        node.run(&format!("mkdir -p {}", quoted.join(" ")), Duration::from_secs(10))?;
+        node.run(
+            &format!("mkdir -p {}", quoted.join(" ")),
+            Duration::from_secs(10),
+        )?;
         for (local, rel, mode) in &files {
             let data = std::fs::read(local).map_err(|e| ControlError {
                 node: "control".into(),
@@ -358,8 +378,16 @@ impl Generator for MaelstromGen {
         Some(match self.kind {
             Kind::Echo => {
                 // Now and then a payload of kilobytes: nodes' long lines.
-                let pad = if self.n.is_multiple_of(10) { "x".repeat(4096) } else { String::new() };
-                Op::new("echo", None, json!(format!("{}-{}{pad}", self.slot, self.n)))
+                let pad = if self.n.is_multiple_of(10) {
+                    "x".repeat(4096)
+                } else {
+                    String::new()
+                };
+                Op::new(
+                    "echo",
+                    None,
+                    json!(format!("{}-{}{pad}", self.slot, self.n)),
+                )
             }
             Kind::UniqueIds => Op::new("generate", None, Value::Null),
             Kind::Broadcast | Kind::GSet if read(5) => Op::new("read", None, Value::Null),
@@ -413,7 +441,10 @@ mod tests {
         let dir = env!("CARGO_MANIFEST_DIR").to_string() + "/../tests/maelstrom-nodes";
         assert!(Opts::new(&dir, "broadcast", "7070").is_ok());
         let e = Opts::new(&dir, "nothing-here", "7070").unwrap_err();
-        assert!(e.contains("nothing-here") && e.contains("--opt run="), "{e}");
+        assert!(
+            e.contains("nothing-here") && e.contains("--opt run="),
+            "{e}"
+        );
         let e = Opts::new(&dir, "node.py", "7070").unwrap_err();
         assert!(e.contains("not an executable"), "{e}");
         let e = Opts::new("", "run", "7070").unwrap_err();
@@ -427,14 +458,22 @@ mod tests {
     #[test]
     fn the_shim_command_names_every_peer_and_the_entry_point() {
         let dir = env!("CARGO_MANIFEST_DIR").to_string() + "/../tests/maelstrom-nodes";
-        let m = Maelstrom::new(Opts::new(&dir, "broadcast", "7070").unwrap(), Kind::Broadcast);
+        let m = Maelstrom::new(
+            Opts::new(&dir, "broadcast", "7070").unwrap(),
+            Kind::Broadcast,
+        );
         let nodes: Vec<NodeInfo> = (1..=2)
-            .map(|i| NodeInfo { name: format!("n{i}"), ip: format!("10.1.0.{i}").parse().unwrap() })
+            .map(|i| NodeInfo {
+                name: format!("n{i}"),
+                ip: format!("10.1.0.{i}").parse().unwrap(),
+            })
             .collect();
         let c = m.command(1, &nodes, "10.1.0.254:4000".parse().unwrap());
-        assert_eq!(c, "/opt/shakedown/maelstrom/agent maelstrom --id 'n2' --listen 10.1.0.2:7070 --nodes 'n1=10.1.0.1:7070,n2=10.1.0.2:7070' --services 10.1.0.254:4000 --topology total -- '/opt/shakedown/maelstrom/bin/broadcast'");
+        assert_eq!(c, "/opt/shakedown/maelstrom/agent maelstrom --id n2 --listen 10.1.0.2:7070 --nodes 'n1=10.1.0.1:7070,n2=10.1.0.2:7070' --services 10.1.0.254:4000 --topology total -- '/opt/shakedown/maelstrom/bin/broadcast'");
         let files = m.files().unwrap();
-        assert!(files.iter().any(|(_, rel, mode)| rel == "broadcast" && mode & 0o111 != 0));
+        assert!(files
+            .iter()
+            .any(|(_, rel, mode)| rel == "broadcast" && mode & 0o111 != 0));
         assert!(files.iter().any(|(_, rel, _)| rel == "node.py"));
     }
 

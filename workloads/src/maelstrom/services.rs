@@ -79,33 +79,35 @@ pub fn answer(s: &mut State, msg: &Value) -> Option<Value> {
     let b = &msg["body"];
     b.get("msg_id")?;
     let key = (service.clone(), b["key"].to_string());
-    Some(match (service.as_str(), b["type"].as_str().unwrap_or_default()) {
-        ("lin-tso", "ts") => {
-            s.ts += 1;
-            json!({"type": "ts_ok", "ts": s.ts})
-        }
-        ("lin-kv" | "seq-kv" | "lww-kv", "read") => match s.kv.get(&key) {
-            Some(v) => json!({"type": "read_ok", "value": v}),
-            None => error(20, format!("key {} does not exist", b["key"])),
-        },
-        ("lin-kv" | "seq-kv" | "lww-kv", "write") => {
-            s.kv.insert(key, b["value"].clone());
-            json!({"type": "write_ok"})
-        }
-        ("lin-kv" | "seq-kv" | "lww-kv", "cas") => match s.kv.get(&key) {
-            None if b["create_if_not_exists"] == json!(true) => {
-                s.kv.insert(key, b["to"].clone());
-                json!({"type": "cas_ok"})
+    Some(
+        match (service.as_str(), b["type"].as_str().unwrap_or_default()) {
+            ("lin-tso", "ts") => {
+                s.ts += 1;
+                json!({"type": "ts_ok", "ts": s.ts})
             }
-            None => error(20, format!("key {} does not exist", b["key"])),
-            Some(v) if *v == b["from"] => {
-                s.kv.insert(key, b["to"].clone());
-                json!({"type": "cas_ok"})
+            ("lin-kv" | "seq-kv" | "lww-kv", "read") => match s.kv.get(&key) {
+                Some(v) => json!({"type": "read_ok", "value": v}),
+                None => error(20, format!("key {} does not exist", b["key"])),
+            },
+            ("lin-kv" | "seq-kv" | "lww-kv", "write") => {
+                s.kv.insert(key, b["value"].clone());
+                json!({"type": "write_ok"})
             }
-            Some(v) => error(22, format!("expected {}, but had {v}", b["from"])),
+            ("lin-kv" | "seq-kv" | "lww-kv", "cas") => match s.kv.get(&key) {
+                None if b["create_if_not_exists"] == json!(true) => {
+                    s.kv.insert(key, b["to"].clone());
+                    json!({"type": "cas_ok"})
+                }
+                None => error(20, format!("key {} does not exist", b["key"])),
+                Some(v) if *v == b["from"] => {
+                    s.kv.insert(key, b["to"].clone());
+                    json!({"type": "cas_ok"})
+                }
+                Some(v) => error(22, format!("expected {}, but had {v}", b["from"])),
+            },
+            (svc, t) => error(10, format!("{svc} does not support {t:?}")),
         },
-        (svc, t) => error(10, format!("{svc} does not support {t:?}")),
-    })
+    )
 }
 
 #[cfg(test)]
@@ -115,26 +117,66 @@ mod tests {
     #[test]
     fn kv_services_answer_as_maelstrom_defines() {
         let mut s = State::default();
-        let mut ask = |dest: &str, body: Value| answer(&mut s, &json!({"src": "n1", "dest": dest, "body": body})).unwrap();
+        let mut ask = |dest: &str, body: Value| {
+            answer(&mut s, &json!({"src": "n1", "dest": dest, "body": body})).unwrap()
+        };
         // (request, expected type, expected code)
         let rows = [
-            (json!({"type": "read", "key": "a", "msg_id": 1}), "error", Some(20)),
-            (json!({"type": "cas", "key": "a", "from": 1, "to": 2, "msg_id": 2}), "error", Some(20)),
-            (json!({"type": "cas", "key": "a", "from": 1, "to": 2, "create_if_not_exists": true, "msg_id": 3}), "cas_ok", None),
-            (json!({"type": "cas", "key": "a", "from": 1, "to": 3, "msg_id": 4}), "error", Some(22)),
-            (json!({"type": "write", "key": "a", "value": 7, "msg_id": 5}), "write_ok", None),
-            (json!({"type": "read", "key": "a", "msg_id": 6}), "read_ok", None),
+            (
+                json!({"type": "read", "key": "a", "msg_id": 1}),
+                "error",
+                Some(20),
+            ),
+            (
+                json!({"type": "cas", "key": "a", "from": 1, "to": 2, "msg_id": 2}),
+                "error",
+                Some(20),
+            ),
+            (
+                json!({"type": "cas", "key": "a", "from": 1, "to": 2, "create_if_not_exists": true, "msg_id": 3}),
+                "cas_ok",
+                None,
+            ),
+            (
+                json!({"type": "cas", "key": "a", "from": 1, "to": 3, "msg_id": 4}),
+                "error",
+                Some(22),
+            ),
+            (
+                json!({"type": "write", "key": "a", "value": 7, "msg_id": 5}),
+                "write_ok",
+                None,
+            ),
+            (
+                json!({"type": "read", "key": "a", "msg_id": 6}),
+                "read_ok",
+                None,
+            ),
             (json!({"type": "frob", "msg_id": 7}), "error", Some(10)),
         ];
         for (req, t, code) in rows {
             let r = ask("lin-kv", req.clone());
-            assert_eq!((r["type"].as_str().unwrap(), r["code"].as_u64()), (t, code), "{req}");
+            assert_eq!(
+                (r["type"].as_str().unwrap(), r["code"].as_u64()),
+                (t, code),
+                "{req}"
+            );
         }
-        assert_eq!(ask("lin-kv", json!({"type": "read", "key": "a", "msg_id": 8}))["value"], 7);
+        assert_eq!(
+            ask("lin-kv", json!({"type": "read", "key": "a", "msg_id": 8}))["value"],
+            7
+        );
         // Services keep separate keys.
-        assert_eq!(ask("seq-kv", json!({"type": "read", "key": "a", "msg_id": 9}))["code"], 20);
-        let t1 = ask("lin-tso", json!({"type": "ts", "msg_id": 10}))["ts"].as_u64().unwrap();
-        let t2 = ask("lin-tso", json!({"type": "ts", "msg_id": 11}))["ts"].as_u64().unwrap();
+        assert_eq!(
+            ask("seq-kv", json!({"type": "read", "key": "a", "msg_id": 9}))["code"],
+            20
+        );
+        let t1 = ask("lin-tso", json!({"type": "ts", "msg_id": 10}))["ts"]
+            .as_u64()
+            .unwrap();
+        let t2 = ask("lin-tso", json!({"type": "ts", "msg_id": 11}))["ts"]
+            .as_u64()
+            .unwrap();
         assert!(t2 > t1);
     }
 }
