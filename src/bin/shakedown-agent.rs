@@ -23,6 +23,10 @@
 //! - The node's stderr goes to the agent's own (the daemon's log): drained.
 //! - A line `status` answers `ready` once the node is initialised, else `starting`.
 //! - When the node exits, so does the agent: the daemon is down until a heal.
+//!
+//! Two helpers for the shim's figures (examples/maelstrom_figures.rs):
+//! `echo-node` (a Maelstrom echo node with nothing else in its way) and
+//! `tcp-echo --listen IP:PORT` (echoes lines: the network's own round trip).
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -49,6 +53,8 @@ fn main() {
                 std::process::exit(3);
             }
         },
+        Some("echo-node") => echo_node(),
+        Some("tcp-echo") if args.len() == 3 && args[1] == "--listen" => tcp_echo(&args[2]),
         _ => {
             eprintln!("usage: shakedown-agent maelstrom --id ID --listen IP:PORT --nodes ID=IP:PORT,... [--services IP:PORT] [--topology total|none] -- COMMAND [ARGS]");
             std::process::exit(3);
@@ -535,6 +541,53 @@ fn service_link(addr: &str, rx: Receiver<String>, shim: &Arc<Shim>) {
                 conn = None;
             }
         }
+    }
+}
+
+/// A Maelstrom node answering `init` and `echo` only, as fast as it can.
+fn echo_node() {
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut r = stdin.lock();
+    let mut id = Value::Null;
+    while let Some(line) = read_line(&mut r) {
+        let Ok(m) = serde_json::from_str::<Value>(&line) else { continue };
+        let body = &m["body"];
+        let reply = match body["type"].as_str() {
+            Some("init") => {
+                id = body["node_id"].clone();
+                json!({"type": "init_ok", "in_reply_to": body["msg_id"]})
+            }
+            Some("echo") => json!({"type": "echo_ok", "echo": body["echo"], "in_reply_to": body["msg_id"]}),
+            _ => continue,
+        };
+        let msg = json!({"src": id, "dest": m["src"], "body": reply});
+        if writeln!(out, "{msg}").and_then(|_| out.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Echoes every line on every connection.
+fn tcp_echo(listen: &str) {
+    let l = match TcpListener::bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tcp-echo: cannot listen on {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    for conn in l.incoming().flatten() {
+        std::thread::spawn(move || {
+            let _ = conn.set_nodelay(true);
+            let Ok(mut w) = conn.try_clone() else { return };
+            let mut r = BufReader::new(conn);
+            while let Some(line) = read_line(&mut r) {
+                if w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).is_err() {
+                    return;
+                }
+            }
+        });
     }
 }
 
