@@ -14,7 +14,7 @@
 //! cargo build --release --bin shakedown-agent --example maelstrom_figures
 //! target/release/examples/maelstrom_figures
 
-use harness::control::{tcp_probe, Remote};
+use harness::control::tcp_probe;
 use harness::daemon::Daemon;
 use harness::testing::TestCluster;
 use serde_json::{json, Value};
@@ -121,12 +121,17 @@ fn main() {
             peers.join(",")
         );
         shim.start(node, &cmd, &shim.dir()).expect("start shim");
-        tcp.start(node, &format!("{a} tcp-echo --listen {}:{ECHO}", ips[i]), &tcp.dir())
-            .expect("start tcp-echo");
+        tcp.start(
+            node,
+            &format!("{a} tcp-echo --listen {}:{ECHO}", ips[i]),
+            &tcp.dir(),
+        )
+        .expect("start tcp-echo");
     }
     for (i, node) in nodes.iter_mut().enumerate() {
         let probe = tcp_probe(&ips[i], SHIM, "status\\n", 3, "grep -q ready");
-        shim.wait_until(node, &probe, Duration::from_secs(20)).expect("shim ready");
+        shim.wait_until(node, &probe, Duration::from_secs(20))
+            .expect("shim ready");
     }
     let (n1, n2) = (format!("{}:{SHIM}", ips[0]), format!("{}:{ECHO}", ips[0]));
     let rounds = 5000;
@@ -137,12 +142,27 @@ fn main() {
     let hop = round_trips(&n1, rounds, |i| echo("c1", "n2", i));
     let added = median(direct.clone()).saturating_sub(median(base.clone()));
     println!("round trip, median (p99) of {rounds}:");
-    println!("  network alone (tcp-echo)          {} ({})", us(median(base.clone())), us(p99(base.clone())));
-    println!("  through the shim to its node      {} ({})", us(median(direct.clone())), us(p99(direct)));
-    println!("  through two shims (peer hop)      {} ({})", us(median(hop.clone())), us(p99(hop.clone())));
-    println!("  added by the shim per message     {} (budget 1000 us; two shim passes: in and out)", us(added / 2));
     println!(
-        "  added per peer hop                {}",
+        "  network alone (tcp-echo)          {} ({})",
+        us(median(base.clone())),
+        us(p99(base.clone()))
+    );
+    println!(
+        "  through the shim to its node      {} ({})",
+        us(median(direct.clone())),
+        us(p99(direct))
+    );
+    println!(
+        "  through two shims (peer hop)      {} ({})",
+        us(median(hop.clone())),
+        us(p99(hop.clone()))
+    );
+    println!(
+        "  added by the shim per message     {} (budget 1000 us; two shim passes: in and out)",
+        us(added / 2)
+    );
+    println!(
+        "  a peer hop, less the network alone, halved {}",
         us(median(hop).saturating_sub(median(base)) / 2)
     );
 

@@ -90,7 +90,10 @@ fn demo_nodes_pass_under_partitions_and_kills_and_broken_ones_are_caught() {
     }
     // A restarted node was initialised again (the kill hit the shim and the node).
     let mut inits = 0;
-    for node in std::fs::read_dir(store.join("latest/nodes")).unwrap().flatten() {
+    for node in std::fs::read_dir(store.join("latest/nodes"))
+        .unwrap()
+        .flatten()
+    {
         for log in std::fs::read_dir(node.path()).unwrap().flatten() {
             let text = std::fs::read_to_string(log.path()).unwrap_or_default();
             inits += text.matches("sent init").count();

@@ -404,6 +404,7 @@ fn inbound(conn: TcpStream, shim: &Shim) {
         Err(_) => return,
     };
     let mut r = BufReader::new(conn);
+    let mut registered: Option<String> = None;
     while let Some(line) = read_line(&mut r) {
         if line == "status" {
             let answer: &[u8] = if shim.ready() {
@@ -426,12 +427,13 @@ fn inbound(conn: TcpStream, shim: &Shim) {
         let (Some(src), Some(dest)) = (v["src"].as_str(), v["dest"].as_str()) else {
             continue;
         };
-        if shim.route(src) == Dest::Client(src.into()) {
+        // A client's replies go to the connection it last wrote from.
+        if registered.as_deref() != Some(src) && shim.route(src) == Dest::Client(src.into()) {
             shim.clients
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .entry(src.into())
-                .or_insert_with(|| writer.clone());
+                .insert(src.into(), writer.clone());
+            registered = Some(src.to_string());
         }
         shim.send(dest, line);
     }
@@ -551,14 +553,18 @@ fn echo_node() {
     let mut r = stdin.lock();
     let mut id = Value::Null;
     while let Some(line) = read_line(&mut r) {
-        let Ok(m) = serde_json::from_str::<Value>(&line) else { continue };
+        let Ok(m) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
         let body = &m["body"];
         let reply = match body["type"].as_str() {
             Some("init") => {
                 id = body["node_id"].clone();
                 json!({"type": "init_ok", "in_reply_to": body["msg_id"]})
             }
-            Some("echo") => json!({"type": "echo_ok", "echo": body["echo"], "in_reply_to": body["msg_id"]}),
+            Some("echo") => {
+                json!({"type": "echo_ok", "echo": body["echo"], "in_reply_to": body["msg_id"]})
+            }
             _ => continue,
         };
         let msg = json!({"src": id, "dest": m["src"], "body": reply});
@@ -583,7 +589,10 @@ fn tcp_echo(listen: &str) {
             let Ok(mut w) = conn.try_clone() else { return };
             let mut r = BufReader::new(conn);
             while let Some(line) = read_line(&mut r) {
-                if w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).is_err() {
+                if w.write_all(line.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+                    .is_err()
+                {
                     return;
                 }
             }
