@@ -3,7 +3,7 @@
 use crate::history::History;
 use crate::linear::{self, CheckError, Options};
 use crate::model::ModelKind;
-use crate::{bank, counter, eventual, lock, set, CheckResult};
+use crate::{bank, counter, eventual, lock, queue, set, CheckResult};
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,10 +18,11 @@ pub enum Checker {
     EventualCounter,
     Echo,
     UniqueIds,
+    Kafka,
 }
 
 impl Checker {
-    pub const ALL: [Checker; 12] = [
+    pub const ALL: [Checker; 13] = [
         Checker::Linear(ModelKind::Register),
         Checker::Linear(ModelKind::CasRegister),
         Checker::Linear(ModelKind::Kv),
@@ -34,6 +35,7 @@ impl Checker {
         Checker::EventualCounter,
         Checker::Echo,
         Checker::UniqueIds,
+        Checker::Kafka,
     ];
 
     pub fn parse(s: &str) -> Option<Checker> {
@@ -51,6 +53,7 @@ impl Checker {
             Checker::EventualCounter => "eventual-counter",
             Checker::Echo => "echo",
             Checker::UniqueIds => "unique-ids",
+            Checker::Kafka => "kafka",
         }
     }
 
@@ -68,6 +71,7 @@ impl Checker {
             Checker::EventualCounter => "final reads equal the sum of the adds; every read within what the adds allow",
             Checker::Echo => "every echo answered with what was sent",
             Checker::UniqueIds => "no generated id twice",
+            Checker::Kafka => "append-only logs: lost writes, duplicates, inconsistent offsets, nonmonotonic polls and sends",
         }
     }
 
@@ -89,6 +93,7 @@ impl Checker {
             Checker::EventualCounter => eventual::check_counter(history, init),
             Checker::Echo => eventual::check_echo(history),
             Checker::UniqueIds => eventual::check_unique(history),
+            Checker::Kafka => queue::check(history),
         }
     }
 }

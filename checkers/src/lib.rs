@@ -28,6 +28,7 @@ pub mod history;
 pub mod linear;
 pub mod lock;
 pub mod model;
+pub mod queue;
 pub mod set;
 mod verdict;
 

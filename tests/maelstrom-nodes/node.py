@@ -32,6 +32,14 @@ class Node:
             sys.stdout.write(msg + "\n")
             sys.stdout.flush()
 
+    def forward(self, dest, msg):
+        """Sends a message on as it came, under its sender's id."""
+        line = json.dumps({"src": msg["src"], "dest": dest, "body": msg["body"]})
+        with self.out:
+            sys.stderr.write("forwarded " + line + "\n")
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
     def reply(self, req, body):
         body = dict(body)
         body["in_reply_to"] = req["body"]["msg_id"]

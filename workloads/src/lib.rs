@@ -75,6 +75,7 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
     WorkloadInfo { name: "g-set", summary: "Maelstrom g-set: every acknowledged element in every node's final read", options: &[] },
     WorkloadInfo { name: "g-counter", summary: "Maelstrom g-counter: adds of 0..5; final reads equal the sum, every read within bounds", options: &[] },
     WorkloadInfo { name: "pn-counter", summary: "Maelstrom pn-counter: adds of -5..5; final reads equal the sum, every read within bounds", options: &[] },
+    WorkloadInfo { name: "kafka", summary: "Maelstrom kafka: send to 4 logs, poll from each client's positions, commit and list offsets; ten polls per worker after the heal; kafka checker", options: &[] },
     WorkloadInfo { name: "lin-kv", summary: "Maelstrom lin-kv: read, write, cas on a few keys at a time; linearizable (kv model)", options: &[] },
 ];
 
@@ -135,7 +136,7 @@ pub const SYSTEMS: &[SystemInfo] = &[
     SystemInfo {
         name: "maelstrom",
         summary: "your Maelstrom node (a Gossip Glomers solution), unchanged, on every node under shakedown's shim; services seq-kv, lin-kv, lww-kv, lin-tso on the control host",
-        workloads: &["echo", "unique-ids", "broadcast", "g-set", "g-counter", "pn-counter", "lin-kv"],
+        workloads: &["echo", "unique-ids", "broadcast", "g-set", "g-counter", "pn-counter", "lin-kv", "kafka"],
         options: &[
             OptInfo { key: "binary", default: "", summary: "your node: an executable, or a directory uploaded whole (required)" },
             OptInfo { key: "run", default: "run", summary: "a directory's entry point, relative to it" },

@@ -32,6 +32,8 @@ pub struct MaelstromClient {
     msg_id: u64,
     timeout: Duration,
     refused: bool,
+    /// Kafka: the next offset to poll per key.
+    positions: std::collections::BTreeMap<String, i64>,
 }
 
 impl MaelstromClient {
@@ -54,12 +56,16 @@ impl MaelstromClient {
             msg_id: 0,
             timeout,
             refused: false,
+            positions: Default::default(),
         }
     }
 
     /// Whether `op` changes nothing (so an unknown outcome is a failure).
     fn read_only(&self, op: &Op) -> bool {
-        matches!(op.f.as_str(), "read" | "echo" | "generate")
+        matches!(
+            op.f.as_str(),
+            "read" | "echo" | "generate" | "poll" | "list_committed_offsets"
+        )
     }
 
     async fn call(&mut self, body: Value) -> Result<Value, Completion> {
@@ -136,6 +142,15 @@ pub fn request(kind: Kind, op: &Op) -> Option<Value> {
             json!({"type": "cas", "key": op.key, "from": op.value[0], "to": op.value[1]})
         }
         (_, "read") => json!({"type": "read"}),
+        (Kind::Kafka, "send") => {
+            json!({"type": "send", "key": op.value["key"], "msg": op.value["msg"]})
+        }
+        (Kind::Kafka, "list_committed_offsets") => {
+            json!({"type": "list_committed_offsets", "keys": op.value})
+        }
+        // Filled in from the client's positions.
+        (Kind::Kafka, "poll") => json!({"type": "poll"}),
+        (Kind::Kafka, "commit_offsets") => json!({"type": "commit_offsets"}),
         _ => return None,
     })
 }
@@ -171,6 +186,10 @@ pub fn complete(kind: Kind, op: &Op, reply: &Value, read_only: bool) -> Completi
         "add" => "add_ok",
         "read" => "read_ok",
         "write" => "write_ok",
+        "send" => "send_ok",
+        "poll" => "poll_ok",
+        "commit_offsets" => "commit_offsets_ok",
+        "list_committed_offsets" => "list_committed_offsets_ok",
         _ => "cas_ok",
     };
     if reply["type"] != want {
@@ -186,8 +205,59 @@ pub fn complete(kind: Kind, op: &Op, reply: &Value, read_only: bool) -> Completi
         (_, "generate") => reply["id"].clone(),
         (Kind::Broadcast, "read") => reply["messages"].clone(),
         (_, "read") => reply["value"].clone(),
+        (_, "send") => {
+            json!({"key": op.value["key"], "msg": op.value["msg"], "offset": reply["offset"]})
+        }
+        (_, "poll") => json!({"msgs": reply["msgs"]}),
+        (_, "list_committed_offsets") => reply["offsets"].clone(),
         _ => op.value.clone(),
     })
+}
+
+impl MaelstromClient {
+    /// Kafka: where a poll starts (every key asked, from the client's
+    /// position) or what a commit commits (the last offset polled per key).
+    fn kafka_offsets(&self, op: &Op) -> Option<Value> {
+        match op.f.as_str() {
+            "poll" => Some(
+                op.value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|k| {
+                        (
+                            k.to_string(),
+                            json!(self.positions.get(k).copied().unwrap_or(0)),
+                        )
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            ),
+            "commit_offsets" => Some(
+                self.positions
+                    .iter()
+                    .map(|(k, p)| (k.clone(), json!(p - 1)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Moves past every polled message.
+    fn advance(&mut self, msgs: &Value) {
+        for (k, list) in msgs.as_object().into_iter().flatten() {
+            if let Some(last) = list
+                .as_array()
+                .and_then(|l| l.last())
+                .and_then(|p| p[0].as_i64())
+            {
+                let p = self.positions.entry(k.clone()).or_insert(0);
+                *p = (*p).max(last + 1);
+            }
+        }
+    }
 }
 
 impl Client for MaelstromClient {
@@ -197,8 +267,22 @@ impl Client for MaelstromClient {
             return Completion::Fail(Value::Null, format!("unknown operation {}", op.f));
         };
         let ro = self.read_only(op);
+        let mut body = body;
+        let asked = self.kafka_offsets(op);
+        if let Some(offsets) = &asked {
+            body["offsets"] = offsets.clone();
+        }
         match self.call(body).await {
-            Ok(reply) => complete(self.kind, op, &reply, ro),
+            Ok(reply) => match complete(self.kind, op, &reply, ro) {
+                Completion::Ok(v) if op.f == "poll" => {
+                    self.advance(&v["msgs"]);
+                    Completion::Ok(json!({"from": asked, "msgs": v["msgs"]}))
+                }
+                Completion::Ok(_) if op.f == "commit_offsets" => {
+                    Completion::Ok(asked.unwrap_or_default())
+                }
+                c => c,
+            },
             Err(Completion::Info(m)) if ro => Completion::Fail(Value::Null, m),
             Err(c) => c,
         }

@@ -38,10 +38,11 @@ pub enum Kind {
     GCounter,
     PnCounter,
     LinKv,
+    Kafka,
 }
 
 impl Kind {
-    pub const ALL: [(&'static str, Kind); 7] = [
+    pub const ALL: [(&'static str, Kind); 8] = [
         ("echo", Kind::Echo),
         ("unique-ids", Kind::UniqueIds),
         ("broadcast", Kind::Broadcast),
@@ -49,6 +50,7 @@ impl Kind {
         ("g-counter", Kind::GCounter),
         ("pn-counter", Kind::PnCounter),
         ("lin-kv", Kind::LinKv),
+        ("kafka", Kind::Kafka),
     ];
 
     pub fn parse(name: &str) -> Option<Kind> {
@@ -63,6 +65,7 @@ impl Kind {
             Kind::Broadcast | Kind::GSet => Checker::EventualSet,
             Kind::GCounter | Kind::PnCounter => Checker::EventualCounter,
             Kind::LinKv => Checker::Linear(ModelKind::Kv),
+            Kind::Kafka => Checker::Kafka,
         }
     }
 
@@ -70,7 +73,7 @@ impl Kind {
     pub fn final_reads(self) -> bool {
         matches!(
             self,
-            Kind::Broadcast | Kind::GSet | Kind::GCounter | Kind::PnCounter
+            Kind::Broadcast | Kind::GSet | Kind::GCounter | Kind::PnCounter | Kind::Kafka
         )
     }
 }
@@ -332,6 +335,9 @@ impl System for Maelstrom {
     }
 }
 
+/// The logs of the kafka workload.
+pub const KAFKA_KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];
+
 /// The operations of one worker.
 pub struct MaelstromGen {
     kind: Kind,
@@ -355,10 +361,10 @@ impl MaelstromGen {
         }
     }
 
-    /// One read, for the final phase.
+    /// One read (kafka: ten polls), for the final phase.
     pub fn final_read(kind: Kind, slot: usize) -> MaelstromGen {
         MaelstromGen {
-            finals: Some(1),
+            finals: Some(if kind == Kind::Kafka { 10 } else { 1 }),
             ..MaelstromGen::new(kind, slot, 1)
         }
     }
@@ -371,6 +377,9 @@ impl Generator for MaelstromGen {
                 return None;
             }
             *left -= 1;
+            if self.kind == Kind::Kafka {
+                return Some(Op::new("poll", None, json!(KAFKA_KEYS)));
+            }
             return Some(Op::new("read", None, Value::Null));
         }
         self.n += 1;
@@ -396,6 +405,15 @@ impl Generator for MaelstromGen {
             Kind::GCounter => Op::new("add", None, json!(rng.gen_range(0..=5))),
             Kind::PnCounter => Op::new("add", None, json!(rng.gen_range(-5..=5))),
             Kind::LinKv => return self.register.next(rng),
+            Kind::Kafka => match rng.gen_range(0..20) {
+                0..=11 => {
+                    let key = KAFKA_KEYS[rng.gen_range(0..KAFKA_KEYS.len())];
+                    Op::new("send", None, json!({"key": key, "msg": self.values.take()}))
+                }
+                12..=17 => Op::new("poll", None, json!(KAFKA_KEYS)),
+                18 => Op::new("commit_offsets", None, Value::Null),
+                _ => Op::new("list_committed_offsets", None, json!(KAFKA_KEYS)),
+            },
         })
     }
 }
