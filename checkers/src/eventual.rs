@@ -316,16 +316,7 @@ pub fn check_echo(history: &History) -> Result<CheckResult, CheckError> {
     let start = Instant::now();
     let mut anomalies = Vec::new();
     let mut ok = 0;
-    for op in &history.ops {
-        if op.f != "echo" {
-            return Err(CheckError::Op {
-                event: op.call,
-                message: format!("model echo has no operation {:?}: it knows echo", op.f),
-            });
-        }
-        if op.outcome != Outcome::Ok {
-            continue;
-        }
+    for op in ok_ops(history, "echo", "echo")? {
         ok += 1;
         let got = op.output.clone().unwrap_or(Value::Null);
         if got != op.input {
@@ -356,6 +347,27 @@ pub fn check_echo(history: &History) -> Result<CheckResult, CheckError> {
     Ok(unknown_if_none(r, ok, "no echo was answered"))
 }
 
+/// The ok operations, when every operation is `f`.
+fn ok_ops<'a>(
+    history: &'a History,
+    f: &str,
+    model: &str,
+) -> Result<Vec<&'a Operation>, CheckError> {
+    let mut out = Vec::new();
+    for op in &history.ops {
+        if op.f != f {
+            return Err(CheckError::Op {
+                event: op.call,
+                message: format!("model {model} has no operation {:?}: it knows {f}", op.f),
+            });
+        }
+        if op.outcome == Outcome::Ok {
+            out.push(op);
+        }
+    }
+    Ok(out)
+}
+
 fn unknown_if_none(mut r: CheckResult, n: usize, why: &str) -> CheckResult {
     if n == 0 && r.valid == Validity::Valid {
         r.valid = Validity::Unknown;
@@ -368,19 +380,7 @@ pub fn check_unique(history: &History) -> Result<CheckResult, CheckError> {
     let start = Instant::now();
     let mut anomalies = Vec::new();
     let mut first: FxHashMap<String, &Operation> = FxHashMap::default();
-    for op in &history.ops {
-        if op.f != "generate" {
-            return Err(CheckError::Op {
-                event: op.call,
-                message: format!(
-                    "model unique-ids has no operation {:?}: it knows generate",
-                    op.f
-                ),
-            });
-        }
-        if op.outcome != Outcome::Ok {
-            continue;
-        }
+    for op in ok_ops(history, "generate", "unique-ids")? {
         let id = op.output.clone().unwrap_or(Value::Null);
         if let Some(prev) = first.get(&id.to_string()) {
             anomalies.push(

@@ -197,10 +197,7 @@ impl Shim {
                     .cloned();
                 if let Some(conn) = conn {
                     let mut s = conn.lock().unwrap_or_else(|p| p.into_inner());
-                    if s.write_all(line.as_bytes())
-                        .and_then(|_| s.write_all(b"\n"))
-                        .is_err()
-                    {
+                    if write_line(&mut *s, &line).is_err() {
                         drop(s);
                         self.clients
                             .lock()
@@ -238,6 +235,12 @@ impl Shim {
             .unwrap_or_else(|p| p.into_inner())
             .is_none()
     }
+}
+
+/// Writes one message line.
+fn write_line(w: &mut impl Write, line: &str) -> std::io::Result<()> {
+    w.write_all(line.as_bytes())?;
+    w.write_all(b"\n")
 }
 
 fn cut(s: &str) -> String {
@@ -497,10 +500,7 @@ fn peer_link(name: &str, addr: &str, rx: Receiver<String>) {
             }
         }
         if let Some(s) = conn.as_mut() {
-            if s.write_all(line.as_bytes())
-                .and_then(|_| s.write_all(b"\n"))
-                .is_err()
-            {
+            if write_line(s, &line).is_err() {
                 conn = None;
                 dropped += 1;
             }
@@ -536,10 +536,7 @@ fn service_link(addr: &str, rx: Receiver<String>, shim: &Arc<Shim>) {
             }
         }
         if let Some(s) = conn.as_mut() {
-            if s.write_all(line.as_bytes())
-                .and_then(|_| s.write_all(b"\n"))
-                .is_err()
-            {
+            if write_line(s, &line).is_err() {
                 conn = None;
             }
         }
@@ -589,10 +586,7 @@ fn tcp_echo(listen: &str) {
             let Ok(mut w) = conn.try_clone() else { return };
             let mut r = BufReader::new(conn);
             while let Some(line) = read_line(&mut r) {
-                if w.write_all(line.as_bytes())
-                    .and_then(|_| w.write_all(b"\n"))
-                    .is_err()
-                {
+                if write_line(&mut w, &line).is_err() {
                     return;
                 }
             }

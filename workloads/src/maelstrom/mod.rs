@@ -249,6 +249,17 @@ impl Maelstrom {
     }
 }
 
+/// A file of the node that cannot be read here.
+fn unreadable(path: &Path, e: std::io::Error) -> ControlError {
+    ControlError {
+        node: "control".into(),
+        what: format!("cannot read {}", path.display()),
+        command: None,
+        code: None,
+        stderr: e.to_string(),
+    }
+}
+
 impl System for Maelstrom {
     fn name(&self) -> &str {
         "maelstrom"
@@ -280,13 +291,7 @@ impl System for Maelstrom {
             "agent",
             "shakedown-agent is built beside shakedown: cargo build --bin shakedown-agent",
         )?;
-        let files = self.files().map_err(|e| ControlError {
-            node: "control".into(),
-            what: format!("cannot read {}", self.opts.binary.display()),
-            command: None,
-            code: None,
-            stderr: e.to_string(),
-        })?;
+        let files = self.files().map_err(|e| unreadable(&self.opts.binary, e))?;
         let bin = format!("{}/bin", d.dir());
         let mut dirs: Vec<String> = files
             .iter()
@@ -304,13 +309,7 @@ impl System for Maelstrom {
             Duration::from_secs(10),
         )?;
         for (local, rel, mode) in &files {
-            let data = std::fs::read(local).map_err(|e| ControlError {
-                node: "control".into(),
-                what: format!("cannot read {}", local.display()),
-                command: None,
-                code: None,
-                stderr: e.to_string(),
-            })?;
+            let data = std::fs::read(local).map_err(|e| unreadable(local, e))?;
             node.upload(&data, &format!("{bin}/{rel}"), (*mode & 0o777) as i32)?;
         }
         d.start(node, &self.command(i, nodes, services), &bin)?;

@@ -2,18 +2,44 @@
 //! (read, write, cas with `create_if_not_exists`) and `lin-tso` (`ts`).
 //!
 //! Each node's shim keeps one TCP connection here; the control host is
-//! never partitioned, as Maelstrom's services are not. Every service is
-//! linearizable (one lock over all state): that is a correct `seq-kv` and
-//! `lww-kv` too, though one that never shows the stale reads they allow.
+//! never partitioned, as Maelstrom's services are not. `lin-kv`, `lww-kv`
+//! and `lin-tso` are linearizable (one lock over all state; a correct
+//! `lww-kv`, though one without the lost updates it allows). `seq-kv` is
+//! sequentially consistent and shows it: each node reads from its own view,
+//! a past state of the store up to [`STALE`] old, which moves to the newest
+//! state whenever that node writes or compare-and-sets (so it always sees
+//! its own writes, and views only move forward).
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How old a node's view of `seq-kv` may be when it reads.
+pub const STALE: Duration = Duration::from_millis(500);
 
 /// Longest request line read; a longer one closes the connection.
 const MAX_LINE: u64 = 64 << 20;
+
+/// One node's view of seq-kv: a copy of its keys, and when it was taken.
+#[derive(Default)]
+pub struct View {
+    taken: Option<Instant>,
+    kv: HashMap<String, Value>,
+}
+
+impl View {
+    fn refresh(&mut self, s: &State) {
+        self.kv =
+            s.kv.iter()
+                .filter(|((svc, _), _)| svc == "seq-kv")
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect();
+        self.taken = Some(Instant::now());
+    }
+}
 
 #[derive(Default)]
 pub struct State {
@@ -47,6 +73,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     let _ = conn.set_nodelay(true);
     let Ok(mut w) = conn.try_clone() else { return };
     let mut r = BufReader::new(conn);
+    let mut view = View::default();
     loop {
         let mut buf = Vec::new();
         match r.by_ref().take(MAX_LINE).read_until(b'\n', &mut buf) {
@@ -58,7 +85,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         };
         let body = {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            answer(&mut s, &msg)
+            answer(&mut s, &mut view, &msg)
         };
         let Some(mut body) = body else { continue };
         body["in_reply_to"] = msg["body"]["msg_id"].clone();
@@ -74,45 +101,92 @@ fn error(code: u64, text: String) -> Value {
 }
 
 /// The reply body to a request, or `None` for a message that wants none.
-pub fn answer(s: &mut State, msg: &Value) -> Option<Value> {
-    let service = msg["dest"].as_str().unwrap_or_default().to_string();
+/// `view` is the asking node's view of seq-kv.
+pub fn answer(s: &mut State, view: &mut View, msg: &Value) -> Option<Value> {
+    let service = msg["dest"].as_str().unwrap_or_default();
     let b = &msg["body"];
     b.get("msg_id")?;
-    let key = (service.clone(), b["key"].to_string());
-    Some(
-        match (service.as_str(), b["type"].as_str().unwrap_or_default()) {
-            ("lin-tso", "ts") => {
-                s.ts += 1;
-                json!({"type": "ts_ok", "ts": s.ts})
-            }
-            ("lin-kv" | "seq-kv" | "lww-kv", "read") => match s.kv.get(&key) {
-                Some(v) => json!({"type": "read_ok", "value": v}),
-                None => error(20, format!("key {} does not exist", b["key"])),
-            },
-            ("lin-kv" | "seq-kv" | "lww-kv", "write") => {
-                s.kv.insert(key, b["value"].clone());
-                json!({"type": "write_ok"})
-            }
-            ("lin-kv" | "seq-kv" | "lww-kv", "cas") => match s.kv.get(&key) {
-                None if b["create_if_not_exists"] == json!(true) => {
-                    s.kv.insert(key, b["to"].clone());
-                    json!({"type": "cas_ok"})
-                }
-                None => error(20, format!("key {} does not exist", b["key"])),
-                Some(v) if *v == b["from"] => {
-                    s.kv.insert(key, b["to"].clone());
-                    json!({"type": "cas_ok"})
-                }
-                Some(v) => error(22, format!("expected {}, but had {v}", b["from"])),
-            },
-            (svc, t) => error(10, format!("{svc} does not support {t:?}")),
+    let kind = b["type"].as_str().unwrap_or_default();
+    if service == "seq-kv" && kind == "read" {
+        if view.taken.is_none_or(|t| t.elapsed() > STALE) {
+            view.refresh(s);
+        }
+        return Some(match view.kv.get(&b["key"].to_string()) {
+            Some(v) => json!({"type": "read_ok", "value": v}),
+            None => error(20, format!("key {} does not exist", b["key"])),
+        });
+    }
+    let reply = linearizable(s, service, kind, b);
+    if service == "seq-kv" {
+        view.refresh(s);
+    }
+    Some(reply)
+}
+
+/// Every request on the one shared state, in the order they arrive.
+fn linearizable(s: &mut State, service: &str, kind: &str, b: &Value) -> Value {
+    let key = (service.to_string(), b["key"].to_string());
+    match (service, kind) {
+        ("lin-tso", "ts") => {
+            s.ts += 1;
+            json!({"type": "ts_ok", "ts": s.ts})
+        }
+        ("lin-kv" | "seq-kv" | "lww-kv", "read") => match s.kv.get(&key) {
+            Some(v) => json!({"type": "read_ok", "value": v}),
+            None => error(20, format!("key {} does not exist", b["key"])),
         },
-    )
+        ("lin-kv" | "seq-kv" | "lww-kv", "write") => {
+            s.kv.insert(key, b["value"].clone());
+            json!({"type": "write_ok"})
+        }
+        ("lin-kv" | "seq-kv" | "lww-kv", "cas") => match s.kv.get(&key) {
+            None if b["create_if_not_exists"] == json!(true) => {
+                s.kv.insert(key, b["to"].clone());
+                json!({"type": "cas_ok"})
+            }
+            None => error(20, format!("key {} does not exist", b["key"])),
+            Some(v) if *v == b["from"] => {
+                s.kv.insert(key, b["to"].clone());
+                json!({"type": "cas_ok"})
+            }
+            Some(v) => error(22, format!("expected {}, but had {v}", b["from"])),
+        },
+        (svc, t) => error(10, format!("{svc} does not support {t:?}")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seq_kv_reads_may_lag_for_other_nodes_never_for_the_writer() {
+        let mut s = State::default();
+        let (mut n1, mut n2) = (View::default(), View::default());
+        let msg = |body: Value| json!({"src": "n1", "dest": "seq-kv", "body": body});
+        let read = json!({"type": "read", "key": "k", "msg_id": 1});
+        // n2 takes its view before the write.
+        assert_eq!(
+            answer(&mut s, &mut n2, &msg(read.clone())).unwrap()["code"],
+            20
+        );
+        answer(
+            &mut s,
+            &mut n1,
+            &msg(json!({"type": "write", "key": "k", "value": 1, "msg_id": 2})),
+        );
+        assert_eq!(
+            answer(&mut s, &mut n1, &msg(read.clone())).unwrap()["value"],
+            1
+        );
+        // Stale for n2 until its view is older than STALE.
+        assert_eq!(
+            answer(&mut s, &mut n2, &msg(read.clone())).unwrap()["code"],
+            20
+        );
+        n2.taken = Some(Instant::now() - STALE - Duration::from_millis(1));
+        assert_eq!(answer(&mut s, &mut n2, &msg(read)).unwrap()["value"], 1);
+    }
 
     #[test]
     fn kv_services_answer_as_maelstrom_defines() {
