@@ -191,8 +191,14 @@ mod tests {
     #[test]
     fn kv_services_answer_as_maelstrom_defines() {
         let mut s = State::default();
+        let mut view = View::default();
         let mut ask = |dest: &str, body: Value| {
-            answer(&mut s, &json!({"src": "n1", "dest": dest, "body": body})).unwrap()
+            answer(
+                &mut s,
+                &mut view,
+                &json!({"src": "n1", "dest": dest, "body": body}),
+            )
+            .unwrap()
         };
         // (request, expected type, expected code)
         let rows = [
