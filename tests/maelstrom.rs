@@ -49,6 +49,24 @@ fn run(
     )
 }
 
+/// A Maelstrom echo node in one file that exits on anything unexpected.
+const STRICT_ECHO: &str = r#"#!/usr/bin/env python3
+import json, sys
+me = None
+for line in sys.stdin:
+    m = json.loads(line)
+    b = m["body"]
+    if b["type"] == "init":
+        me = b["node_id"]
+        out = {"type": "init_ok"}
+    elif b["type"] == "echo" and me:
+        out = {"type": "echo_ok", "echo": b["echo"]}
+    else:
+        sys.exit("unexpected message: " + line)
+    out["in_reply_to"] = b["msg_id"]
+    print(json.dumps({"src": me, "dest": m["src"], "body": out}), flush=True)
+"#;
+
 fn results_of(store: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(store.join("latest/results.json")).unwrap())
         .unwrap()
@@ -113,6 +131,34 @@ fn demo_nodes_pass_under_partitions_and_kills_and_broken_ones_are_caught() {
         }
     }
     assert!(inits > 3, "no node was initialised twice ({inits} inits)");
+
+    // A single executable file (not a directory), which exits on any message
+    // type it does not know: the shim sends it nothing but init and echoes.
+    let file = dir.path().join("strict-echo");
+    std::fs::write(&file, STRICT_ECHO).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (code, out, results) = common::run_test(
+        &t,
+        &store,
+        &[
+            "--system",
+            "maelstrom",
+            "--workload",
+            "echo",
+            "--opt",
+            &format!("binary={}", file.display()),
+            "--nemesis",
+            "kill",
+            "--time-limit",
+            "6",
+            "--interval",
+            "2",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(ops(&results, "echo") >= 100, "{results}");
 
     // Regression guard for the broken broadcast: a message forwarded once
     // and lost to a kill never reaches the restarted node.
