@@ -389,3 +389,37 @@ fn a_lock_report_marks_holds_tokens_and_lease_ends() {
         assert!(html.contains(words), "the report does not say {words:?}");
     }
 }
+
+#[test]
+fn maelstrom_options_are_usage_errors_naming_the_option() {
+    let nodes = format!(
+        "binary={}/tests/maelstrom-nodes",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (opts, needle) in [
+        (vec![], "--opt binary=PATH"),
+        (
+            vec!["--opt", "binary=/nonexistent/node"],
+            "/nonexistent/node",
+        ),
+        (vec!["--opt", &nodes], "maelstrom-nodes/run does not exist"),
+        (
+            vec!["--opt", &nodes, "--opt", "run=node.py"],
+            "not an executable",
+        ),
+        (
+            vec!["--opt", &nodes, "--opt", "run=echo", "--opt", "port=x"],
+            "--opt port=x",
+        ),
+    ] {
+        let mut args = vec!["test", "--system", "maelstrom", "--workload", "echo"];
+        args.extend(opts.iter().copied());
+        let out = shakedown(&args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}

@@ -3,7 +3,7 @@
 use crate::history::History;
 use crate::linear::{self, CheckError, Options};
 use crate::model::ModelKind;
-use crate::{bank, counter, lock, set, CheckResult};
+use crate::{bank, counter, eventual, lock, queue, set, CheckResult};
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,10 +14,15 @@ pub enum Checker {
     Bank,
     Set,
     Counter,
+    EventualSet,
+    EventualCounter,
+    Echo,
+    UniqueIds,
+    Kafka,
 }
 
 impl Checker {
-    pub const ALL: [Checker; 8] = [
+    pub const ALL: [Checker; 13] = [
         Checker::Linear(ModelKind::Register),
         Checker::Linear(ModelKind::CasRegister),
         Checker::Linear(ModelKind::Kv),
@@ -26,6 +31,11 @@ impl Checker {
         Checker::Bank,
         Checker::Set,
         Checker::Counter,
+        Checker::EventualSet,
+        Checker::EventualCounter,
+        Checker::Echo,
+        Checker::UniqueIds,
+        Checker::Kafka,
     ];
 
     pub fn parse(s: &str) -> Option<Checker> {
@@ -39,6 +49,11 @@ impl Checker {
             Checker::Bank => "bank",
             Checker::Set => "set",
             Checker::Counter => "counter",
+            Checker::EventualSet => "eventual-set",
+            Checker::EventualCounter => "eventual-counter",
+            Checker::Echo => "echo",
+            Checker::UniqueIds => "unique-ids",
+            Checker::Kafka => "kafka",
         }
     }
 
@@ -52,6 +67,11 @@ impl Checker {
             Checker::Bank => "transfers conserve the total, no negative balance (--init balances)",
             Checker::Set => "lost, unexpected, recovered and vanished elements (per key)",
             Checker::Counter => "every read within the bounds the adds allow (per key)",
+            Checker::EventualSet => "every acknowledged add in every node's final read; stale reads during the run counted",
+            Checker::EventualCounter => "final reads equal the sum of the adds; every read within what the adds allow",
+            Checker::Echo => "every echo answered with what was sent",
+            Checker::UniqueIds => "no generated id twice",
+            Checker::Kafka => "append-only logs: lost writes, duplicates, inconsistent offsets, nonmonotonic polls and sends",
         }
     }
 
@@ -69,6 +89,11 @@ impl Checker {
             Checker::Bank => bank::check(history, init),
             Checker::Set => set::check(history),
             Checker::Counter => counter::check(history, init),
+            Checker::EventualSet => eventual::check_set(history),
+            Checker::EventualCounter => eventual::check_counter(history, init),
+            Checker::Echo => eventual::check_echo(history),
+            Checker::UniqueIds => eventual::check_unique(history),
+            Checker::Kafka => queue::check(history),
         }
     }
 }

@@ -22,12 +22,14 @@ pub mod anomaly;
 pub mod bank;
 mod checker;
 pub mod counter;
+pub mod eventual;
 pub mod faults;
 pub mod gen;
 pub mod history;
 pub mod linear;
 pub mod lock;
 pub mod model;
+pub mod queue;
 pub mod set;
 mod verdict;
 

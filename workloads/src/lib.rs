@@ -6,6 +6,7 @@ pub mod call;
 pub mod etcd;
 pub mod gen;
 pub mod http;
+pub mod maelstrom;
 pub mod memory;
 pub mod postgres;
 pub mod redis;
@@ -67,6 +68,15 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
         summary: "add unique elements, reads now and then, a final read of every worker after the heal; set checker",
         options: &[],
     },
+    // Maelstrom's workloads (--system maelstrom), with its message bodies.
+    WorkloadInfo { name: "echo", summary: "Maelstrom echo (some payloads of 4 KB); every answer equals what was sent", options: &[] },
+    WorkloadInfo { name: "unique-ids", summary: "Maelstrom unique-ids: generate; no id twice", options: &[] },
+    WorkloadInfo { name: "broadcast", summary: "Maelstrom broadcast (total topology): every acknowledged message in every node's final read; stale reads counted", options: &[] },
+    WorkloadInfo { name: "g-set", summary: "Maelstrom g-set: every acknowledged element in every node's final read", options: &[] },
+    WorkloadInfo { name: "g-counter", summary: "Maelstrom g-counter: adds of 0..5; final reads equal the sum, every read within bounds", options: &[] },
+    WorkloadInfo { name: "pn-counter", summary: "Maelstrom pn-counter: adds of -5..5; final reads equal the sum, every read within bounds", options: &[] },
+    WorkloadInfo { name: "kafka", summary: "Maelstrom kafka: send to 4 logs, poll from each client's positions, commit and list offsets; ten polls per worker after the heal; kafka checker", options: &[] },
+    WorkloadInfo { name: "lin-kv", summary: "Maelstrom lin-kv: read, write, cas on a few keys at a time; linearizable (kv model)", options: &[] },
 ];
 
 pub const SYSTEMS: &[SystemInfo] = &[
@@ -121,6 +131,16 @@ pub const SYSTEMS: &[SystemInfo] = &[
             OptInfo { key: "start", default: http::DEFAULT_START, summary: "start command; {binary} {id} {ip} {port} {peers} {data_dir} are filled in" },
             OptInfo { key: "port", default: "8080", summary: "the port the protocol is served on" },
             OptInfo { key: "lease-ms", default: "0", summary: "lock workload: lease asked for on acquire, ms (0: none)" },
+        ],
+    },
+    SystemInfo {
+        name: "maelstrom",
+        summary: "your Maelstrom node (a Gossip Glomers solution), unchanged, on every node under shakedown's shim; services seq-kv, lin-kv, lww-kv, lin-tso on the control host",
+        workloads: &["echo", "unique-ids", "broadcast", "g-set", "g-counter", "pn-counter", "lin-kv", "kafka"],
+        options: &[
+            OptInfo { key: "binary", default: "", summary: "your node: an executable, or a directory uploaded whole (required)" },
+            OptInfo { key: "run", default: "run", summary: "a directory's entry point, relative to it" },
+            OptInfo { key: "port", default: "7070", summary: "the shims' port (peers and clients)" },
         ],
     },
     SystemInfo {
@@ -230,6 +250,9 @@ impl Selection {
                 ));
             }
         }
+        if sys.name == "maelstrom" {
+            s.maelstrom_opts()?;
+        }
         if sys.name == "redis" {
             for (k, allowed) in [
                 ("failover", &["sentinel", "none"][..]),
@@ -317,8 +340,15 @@ impl Selection {
                         .collect(),
                 ),
             )],
-            _ => vec![(Checker::Set, Value::Null)],
+            "set" => vec![(Checker::Set, Value::Null)],
+            w => maelstrom::Kind::parse(w)
+                .map(|k| vec![(k.checker(), Value::Null)])
+                .unwrap_or_default(),
         }
+    }
+
+    fn maelstrom_opts(&self) -> Result<maelstrom::Opts, String> {
+        maelstrom::Opts::new(&self.opts["binary"], &self.opts["run"], &self.opts["port"])
     }
 
     fn pg_opts(&self) -> postgres::PgOpts {
@@ -343,6 +373,14 @@ impl Selection {
                 down_after_ms: self.num("down-after-ms", 2000),
             })),
             "http" => http::system(&self.http_opts()),
+            "maelstrom" => match (
+                self.maelstrom_opts(),
+                maelstrom::Kind::parse(self.workload.name),
+            ) {
+                // `new` checked both.
+                (Ok(o), Some(k)) => Arc::new(maelstrom::Maelstrom::new(o, k)),
+                _ => Arc::new(Noop),
+            },
             _ => Arc::new(Noop),
         }
     }
@@ -508,6 +546,23 @@ impl Selection {
                     make: move |slot: usize, nodes: &[NodeInfo]| {
                         http::HttpClient::new(slot, nodes, port, timeout, lease)
                     },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
+            "maelstrom" => {
+                let (Ok(o), Some(kind)) = (
+                    self.maelstrom_opts(),
+                    maelstrom::Kind::parse(self.workload.name),
+                ) else {
+                    return Err(TestError::Usage(
+                        "--system maelstrom: options were not checked".into(),
+                    ));
+                };
+                let w = Arc::new(maelstrom::Plan {
+                    kind,
+                    port: o.port,
+                    timeout: spec.run.op_timeout,
+                    concurrency,
                 });
                 prepared.run(system, w, spec, run_dir)
             }
