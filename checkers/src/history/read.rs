@@ -445,13 +445,22 @@ fn parse_lines(lines: &[(usize, &str)], threads: usize) -> Vec<Option<Result<Eve
     }
     let per = lines.len().div_ceil(threads);
     std::thread::scope(|s| {
+        // A part whose thread cannot be spawned is parsed here, in order.
         let handles: Vec<_> = lines
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(|(_, l)| one(l)).collect::<Vec<_>>()))
+            .map(|part| {
+                let parse = move || part.iter().map(|(_, l)| one(l)).collect::<Vec<_>>();
+                std::thread::Builder::new()
+                    .spawn_scoped(s, parse)
+                    .map_err(|_| part)
+            })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| match h {
+                Ok(h) => h.join().unwrap_or_default(),
+                Err(part) => part.iter().map(|(_, l)| one(l)).collect(),
+            })
             .collect()
     })
 }

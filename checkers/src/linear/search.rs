@@ -327,7 +327,8 @@ impl<'a, M: Model> Searcher<'a, M> {
         self.mem_reported = 0;
         let cache = std::mem::replace(&mut self.cache, Cache::new());
         if cache.bytes() > DROP_IN_BACKGROUND {
-            std::thread::spawn(move || drop(cache));
+            // Without a thread to spare, the closure (and the cache) drops here.
+            let _ = std::thread::Builder::new().spawn(move || drop(cache));
         }
     }
 
