@@ -426,7 +426,11 @@ fn write_out(
     let test = serde_json::json!({
         "system": "history file",
         "workload": stem,
-        "command": format!("shakedown check --model {} {}", model.name(), file.display()),
+        "command": format!(
+            "shakedown check --model {} {}",
+            model.name(),
+            crate::cmd::quote::shell_quote(&file.to_string_lossy())
+        ),
     });
     let value = serde_json::to_value(result).map_err(|e| e.to_string())?;
     reports::render_history(&d, &test, &value, history)
