@@ -18,6 +18,26 @@ pub fn run(args: ReportArgs) -> u8 {
         );
         return exit::USAGE;
     }
+    // Only regular files inside the run are read: a symlink could copy any
+    // readable file of this machine into the page, a FIFO would hang.
+    for f in ["test.json", "history.jsonl", "results.json"] {
+        let p = args.run_dir.join(f);
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(_) if f == "results.json" => continue,
+            Err(e) => {
+                err!("shakedown report: {}: {e}", p.display());
+                return exit::USAGE;
+            }
+        };
+        if !meta.file_type().is_file() {
+            err!(
+                "shakedown report: {}: not a regular file (a symlink, FIFO or device): refused",
+                p.display()
+            );
+            return exit::USAGE;
+        }
+    }
     crate::cmd::test::finish(&args.run_dir)
 }
 
