@@ -126,9 +126,20 @@ impl CheckResult {
                 } else {
                     String::new()
                 };
+                let undecided = self
+                    .summary
+                    .as_ref()
+                    .and_then(|s| s.get("undecided_keys"))
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let more = match undecided {
+                    0 => String::new(),
+                    1 => "; 1 more key was not searched to the end".to_string(),
+                    n => format!("; {n} more keys were not searched to the end"),
+                };
                 format!(
-                    "invalid ({}, {} ops, {} ms): {}{}",
-                    self.model, self.ops, self.elapsed_ms, why, also
+                    "invalid ({}, {} ops, {} ms): {}{}{}",
+                    self.model, self.ops, self.elapsed_ms, why, also, more
                 )
             }
         }

@@ -56,3 +56,34 @@ fn every_failing_key_is_named_with_its_witness() {
     );
     assert_eq!(r.counterexample.unwrap()["key"], "a");
 }
+
+/// Porcupine's c50-bad: ten keys fail, some only after millions of steps.
+/// Once a key has failed, a key past SETTLE_STEPS is not searched on: it is
+/// listed as undecided (and said so), never dropped in silence.
+#[test]
+fn hard_keys_after_a_failure_are_listed_as_undecided() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/porcupine");
+    let text = std::fs::read_to_string(dir.join("kv/c50-bad.txt")).unwrap();
+    let p = read_history("c50-bad.txt", &text, Format::Auto).unwrap();
+    let r = check(
+        ModelKind::Kv,
+        &serde_json::Value::Null,
+        &p.history,
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(r.valid, Validity::Invalid);
+    let named = r.failing_keys().len();
+    let undecided = r.summary.as_ref().unwrap()["undecided_keys"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(named >= 2, "{named} keys named");
+    assert!(undecided >= 1);
+    assert!(named + undecided <= 50);
+    assert!(
+        r.summary().contains(&format!("{undecided} more key")),
+        "{}",
+        r.summary()
+    );
+}

@@ -246,11 +246,16 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
         v.to_string()
     } else {
         let mut text = format!("{name}: {}", result.summary());
-        // Every failing key with its own witness, one line each.
+        // Every further failing key with its first witness, one line each.
         if result.failing_keys().len() > 1 {
-            for a in result.anomalies.iter().skip(1) {
-                if let Some(m) = a.get("message").and_then(Value::as_str) {
-                    text += &format!("\n{name}: also: {m}");
+            let mut seen = std::collections::HashSet::new();
+            for a in &result.anomalies {
+                let key = a.get("key").map(Value::to_string).unwrap_or_default();
+                let m = a.get("message").and_then(Value::as_str);
+                if let (true, Some(m)) = (seen.insert(key), m) {
+                    if seen.len() > 1 {
+                        text += &format!("\n{name}: also: {m}");
+                    }
                 }
             }
         }

@@ -2,7 +2,9 @@
 //!
 //! [`check_model`] splits the history by key, reduces crashed operations where
 //! that is exact (see `prepare`), searches the parts in parallel (biggest
-//! first; every part to its end, so that every failing key is named), and
+//! first; once one is invalid, the others up to `SETTLE_STEPS` steps each, so
+//! that every failing key is named without one hard key holding the answer
+//! back; keys left undecided are listed in `summary.undecided_keys`), and
 //! explains each violation with a witness: the operation that cannot be
 //! linearized, the longest linearizable prefix with the state after each
 //! step, and the operations pending at that point. Search and explanations
@@ -20,7 +22,7 @@ use crate::history::{History, Operation};
 use crate::model::{Model, ModelKind, Mutex, Register};
 use crate::verdict::{CheckResult, Stats, Validity};
 use prepare::{build_part, prepare, truncate, Part};
-use search::{Capture, Outcome, Searcher, Shared, Why};
+use search::{Capture, Outcome, Searcher, Shared, Why, SETTLE_STEPS};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -119,6 +121,16 @@ pub fn check_model<M: Model>(
         .collect();
     if !invalid.is_empty() {
         result.valid = Validity::Invalid;
+        // Keys left undecided: cancelled past SETTLE_STEPS, or out of time.
+        let undecided: Vec<Value> = runs
+            .iter()
+            .zip(&parts)
+            .filter(|(r, _)| !matches!(r.outcome, Some(Outcome::Valid | Outcome::Invalid { .. })))
+            .map(|(_, p)| p.key.clone().unwrap_or(Value::Null))
+            .collect();
+        if !undecided.is_empty() {
+            result.summary = Some(json!({ "undecided_keys": undecided }));
+        }
         for (i, best_iter, steps, blocked) in invalid {
             let (anomaly, cx) = if Instant::now() < shared.deadline {
                 explain(
@@ -359,8 +371,8 @@ struct PartRun {
 
 /// Searches every part, sharing the cores round-robin in slices so that one
 /// hard part never hides an easy violation in another (Porcupine runs every
-/// part at once for the same reason). An invalid part does not stop the
-/// others: Jepsen names every failing key, and so does this.
+/// part at once for the same reason). An invalid part stops only the parts
+/// past SETTLE_STEPS: Jepsen names every failing key, and so does this.
 fn run_parts<M: Model>(
     model: &M,
     parts: &[Part<M::Op>],
@@ -401,7 +413,8 @@ fn run_parts<M: Model>(
                 break;
             };
             let searcher = slot.get_or_insert_with(|| Searcher::new(model, &parts[i].items, None));
-            let outcome = if shared.cancel.load(Ordering::Relaxed) {
+            let settled = shared.cancel.load(Ordering::Relaxed) && searcher.iter >= SETTLE_STEPS;
+            let outcome = if settled {
                 Some(Outcome::Cancelled)
             } else {
                 searcher.run(shared, SLICE)
@@ -413,6 +426,9 @@ fn run_parts<M: Model>(
                     }
                 }
                 Some(o) => {
+                    if matches!(o, Outcome::Invalid { .. }) {
+                        shared.cancel.store(true, Ordering::Relaxed);
+                    }
                     if let Ok(mut r) = results[i].lock() {
                         r.steps = searcher.iter;
                         r.cached = searcher.cached();
