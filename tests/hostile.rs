@@ -42,6 +42,22 @@ fn finish(mut child: Child, what: &str) -> Output {
     }
 }
 
+/// Starts `shakedown ARGS` with its output captured.
+fn start(args: &[&str], stdin: Stdio) -> Child {
+    bin()
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `shakedown ARGS` to its end, failing if it hangs.
+fn run_bounded(args: &[&str], what: &str) -> Output {
+    finish(start(args, Stdio::null()), what)
+}
+
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid NUL-terminated path.
@@ -136,14 +152,11 @@ fn devices_and_pipes_end_promptly() {
         text(&out.stderr)
     );
     // /dev/zero as standard input: refused at its first byte.
-    let child = bin()
-        .args(["check", "--format", "jsonl", "-"])
-        .stdin(std::fs::File::open("/dev/zero").unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child, "/dev/zero on stdin");
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let out = finish(
+        start(&["check", "--format", "jsonl", "-"], zero.into()),
+        "/dev/zero on stdin",
+    );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
 
     let dir = tempfile::tempdir().unwrap();
@@ -151,21 +164,13 @@ fn devices_and_pipes_end_promptly() {
     mkfifo(&fifo);
     let f = fifo.to_str().unwrap();
     // No writer at all.
-    let child = bin()
-        .args(["check", "--time-limit", "0.5", f])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child, "a FIFO without a writer");
+    let out = run_bounded(
+        &["check", "--time-limit", "0.5", f],
+        "a FIFO without a writer",
+    );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     // A writer that writes a little and never closes.
-    let child = bin()
-        .args(["check", "--time-limit", "0.5", f])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start(&["check", "--time-limit", "0.5", f], Stdio::null());
     let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     w.write_all(OPS.as_bytes()).unwrap();
     let out = finish(child, "a FIFO that never ends");
@@ -260,20 +265,17 @@ fn out_survives_extreme_times_and_values() {
         );
         let f = write(dir.path(), name, h.as_bytes());
         let o = tempfile::tempdir().unwrap();
-        let child = bin()
-            .args([
+        let out = run_bounded(
+            &[
                 "check",
                 "--model",
                 "register",
                 "--out",
                 o.path().to_str().unwrap(),
                 &f,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = finish(child, name);
+            ],
+            name,
+        );
         assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out.stderr));
         let junit = std::fs::read_to_string(o.path().join(name).join("junit.xml")).unwrap();
         assert!(!junit.contains('\u{fffe}'), "{name}: U+FFFE in junit.xml");
@@ -305,13 +307,10 @@ fn report_reads_only_regular_files_inside_the_run() {
     std::os::unix::fs::symlink(dir.path(), run_dir.join("nodes/n2")).unwrap();
     mkfifo(&run_dir.join("nodes/n1/fifo.log"));
     std::fs::write(run_dir.join("nodes/n1/real.log"), "an ordinary line\n").unwrap();
-    let child = bin()
-        .args(["report", run_dir.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = finish(child, "report with a FIFO in nodes/");
+    let out = run_bounded(
+        &["report", run_dir.to_str().unwrap()],
+        "report with a FIFO in nodes/",
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
     assert!(
@@ -363,20 +362,17 @@ fn check_out_on_mutated_histories() {
         }
         let f = write(dir.path(), &format!("case{case}"), &b);
         let o = tempfile::tempdir().unwrap();
-        let child = bin()
-            .args([
+        let out = run_bounded(
+            &[
                 "check",
                 "--time-limit",
                 "5",
                 "--out",
                 o.path().to_str().unwrap(),
                 &f,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = finish(child, &format!("case {case}: {b:?}"));
+            ],
+            &format!("case {case}: {b:?}"),
+        );
         let code = out.status.code();
         assert!(
             matches!(code, Some(0..=3)),

@@ -29,13 +29,7 @@ fn every_failing_key_is_named_with_its_witness() {
     ]
     .concat();
     let p = read_history("kv.jsonl", &text, Format::Auto).unwrap();
-    let r = check(
-        ModelKind::Kv,
-        &serde_json::Value::Null,
-        &p.history,
-        &Options::default(),
-    )
-    .unwrap();
+    let r = check_kv(&p.history);
     assert_eq!(r.valid, Validity::Invalid);
     let keys: Vec<&str> = r
         .anomalies
@@ -65,13 +59,7 @@ fn hard_keys_after_a_failure_are_listed_as_undecided() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/porcupine");
     let text = std::fs::read_to_string(dir.join("kv/c50-bad.txt")).unwrap();
     let p = read_history("c50-bad.txt", &text, Format::Auto).unwrap();
-    let r = check(
-        ModelKind::Kv,
-        &serde_json::Value::Null,
-        &p.history,
-        &Options::default(),
-    )
-    .unwrap();
+    let r = check_kv(&p.history);
     assert_eq!(r.valid, Validity::Invalid);
     let named = r.failing_keys().len();
     let undecided = r.summary.as_ref().unwrap()["undecided_keys"]
@@ -86,4 +74,14 @@ fn hard_keys_after_a_failure_are_listed_as_undecided() {
         "{}",
         r.summary()
     );
+}
+
+fn check_kv(h: &checkers::history::History) -> checkers::CheckResult {
+    check(
+        ModelKind::Kv,
+        &serde_json::Value::Null,
+        h,
+        &Options::default(),
+    )
+    .unwrap()
 }
