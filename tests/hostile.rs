@@ -307,6 +307,10 @@ fn report_reads_only_regular_files_inside_the_run() {
     std::os::unix::fs::symlink(dir.path(), run_dir.join("nodes/n2")).unwrap();
     mkfifo(&run_dir.join("nodes/n1/fifo.log"));
     std::fs::write(run_dir.join("nodes/n1/real.log"), "an ordinary line\n").unwrap();
+    // A planted report.html symlink is replaced, its target left alone.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, run_dir.join("report.html")).unwrap();
     let out = run_bounded(
         &["report", run_dir.to_str().unwrap()],
         "report with a FIFO in nodes/",
@@ -318,6 +322,7 @@ fn report_reads_only_regular_files_inside_the_run() {
         "a symlink's target reached the page"
     );
     assert!(html.contains("an ordinary line"), "the real log is missing");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
 
     // A history.jsonl that is a symlink is refused.
     std::fs::remove_file(run_dir.join("history.jsonl")).unwrap();

@@ -37,6 +37,30 @@ pub fn read_regular(p: &Path, max: u64) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Writes `p` whole through a new file renamed over it: a symlink planted at
+/// `p` is replaced, never followed (its target is not overwritten).
+pub fn write_replacing(p: &Path, body: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = p.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(body.as_ref())?;
+        std::fs::rename(&tmp, p)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// True for a directory that is not a symlink.
 pub fn is_real_dir(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
@@ -66,6 +90,18 @@ mod tests {
             .contains("not a regular file"));
         assert!(read_regular(Path::new("/dev/zero"), 1 << 20).is_err());
         assert!(!is_real_dir(&link));
+        // Writing over a planted symlink replaces the link, not its target.
+        let target = d.path().join("target.txt");
+        std::fs::write(&target, "keep").unwrap();
+        let planted = d.path().join("report.html");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        write_replacing(&planted, "page").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "page");
+        assert!(!std::fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert!(is_real_dir(d.path()));
     }
 }

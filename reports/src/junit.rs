@@ -69,7 +69,7 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
         .to_string()
         .map_err(|e| ReportError(format!("junit: {e}")))?;
     let p = run_dir.join("junit.xml");
-    std::fs::write(&p, xml).map_err(|e| ReportError(format!("{}: {e}", p.display())))
+    crate::files::write_replacing(&p, xml).map_err(|e| ReportError(format!("{}: {e}", p.display())))
 }
 
 #[cfg(test)]

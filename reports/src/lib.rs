@@ -57,7 +57,8 @@ pub fn render_run(run_dir: &Path) -> Result<PathBuf, ReportError> {
     let view = view::build(run_dir).map_err(ReportError)?;
     let html = render_html(&view)?;
     let p = run_dir.join("report.html");
-    std::fs::write(&p, html).map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
+    crate::files::write_replacing(&p, html)
+        .map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
     junit::write(run_dir, &view)?;
     // store/<test>/<stamp>: the store is two levels up.
     if let Some(store) = run_dir.parent().and_then(Path::parent) {
@@ -80,7 +81,8 @@ pub fn render_history(
     let view = view::build_view(test, result, history, None).map_err(ReportError)?;
     let html = render_html(&view)?;
     let p = dir.join("report.html");
-    std::fs::write(&p, html).map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
+    crate::files::write_replacing(&p, html)
+        .map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
     junit::write(dir, &view)?;
     Ok(p)
 }
@@ -135,6 +137,7 @@ pub fn write_index(store: &Path) -> Result<PathBuf, ReportError> {
         .and_then(|t| t.render(minijinja::value::Serde(json!({ "runs": runs }))))
         .map_err(|e| ReportError(format!("index template: {e}")))?;
     let p = store.join("index.html");
-    std::fs::write(&p, html).map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
+    crate::files::write_replacing(&p, html)
+        .map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
     Ok(p)
 }
