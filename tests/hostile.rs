@@ -196,6 +196,19 @@ fn echoed_input_is_cut() {
         "{} bytes of stderr",
         out.stderr.len()
     );
+    // A model's complaint about an operation quotes it, cut short too.
+    let body = format!(
+        "{{\"process\":0,\"type\":\"invoke\",\"f\":\"{}\"}}\n",
+        "y".repeat(5 << 20)
+    );
+    let f = write(dir.path(), "big.jsonl", body.as_bytes());
+    let out = run(&["check", "--model", "register", &f]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        out.stderr.len() < 2000,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
 }
 
 // Regression: only one failing key was named.

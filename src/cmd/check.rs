@@ -1,7 +1,7 @@
 //! `shakedown check`: one verdict line per file, exit code of the worst.
 
 use crate::exit;
-use checkers::history::{read_history_from, Format, Parsed};
+use checkers::history::{clip, read_history_from, Format, Parsed, ECHO_CHARS};
 use checkers::linear::{CheckError, Options};
 use checkers::{Checker, Validity};
 use clap::Args;
@@ -89,7 +89,7 @@ pub fn run(args: CheckArgs) -> u8 {
     };
     let init: Value = match serde_json::from_str(&args.init) {
         Ok(v) => v,
-        Err(e) => return usage(format!("--init {:?} is not JSON: {e}", args.init)),
+        Err(e) => return usage(format!("--init {:?} is not JSON: {e}", clip(&args.init))),
     };
     if !(args.time_limit.is_finite() && args.time_limit > 0.0 && args.time_limit <= MAX_TIME_LIMIT)
     {
@@ -273,12 +273,20 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
 }
 
 fn describe_check_error(name: &str, parsed: &Parsed, e: &CheckError) -> String {
+    // A model's message may quote a value from the history: keep it short.
+    let short = |m: &str| {
+        if m.len() > 4 * ECHO_CHARS {
+            clip(m)
+        } else {
+            m.to_string()
+        }
+    };
     match e {
         CheckError::Op { event, message } => match parsed.lines.get(*event as usize) {
-            Some(line) => format!("{name}:{line}: {message}"),
-            None => format!("{name}: {message}"),
+            Some(line) => format!("{name}:{line}: {}", short(message)),
+            None => format!("{name}: {}", short(message)),
         },
-        CheckError::Init(m) => format!("shakedown check: {m}"),
+        CheckError::Init(m) => format!("shakedown check: {}", short(m)),
     }
 }
 
