@@ -302,3 +302,33 @@ fn check_cas(h: &checkers::history::History) -> checkers::CheckResult {
     )
     .unwrap()
 }
+
+// Regression: history.txt of an independent test (`[key value]` tuples) was
+// read without splitting the tuples, unlike the history.edn beside it.
+#[test]
+fn independent_history_txt_reads_like_its_history_edn() {
+    let txt = "3\t:invoke\t:write\t[3 1]
+3\t:ok\t:write\t[3 1]
+4\t:invoke\t:cas\t[3 [1 1]]
+4\t:fail\t:cas\t[3 [1 1]]\t:precondition
+5\t:invoke\t:read\t[3 nil]
+5\t:ok\t:read\t[3 2]
+";
+    let edn = "{:process 3, :type :invoke, :f :write, :value [3 1]}
+{:process 3, :type :ok, :f :write, :value [3 1]}
+{:process 4, :type :invoke, :f :cas, :value [3 [1 1]]}
+{:process 4, :type :fail, :f :cas, :value [3 [1 1]], :error :precondition}
+{:process 5, :type :invoke, :f :read, :value [3 nil]}
+{:process 5, :type :ok, :f :read, :value [3 2]}
+";
+    let t = read_history("history.txt", txt, Format::Auto).unwrap();
+    let e = read_history("history.edn", edn, Format::Auto).unwrap();
+    assert_eq!(t.history.ops, e.history.ops);
+    assert_eq!(t.history.ops[1].key, Some(serde_json::json!(3)));
+    assert_eq!(t.history.ops[1].input, serde_json::json!([1, 1]));
+    let (rt, re) = (check_cas(&t.history), check_cas(&e.history));
+    assert_eq!(
+        (rt.valid, re.valid),
+        (checkers::Validity::Invalid, checkers::Validity::Invalid)
+    );
+}

@@ -105,7 +105,6 @@ pub fn read(text: &str) -> Result<EdnEvents, (usize, String)> {
             break;
         }
     }
-    split_independent(&mut events);
     Ok(EdnEvents { events, torn })
 }
 
@@ -182,18 +181,19 @@ fn event_from_map(v: Value, index: u64) -> Result<Event, String> {
     })
 }
 
-/// Jepsen's independent workloads write `:value [key value]`. When every
+/// Jepsen's independent workloads write `:value [key value]` (history.edn)
+/// and `[key value]` (history.txt). When every
 /// client event of a history without keys has a two-element vector value, the
 /// history is read as independent tuples.
-fn split_independent(events: &mut [(usize, Event)]) {
-    let clients = || events.iter().filter(|(_, e)| e.process != Process::Nemesis);
+pub(super) fn split_independent(events: &mut [Event]) {
+    let clients = || events.iter().filter(|e| e.process != Process::Nemesis);
     let any = clients().next().is_some();
-    let all_tuples = clients()
-        .all(|(_, e)| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2));
+    let all_tuples =
+        clients().all(|e| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2));
     if !(any && all_tuples) {
         return;
     }
-    for (_, e) in events.iter_mut() {
+    for e in events.iter_mut() {
         if e.process == Process::Nemesis {
             continue;
         }
@@ -216,9 +216,11 @@ mod tests {
         let r = read(text).unwrap();
         assert!(r.torn.is_none());
         assert_eq!(r.events.len(), 3);
+        let mut events: Vec<Event> = r.events.iter().map(|(_, e)| e.clone()).collect();
+        split_independent(&mut events);
         assert_eq!(r.events[1].0, 2);
-        assert_eq!(r.events[1].1.key, Some(json!(5)));
-        assert_eq!(r.events[1].1.value, json!(3));
+        assert_eq!(events[1].key, Some(json!(5)));
+        assert_eq!(events[1].value, json!(3));
     }
 
     #[test]

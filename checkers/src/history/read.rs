@@ -205,6 +205,10 @@ pub fn read_history(file: &str, text: &str, format: Format) -> Result<Parsed, Re
             (events, lines)
         }
     };
+    let mut events = events;
+    if matches!(format, Format::Edn | Format::JepsenLog) {
+        edn_history::split_independent(&mut events);
+    }
     let history = History::from_events(events).map_err(|e| {
         let line = lines.get(e.index as usize).copied();
         err(line, e.message)
