@@ -62,6 +62,10 @@ fn the_report_loads_offline_shows_the_verdict_and_keeps_values_inert() {
     assert_eq!(rows(&f.dom), 1, "{}", f.dom);
     assert!(f.dom.contains("Operations 1–1 of 1 matching (6 in all)"));
     assert!(f.dom.contains("<tr id=\"op-4\">"), "{}", f.dom);
+    // Regression: a malformed fragment emptied the timeline; it is ignored.
+    let m = common::open_in_browser_at(&dir.path().join("report.html"), "#p=%E0%A4%A");
+    assert!(m.console_errors.is_empty(), "{:?}", m.console_errors);
+    assert_eq!(rows(&m.dom), 6, "{}", m.dom);
     // A checker's event link opens its operation in the timeline.
     assert!(b.dom.contains("href=\"#op="), "no links from the anomalies");
     let o = common::open_in_browser_at(&dir.path().join("report.html"), "#op=2");

@@ -126,3 +126,15 @@ pub fn result(
 pub fn who(op: &Operation) -> String {
     format!("process {}", op.process)
 }
+
+/// An integer sum as JSON: exact while it fits 64 bits, else the nearest float
+/// (a sum of i64 balances or adds can leave i64's range; it must never wrap).
+pub fn int(v: i128) -> Value {
+    if let Ok(i) = i64::try_from(v) {
+        Value::from(i)
+    } else if let Ok(u) = u64::try_from(v) {
+        Value::from(u)
+    } else {
+        Value::from(v as f64)
+    }
+}

@@ -6,7 +6,7 @@
 //! Each bad read is reported with its total and the transfers concurrent
 //! with it; the summary has the total of every read over time (the drift).
 
-use crate::anomaly::{result, who, Anomaly, Severity};
+use crate::anomaly::{int, result, who, Anomaly, Severity};
 use crate::history::{History, Operation, Outcome};
 use crate::linear::CheckError;
 use crate::CheckResult;
@@ -63,7 +63,13 @@ impl BankInit {
 pub fn check(history: &History, init: &Value) -> Result<CheckResult, CheckError> {
     let start = Instant::now();
     let init = BankInit::parse(init)?;
-    let total: i64 = init.balances.values().filter_map(Value::as_i64).sum();
+    // i128: sums of i64 balances must not wrap (a wrapped sum can equal the total).
+    let total: i128 = init
+        .balances
+        .values()
+        .filter_map(Value::as_i64)
+        .map(i128::from)
+        .sum();
     let mut transfers: Vec<&Operation> = Vec::new();
     let mut reads: Vec<&Operation> = Vec::new();
     for op in &history.ops {
@@ -120,7 +126,7 @@ pub fn check(history: &History, init: &Value) -> Result<CheckResult, CheckError>
                 ),
             });
         };
-        let mut sum = 0i64;
+        let mut sum = 0i128;
         let mut problems = Vec::new();
         for (acct, v) in seen {
             let Some(b) = v.as_i64() else {
@@ -129,7 +135,7 @@ pub fn check(history: &History, init: &Value) -> Result<CheckResult, CheckError>
                     message: format!("balance of account {acct:?} must be an integer, got {v}"),
                 });
             };
-            sum += b;
+            sum += i128::from(b);
             if b < 0 && !init.allow_negative {
                 problems.push(format!("account {acct:?} had {b}"));
             }
@@ -156,7 +162,7 @@ pub fn check(history: &History, init: &Value) -> Result<CheckResult, CheckError>
         lowest = lowest.min(sum);
         highest = highest.max(sum);
         if n % step == 0 {
-            drift.push(json!([r.ret_time.or(r.ret), sum]));
+            drift.push(json!([r.ret_time.or(r.ret), int(sum)]));
         }
         if sum == total && problems.is_empty() {
             continue;
@@ -197,19 +203,19 @@ pub fn check(history: &History, init: &Value) -> Result<CheckResult, CheckError>
         );
         let mut a = Anomaly::new(kind, Severity::Invalid, None, message)
             .op(r)
-            .with("total", json!(sum))
-            .with("expected", json!(total));
+            .with("total", int(sum))
+            .with("expected", int(total));
         for t in &concurrent {
             a = a.op(t);
         }
         anomalies.push(a);
     }
     let summary = json!({
-        "total": total,
+        "total": int(total),
         "reads": reads.len(),
         "transfers": transfers.len(),
-        "lowest_total": lowest,
-        "highest_total": highest,
+        "lowest_total": int(lowest),
+        "highest_total": int(highest),
         "drift": drift,
     });
     Ok(result(
@@ -257,7 +263,7 @@ fn concurrent_with<'a>(
     let mut out: Vec<&Operation> = transfers[..upto]
         .iter()
         .rev()
-        .take_while(|t| t.call + longest >= r.call)
+        .take_while(|t| t.call.saturating_add(longest) >= r.call)
         .filter(|t| t.ret.is_some_and(|tr| tr > r.call) && t.outcome != Outcome::Info)
         .copied()
         .collect();

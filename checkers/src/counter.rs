@@ -9,7 +9,7 @@
 //! `init + sum(certain) + sum(positive parts of possible - certain)`.
 //! Prefix sums make it n log n.
 
-use crate::anomaly::{result, who, Anomaly, Severity};
+use crate::anomaly::{int, result, who, Anomaly, Severity};
 use crate::history::{History, Operation, Outcome};
 use crate::linear::CheckError;
 use crate::CheckResult;
@@ -137,8 +137,8 @@ fn check_key(
                     ),
                 )
                 .op(r)
-                .with("bounds", json!([lo as i64, hi as i64]))
-                .with("value", json!(v as i64)),
+                .with("bounds", json!([int(lo), int(hi)]))
+                .with("value", int(v)),
             );
         }
     }

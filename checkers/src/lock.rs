@@ -267,8 +267,13 @@ fn describe(history: &History, a: &Hold, h: &Hold, lock: &str, key: Option<&Valu
         );
         let expired = match (a.lease_ms, aa.ret_time, ha.call_time) {
             (Some(ms), Some(granted), Some(next)) => {
-                let runs_out = granted + ms * 1_000_000;
-                (runs_out <= next).then_some((ms, runs_out, next))
+                // A lease too long to end inside u64 nanoseconds never runs out.
+                let runs_out = ms
+                    .checked_mul(1_000_000)
+                    .and_then(|d| granted.checked_add(d));
+                runs_out
+                    .filter(|&end| end <= next)
+                    .map(|end| (ms, end, next))
             }
             _ => None,
         };
@@ -347,7 +352,7 @@ fn stuck(ops: &[&Operation], key: Option<&Value>, anomalies: &mut Vec<Anomaly>) 
             .as_ref()
             .and_then(|v| v.get("lease_ms"))?
             .as_u64()?;
-        Some(g.ret_time? + ms * 1_000_000)
+        ms.checked_mul(1_000_000)?.checked_add(g.ret_time?)
     });
     let free = |o: &Operation| match last {
         None => true,

@@ -40,7 +40,7 @@ pub fn check(history: &History) -> Result<CheckResult, CheckError> {
 
 fn bump(totals: &mut Value, field: &str, by: usize) {
     if let Some(v) = totals.get_mut(field) {
-        *v = json!(v.as_u64().unwrap_or(0) + by as u64);
+        *v = json!(v.as_u64().unwrap_or(0).saturating_add(by as u64));
     }
 }
 

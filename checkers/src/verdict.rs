@@ -82,6 +82,16 @@ pub struct Stats {
 }
 
 impl CheckResult {
+    /// The distinct keys the anomalies name, in order of first mention.
+    pub fn failing_keys(&self) -> Vec<&Value> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        self.anomalies
+            .iter()
+            .filter_map(|a| a.get("key"))
+            .filter(|k| !k.is_null() && seen.insert(k.to_string()))
+            .collect()
+    }
+
     /// One sentence for the verdict line.
     pub fn summary(&self) -> String {
         match self.valid {
@@ -103,9 +113,33 @@ impl CheckResult {
                     .and_then(|a| a.get("message"))
                     .and_then(Value::as_str)
                     .unwrap_or("an anomaly was found");
+                let keys = self.failing_keys();
+                let also = if keys.len() > 1 {
+                    format!(
+                        " ({} keys fail: {})",
+                        keys.len(),
+                        keys.iter()
+                            .map(|k| k.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                } else {
+                    String::new()
+                };
+                let undecided = self
+                    .summary
+                    .as_ref()
+                    .and_then(|s| s.get("undecided_keys"))
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let more = match undecided {
+                    0 => String::new(),
+                    1 => "; 1 more key was not searched to the end".to_string(),
+                    n => format!("; {n} more keys were not searched to the end"),
+                };
                 format!(
-                    "invalid ({}, {} ops, {} ms): {}",
-                    self.model, self.ops, self.elapsed_ms, why
+                    "invalid ({}, {} ops, {} ms): {}{}{}",
+                    self.model, self.ops, self.elapsed_ms, why, also, more
                 )
             }
         }

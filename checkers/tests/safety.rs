@@ -461,3 +461,62 @@ fn a_stuck_lease_counts_only_acquires_after_it_ran_out() {
     assert!(msg.contains("from 0.013 s"), "{msg}");
     assert!(msg.contains("the lease should have freed it"), "{msg}");
 }
+
+// Regression: the bank's sums wrapped (i64): balances of i64::MAX and
+// i64::MAX + 2 sum, wrapped, to 0 = the total of {a: 0, b: 0}.
+#[test]
+fn bank_sums_never_wrap() {
+    let hist = h(&[
+        (1, "invoke", "read", N, 1),
+        (
+            1,
+            "ok",
+            "read",
+            json!({"a": i64::MAX, "b": i64::MAX, "c": 2}),
+            2,
+        ),
+    ]);
+    let r = run("bank", json!({"a": 0, "b": 0, "c": 0}), &hist);
+    assert_eq!(r.valid, Validity::Invalid, "{:#?}", r.anomalies);
+    assert_eq!(kinds(&r), ["wrong-total"]);
+    assert_eq!(r.anomalies[0]["total"], json!(2f64 * i64::MAX as f64 + 2.0));
+}
+
+// Regression: counter bounds beyond i64 were cast (wrapped) into the anomaly.
+#[test]
+fn counter_bounds_never_wrap() {
+    let hist = h(&[
+        (0, "invoke", "add", json!(i64::MAX), 1),
+        (0, "ok", "add", json!(i64::MAX), 2),
+        (1, "invoke", "add", json!(i64::MAX), 3),
+        (1, "ok", "add", json!(i64::MAX), 4),
+        (2, "invoke", "read", N, 5),
+        (2, "ok", "read", json!(-2), 6),
+    ]);
+    let r = run("counter", N, &hist);
+    assert_eq!(r.valid, Validity::Invalid);
+    let b = &r.anomalies[0]["bounds"];
+    assert!(b[0].as_f64().unwrap() > 1e19, "{b}");
+}
+
+// Regression: a lease in ms times 10^6 overflowed u64 (a panic in debug
+// builds, a wrapped "expired" lease in release ones).
+#[test]
+fn lease_times_never_overflow() {
+    let hist = h(&[
+        (0, "invoke", "acquire", N, 1),
+        (0, "ok", "acquire", json!({"lease_ms": u64::MAX / 2}), 2),
+        (1, "invoke", "acquire", N, 3),
+        (1, "ok", "acquire", N, 4),
+        (2, "invoke", "acquire", N, 5),
+        (2, "fail", "acquire", N, 6),
+    ]);
+    let r = run("lock", N, &hist);
+    assert_eq!(r.valid, Validity::Invalid);
+    // Not an expired lease: it is far from run out.
+    assert!(
+        !kinds(&r).iter().any(|k| k.starts_with("lease-expired")),
+        "{:?}",
+        kinds(&r)
+    );
+}

@@ -5,9 +5,33 @@ use crate::ReportError;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::path::Path;
 
+/// `s` with every character XML 1.0 cannot hold (controls other than tab
+/// and line ends, surrogates, U+FFFE, U+FFFF) written as `\u{..}` text:
+/// quick-junit escapes markup, not these, and one makes the file unreadable.
+pub fn xml_text(s: &str) -> String {
+    let ok = |c: char| {
+        matches!(c, '\t' | '\n' | '\r')
+            || ('\u{20}'..='\u{d7ff}').contains(&c)
+            || ('\u{e000}'..='\u{fffd}').contains(&c)
+            || c >= '\u{10000}'
+    };
+    if s.chars().all(ok) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if ok(c) {
+                c.to_string()
+            } else {
+                format!("\\u{{{:x}}}", c as u32)
+            }
+        })
+        .collect()
+}
+
 pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
     let mut report = Report::new("shakedown");
-    let mut suite = TestSuite::new(format!("{}-{}", view.system, view.workload));
+    let mut suite = TestSuite::new(xml_text(&format!("{}-{}", view.system, view.workload)));
     for c in &view.checkers {
         let status = match c.verdict.as_str() {
             "valid" => TestCaseStatus::success(),
@@ -22,19 +46,22 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
                     .first()
                     .map(|a| a.message.clone())
                     .unwrap_or_else(|| c.summary.clone());
-                s.set_message(msg);
-                s.set_description(
-                    c.anomalies
+                s.set_message(xml_text(&msg));
+                s.set_description(xml_text(
+                    &c.anomalies
                         .iter()
                         .map(|a| format!("{} ({}): {}", a.kind, a.severity, a.message))
                         .collect::<Vec<_>>()
                         .join("\n"),
-                );
+                ));
                 s
             }
         };
-        let mut case = TestCase::new(c.name.clone(), status);
-        case.set_classname(format!("shakedown.{}.{}", view.system, view.workload));
+        let mut case = TestCase::new(xml_text(&c.name), status);
+        case.set_classname(xml_text(&format!(
+            "shakedown.{}.{}",
+            view.system, view.workload
+        )));
         suite.add_test_case(case);
     }
     // A case for the faults: failing when any scheduled fault (or a heal)
@@ -62,5 +89,17 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
         .to_string()
         .map_err(|e| ReportError(format!("junit: {e}")))?;
     let p = run_dir.join("junit.xml");
-    std::fs::write(&p, xml).map_err(|e| ReportError(format!("{}: {e}", p.display())))
+    crate::files::write_replacing(&p, xml).map_err(|e| ReportError(format!("{}: {e}", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Regression: a value holding U+FFFE made junit.xml not well-formed.
+    #[test]
+    fn xml_invalid_characters_are_written_as_text() {
+        assert_eq!(xml_text("a\u{fffe}b\u{1}c\td"), "a\\u{fffe}b\\u{1}c\td");
+        assert_eq!(xml_text("plain ✓ \u{10348}"), "plain ✓ \u{10348}");
+    }
 }

@@ -3,6 +3,7 @@
 //! minijinja with auto-escaping, so a value from a history or a node log
 //! shows as text, never as markup.
 
+pub mod files;
 pub mod junit;
 pub mod logs;
 pub mod plots;
@@ -56,7 +57,8 @@ pub fn render_run(run_dir: &Path) -> Result<PathBuf, ReportError> {
     let view = view::build(run_dir).map_err(ReportError)?;
     let html = render_html(&view)?;
     let p = run_dir.join("report.html");
-    std::fs::write(&p, html).map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
+    crate::files::write_replacing(&p, html)
+        .map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
     junit::write(run_dir, &view)?;
     // store/<test>/<stamp>: the store is two levels up.
     if let Some(store) = run_dir.parent().and_then(Path::parent) {
@@ -79,7 +81,8 @@ pub fn render_history(
     let view = view::build_view(test, result, history, None).map_err(ReportError)?;
     let html = render_html(&view)?;
     let p = dir.join("report.html");
-    std::fs::write(&p, html).map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
+    crate::files::write_replacing(&p, html)
+        .map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
     junit::write(dir, &view)?;
     Ok(p)
 }
@@ -138,6 +141,7 @@ pub fn write_index(store: &Path) -> Result<PathBuf, ReportError> {
         .and_then(|t| t.render(minijinja::value::Serde(json!({ "runs": runs }))))
         .map_err(|e| ReportError(format!("index template: {e}")))?;
     let p = store.join("index.html");
-    std::fs::write(&p, html).map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
+    crate::files::write_replacing(&p, html)
+        .map_err(|e| ReportError(format!("{}: {e}", p.display())))?;
     Ok(p)
 }

@@ -8,6 +8,8 @@ use std::path::Path;
 
 /// Lines shown per log.
 const LINES: usize = 40;
+/// Bytes of a node log read (its beginning, if it is longer).
+const MAX_LOG_BYTES: u64 = 256 << 20;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LogExcerpt {
@@ -143,13 +145,17 @@ pub fn node_logs(run_dir: &Path, at: Option<(i64, f64)>) -> Vec<LogExcerpt> {
             .unwrap_or_default()
     };
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(run_dir.join("nodes")) else {
+    let nodes = run_dir.join("nodes");
+    if !crate::files::is_real_dir(&nodes) {
+        return out;
+    }
+    let Ok(rd) = std::fs::read_dir(nodes) else {
         return out;
     };
     let mut dirs: Vec<_> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| crate::files::is_real_dir(p))
         .collect();
     dirs.sort();
     for d in dirs {
@@ -161,7 +167,11 @@ pub fn node_logs(run_dir: &Path, at: Option<(i64, f64)>) -> Vec<LogExcerpt> {
             .collect();
         files.sort();
         for f in files {
-            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+            // Only regular files inside the run: a symlink or a FIFO is skipped.
+            let Ok(bytes) = crate::files::read_regular(&f, MAX_LOG_BYTES) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             let (lines, what) = excerpt(&text, at);
             out.push(LogExcerpt {
                 node: name(&d),

@@ -129,13 +129,14 @@ where
     Ok(())
 }
 
-/// Completions per second: ok, fail, info.
-pub fn throughput(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
+/// Completions per second: ok, fail, info; `per_sec` holds buckets of
+/// `bucket_s` seconds.
+pub fn throughput(per_sec: &[[u64; 3]], bucket_s: f64, windows: &[Window]) -> Res<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
-        let span = per_sec.len().max(1) as f64;
+        let span = per_sec.len().max(1) as f64 * bucket_s;
         let max = per_sec
             .iter()
             .flat_map(|c| c.iter())
@@ -143,6 +144,7 @@ pub fn throughput(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
             .max()
             .unwrap_or(1)
             .max(1) as f64
+            / bucket_s
             * 1.2;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
@@ -164,7 +166,7 @@ pub fn throughput(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
                     per_sec
                         .iter()
                         .enumerate()
-                        .map(|(s, c)| (s as f64 + 0.5, c[kind] as f64)),
+                        .map(|(s, c)| ((s as f64 + 0.5) * bucket_s, c[kind] as f64 / bucket_s)),
                     color(kind as u8).stroke_width(2),
                 ))
                 .map_err(e)?
@@ -175,13 +177,13 @@ pub fn throughput(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
     Ok(out)
 }
 
-/// Fraction of completions that were ok, per second.
-pub fn availability(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
+/// Fraction of completions that were ok, per bucket of `bucket_s` seconds.
+pub fn availability(per_sec: &[[u64; 3]], bucket_s: f64, windows: &[Window]) -> Res<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (W, 200)).into_drawing_area();
         root.fill(&WHITE).map_err(e)?;
-        let span = per_sec.len().max(1) as f64;
+        let span = per_sec.len().max(1) as f64 * bucket_s;
         let mut chart = ChartBuilder::on(&root)
             .margin(8)
             .x_label_area_size(30)
@@ -200,7 +202,7 @@ pub fn availability(per_sec: &[[u64; 3]], windows: &[Window]) -> Res<String> {
             .draw_series(LineSeries::new(
                 per_sec.iter().enumerate().filter_map(|(s, c)| {
                     let n = c[0] + c[1] + c[2];
-                    (n > 0).then(|| (s as f64 + 0.5, c[0] as f64 / n as f64))
+                    (n > 0).then(|| ((s as f64 + 0.5) * bucket_s, c[0] as f64 / n as f64))
                 }),
                 OK.stroke_width(2),
             ))

@@ -132,8 +132,8 @@ fn secs(ns: Option<u64>) -> String {
 }
 
 fn read_json(p: &Path) -> Result<Value, String> {
-    let t = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    serde_json::from_str(&t).map_err(|e| format!("{}: {e}", p.display()))
+    let t = crate::files::read_regular(p, 64 << 20)?;
+    serde_json::from_slice(&t).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 fn pct(sorted: &[f64], q: f64) -> String {
@@ -144,13 +144,16 @@ fn pct(sorted: &[f64], q: f64) -> String {
     format!("{:.1}", sorted[i])
 }
 
+/// The most throughput and availability buckets; a longer run gets wider ones.
+const MAX_BUCKETS: usize = 3600;
+
 /// Builds the view of a run; the plots are rendered here as SVG strings.
 pub fn build(run_dir: &Path) -> Result<View, String> {
     let test = read_json(&run_dir.join("test.json"))?;
     let results = read_json(&run_dir.join("results.json"))?;
     let hp = run_dir.join("history.jsonl");
     let name = hp.display().to_string();
-    let f = std::fs::File::open(&hp).map_err(|e| format!("{name}: {e}"))?;
+    let f = crate::files::open_regular(&hp)?;
     let parsed = read_history_from(&name, BufReader::new(f), Format::Jsonl, true)
         .map_err(|e| e.to_string())?;
     build_view(&test, &results, &parsed.history, Some(run_dir))
@@ -244,7 +247,11 @@ pub fn build_view(
     let mut points = Vec::new();
     let mut per_f: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let span = end_of_run.ceil().max(1.0);
-    let mut per_sec = vec![[0u64; 3]; span as usize + 1];
+    // Buckets of whole seconds, at most MAX_BUCKETS of them: never an
+    // allocation sized by a time read from the history (u64::MAX ns, or
+    // Unix-epoch nanoseconds, would ask for hundreds of GB).
+    let bucket_s = (span / MAX_BUCKETS as f64).ceil().max(1.0);
+    let mut per_sec = vec![[0u64; 3]; (span / bucket_s) as usize + 1];
     let (mut ok, mut fail, mut info) = (0, 0, 0);
     for op in &h.ops {
         let kind = match op.outcome {
@@ -274,7 +281,7 @@ pub fn build_view(
         if kind == 0 {
             per_f.entry(op.f.clone()).or_default().push(ms);
         }
-        if let Some(b) = per_sec.get_mut(t as usize) {
+        if let Some(b) = per_sec.get_mut((t / bucket_s) as usize) {
             b[kind as usize] += 1;
         }
     }
@@ -363,7 +370,10 @@ pub fn build_view(
     // Node logs: the lines near the failing operation's time (or the end).
     let focus = failure_time(results, h);
     let at = match (test["history_origin_unix_ms"].as_i64(), focus) {
-        (Some(origin), Some(ns)) => Some((origin + (ns / 1_000_000) as i64, ns as f64 / 1e9)),
+        (Some(origin), Some(ns)) => Some((
+            origin.saturating_add((ns / 1_000_000) as i64),
+            ns as f64 / 1e9,
+        )),
         _ => None,
     };
     let logs = logs
@@ -442,8 +452,8 @@ pub fn build_view(
         ),
         checkers,
         latency_svg: crate::plots::latency(&points, &shaded, span)?,
-        throughput_svg: crate::plots::throughput(&per_sec, &shaded)?,
-        availability_svg: crate::plots::availability(&per_sec, &shaded)?,
+        throughput_svg: crate::plots::throughput(&per_sec, bucket_s, &shaded)?,
+        availability_svg: crate::plots::availability(&per_sec, bucket_s, &shaded)?,
         windows,
         latency,
         plots_capped,
@@ -621,7 +631,7 @@ fn lock_lanes(
                 .and_then(Value::as_u64)
                 .map(|ms| {
                     (
-                        (r + ms * 1_000_000) as f64 / 1e9,
+                        r.saturating_add(ms.saturating_mul(1_000_000)) as f64 / 1e9,
                         format!("lease ends ({ms} ms)"),
                     )
                 });

@@ -108,7 +108,9 @@
   function fromHash() {
     state = { p: "", f: "", k: "", o: "", page: 0, op: -1 };
     location.hash.replace(/^#/, "").split("&").forEach(function (kv) {
-      var m = kv.split("="), k = m[0], v = decodeURIComponent(m[1] || "");
+      var m = kv.split("="), k = m[0], v;
+      // A malformed escape (#p=%E0%A4%A) is ignored, not fatal to the page.
+      try { v = decodeURIComponent(m[1] || ""); } catch (e) { return; }
       if (k === "page") state.page = (parseInt(v, 10) || 1) - 1;
       else if (k === "op") state.op = parseInt(v, 10);
       else if (k in state) state[k] = v;

@@ -1,14 +1,14 @@
 //! `shakedown check`: one verdict line per file, exit code of the worst.
 
 use crate::exit;
-use checkers::history::{read_history_from, Format, Parsed};
+use checkers::history::{clip, read_history_from, Format, Parsed, ECHO_CHARS};
 use checkers::linear::{CheckError, Options};
 use checkers::{Checker, Validity};
 use clap::Args;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MODELS_HELP: &str = "Models (linearizability):
   register      read and write on a register (per key)
@@ -45,7 +45,7 @@ pub struct CheckArgs {
     /// MiB the search may use before answering unknown (default: half the machine's memory)
     #[arg(long)]
     memory_limit: Option<u64>,
-    /// Worker threads for independent keys (default: one per core)
+    /// Worker threads for independent keys (default: one per core; at most 1024)
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Print one JSON result per file instead of a verdict line
@@ -58,6 +58,14 @@ pub struct CheckArgs {
     #[arg(required = true)]
     files: Vec<String>,
 }
+
+/// The longest --time-limit: about eleven days, far inside what a deadline
+/// (`Instant` plus the limit) can hold.
+const MAX_TIME_LIMIT: f64 = 1e6;
+/// The largest --memory-limit, 16 TiB in MiB: its bytes fit in a usize.
+const MAX_MEMORY_MIB: u64 = 1 << 24;
+/// The most --threads: more would only be spawn failures.
+const MAX_THREADS: usize = 1024;
 
 fn usage(msg: impl std::fmt::Display) -> u8 {
     err!("shakedown check: {msg}");
@@ -81,20 +89,33 @@ pub fn run(args: CheckArgs) -> u8 {
     };
     let init: Value = match serde_json::from_str(&args.init) {
         Ok(v) => v,
-        Err(e) => return usage(format!("--init {:?} is not JSON: {e}", args.init)),
+        Err(e) => return usage(format!("--init {:?} is not JSON: {e}", clip(&args.init))),
     };
-    if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
+    if !(args.time_limit.is_finite() && args.time_limit > 0.0 && args.time_limit <= MAX_TIME_LIMIT)
+    {
         return usage(format!(
-            "--time-limit {} must be a positive number of seconds",
+            "--time-limit {}: a positive number of seconds, at most {MAX_TIME_LIMIT}, is needed",
             args.time_limit
+        ));
+    }
+    let memory_limit = match args.memory_limit {
+        None => default_memory_limit(),
+        Some(m) if (1..=MAX_MEMORY_MIB).contains(&m) => (m as usize) << 20,
+        Some(m) => {
+            return usage(format!(
+                "--memory-limit {m}: a number of MiB from 1 to {MAX_MEMORY_MIB} is needed"
+            ))
+        }
+    };
+    if args.threads > MAX_THREADS {
+        return usage(format!(
+            "--threads {}: at most {MAX_THREADS} (0 means one per core)",
+            args.threads
         ));
     }
     let opts = Options {
         time_limit: Duration::from_secs_f64(args.time_limit),
-        memory_limit: args
-            .memory_limit
-            .map(|m| (m as usize) << 20)
-            .unwrap_or_else(default_memory_limit),
+        memory_limit,
         threads: args.threads,
     };
     let files = match expand(&args.files) {
@@ -127,16 +148,26 @@ pub fn run(args: CheckArgs) -> u8 {
     let mut worst = Validity::Valid;
     let mut input_error = false;
     std::thread::scope(|s| {
+        let mut spawned = 0;
         for _ in 0..workers {
             let tx = tx.clone();
             let (next, files, ctx) = (&next, &files, &ctx);
-            s.spawn(move || loop {
+            let work = move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(file) = files.get(i) else { break };
                 if tx.send((i, check_file(file, ctx))).is_err() {
                     break;
                 }
-            });
+            };
+            // A thread that cannot be spawned leaves its files to the others.
+            if std::thread::Builder::new().spawn_scoped(s, work).is_ok() {
+                spawned += 1;
+            }
+        }
+        if spawned == 0 {
+            for (i, file) in files.iter().enumerate() {
+                let _ = tx.send((i, check_file(file, &ctx)));
+            }
         }
         drop(tx);
         let mut ready = std::collections::BTreeMap::new();
@@ -190,7 +221,7 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
         o.input_error = true;
         o
     };
-    let input = match open(file) {
+    let input = match open(file, ctx.opts.time_limit) {
         Ok(t) => t,
         Err(m) => return fail(o, format!("{name}: error: {m}")),
     };
@@ -214,25 +245,48 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
         }
         v.to_string()
     } else {
-        format!("{name}: {}", result.summary())
+        let mut text = format!("{name}: {}", result.summary());
+        // Every further failing key with its first witness, one line each.
+        if result.failing_keys().len() > 1 {
+            let mut seen = std::collections::HashSet::new();
+            for a in &result.anomalies {
+                let key = a.get("key").map(Value::to_string).unwrap_or_default();
+                let m = a.get("message").and_then(Value::as_str);
+                if let (true, Some(m)) = (seen.insert(key), m) {
+                    if seen.len() > 1 {
+                        text += &format!("\n{name}: also: {m}");
+                    }
+                }
+            }
+        }
+        text
     });
     if let Some(dir) = ctx.out {
         if let Err(m) = write_out(dir, file, &result, &parsed.history, ctx.model) {
             return fail(o, format!("{name}: error: {m}"));
         }
     }
-    // Freeing a million operations takes a while: do it off the answer's path.
-    std::thread::spawn(move || drop(parsed));
+    // Freeing a million operations takes a while: do it off the answer's
+    // path (or here, if no thread can be had).
+    let _ = std::thread::Builder::new().spawn(move || drop(parsed));
     o
 }
 
 fn describe_check_error(name: &str, parsed: &Parsed, e: &CheckError) -> String {
+    // A model's message may quote a value from the history: keep it short.
+    let short = |m: &str| {
+        if m.len() > 4 * ECHO_CHARS {
+            clip(m)
+        } else {
+            m.to_string()
+        }
+    };
     match e {
         CheckError::Op { event, message } => match parsed.lines.get(*event as usize) {
-            Some(line) => format!("{name}:{line}: {message}"),
-            None => format!("{name}: {message}"),
+            Some(line) => format!("{name}:{line}: {}", short(message)),
+            None => format!("{name}: {}", short(message)),
         },
-        CheckError::Init(m) => format!("shakedown check: {m}"),
+        CheckError::Init(m) => format!("shakedown check: {}", short(m)),
     }
 }
 
@@ -265,12 +319,104 @@ fn expand(args: &[String]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-fn open(file: &Path) -> Result<Box<dyn BufRead>, String> {
+/// Opens a history. Regular files read as they are; a pipe (standard input,
+/// a FIFO, `<(...)`) reads only until `limit` has passed, so a writer that
+/// never finishes cannot hang the check; devices and sockets are refused.
+fn open(file: &Path, limit: Duration) -> Result<Box<dyn BufRead>, String> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let deadline = Instant::now() + limit;
     if file.as_os_str() == "-" {
-        return Ok(Box::new(BufReader::new(std::io::stdin())));
+        // A duplicate of fd 0, read unbuffered by std so that poll sees all.
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        let f = std::fs::File::from(fd);
+        return Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            Bounded { f, deadline },
+        )));
     }
-    let f = std::fs::File::open(file).map_err(|e| format!("cannot read: {e}"))?;
-    Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
+    // Opening a FIFO blocks until a writer comes: open without waiting, then look.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let kind = f
+        .metadata()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .file_type();
+    // Reads block again (poll bounds them for pipes).
+    // SAFETY: fcntl on a descriptor this function owns, with plain integer flags.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    if kind.is_file() {
+        return Ok(Box::new(BufReader::with_capacity(1 << 16, f)));
+    }
+    if kind.is_fifo() {
+        return Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            Bounded { f, deadline },
+        )));
+    }
+    let what = if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(format!(
+        "{what}: only regular files, pipes and - (standard input) are read"
+    ))
+}
+
+/// A pipe read with a deadline: each read first waits (poll) for data at
+/// most until the deadline, then fails as timed out.
+struct Bounded {
+    f: std::fs::File,
+    deadline: Instant,
+}
+
+impl std::io::Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            let ms = left.as_millis().min(i32::MAX as u128) as i32;
+            let mut pfd = libc::pollfd {
+                fd: self.f.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, owned by this frame.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the input did not end within the time limit",
+                ));
+            }
+            return self.f.read(buf);
+        }
+    }
 }
 
 fn write_out(
@@ -293,7 +439,11 @@ fn write_out(
     let test = serde_json::json!({
         "system": "history file",
         "workload": stem,
-        "command": format!("shakedown check --model {} {}", model.name(), file.display()),
+        "command": format!(
+            "shakedown check --model {} {}",
+            model.name(),
+            crate::cmd::quote::shell_quote(&file.to_string_lossy())
+        ),
     });
     let value = serde_json::to_value(result).map_err(|e| e.to_string())?;
     reports::render_history(&d, &test, &value, history)

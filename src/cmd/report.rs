@@ -11,6 +11,10 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> u8 {
+    if let Err(m) = only_regular_files(&args.run_dir) {
+        err!("shakedown report: {m}");
+        return exit::USAGE;
+    }
     if !args.run_dir.join("test.json").is_file() {
         err!(
             "shakedown report: {}: not a run directory (no test.json)",
@@ -24,4 +28,26 @@ pub fn run(args: ReportArgs) -> u8 {
 /// Renders report.html, junit.xml and the store's index; the report's path.
 pub fn render(run_dir: &Path) -> Result<PathBuf, String> {
     reports::render_run(run_dir).map_err(|e| e.to_string())
+}
+
+/// Only regular files inside the run are read: a symlink could copy any
+/// readable file of this machine into the page (or have results.json written
+/// through it), a FIFO would hang the report.
+fn only_regular_files(run_dir: &Path) -> Result<(), String> {
+    for f in ["test.json", "history.jsonl", "results.json"] {
+        let p = run_dir.join(f);
+        match std::fs::symlink_metadata(&p) {
+            // A missing file is the caller's to name.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+            Ok(m) if !m.file_type().is_file() => {
+                return Err(format!(
+                    "{}: not a regular file (a symlink, FIFO or device): refused",
+                    p.display()
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }

@@ -284,15 +284,16 @@ pub fn run(args: TestArgs) -> u8 {
         let names: Vec<&str> = partitions.iter().map(|p| p.name()).collect();
         cmd += &format!(" --partition {}", names.join(","));
     }
+    use crate::cmd::quote::shell_quote;
     for (k, v) in sel
         .opts
         .iter()
         .chain(delay_opts.iter().map(|(k, v)| (k, v)))
     {
-        cmd += &format!(" --opt {k}={v}");
+        cmd += &format!(" --opt {}", shell_quote(&format!("{k}={v}")));
     }
     if let Some(f) = &nodes_file {
-        cmd += &format!(" --nodes-file {}", f.display());
+        cmd += &format!(" --nodes-file {}", shell_quote(&f.to_string_lossy()));
     }
     let mut test = workloads::describe(&sel);
     let extra = json!({

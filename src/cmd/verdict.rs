@@ -28,6 +28,13 @@ pub fn finish(run_dir: &Path, verb: Verb) -> u8 {
     };
     let r = match harness::results::check_run(run_dir, &opts) {
         Ok(r) => r,
+        Err(harness::results::ResultsError::NothingRecorded(e)) => {
+            err!("shakedown: {e}: the run recorded no client operation, so nothing was tested");
+            return match verb {
+                Verb::Test => exit::INFRA,
+                Verb::Report => exit::USAGE,
+            };
+        }
         Err(e) => {
             err!("shakedown: {e}");
             return exit::USAGE;
@@ -73,17 +80,6 @@ pub fn finish(run_dir: &Path, verb: Verb) -> u8 {
         Ok(path) => out!("report: {}", path.display()),
         Err(e) => err!("shakedown: report: {e}"),
     }
-    if r.client_ops == 0 {
-        let hist = run_dir.join("history.jsonl");
-        err!(
-            "shakedown: {}: no client operation was recorded: nothing was tested",
-            hist.display()
-        );
-        return match verb {
-            Verb::Test => exit::INFRA,
-            Verb::Report => exit::USAGE,
-        };
-    }
     match r.verdict {
         Validity::Invalid => exit::INVALID,
         _ if r.faults.incomplete() => {
@@ -92,5 +88,38 @@ pub fn finish(run_dir: &Path, verb: Verb) -> u8 {
         }
         Validity::Valid => exit::VALID,
         Validity::Unknown => exit::UNKNOWN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run directory whose history holds only the nemesis' events.
+    fn run_without_client_ops() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("test.json"),
+            r#"{"system":"noop","workload":"register","checkers":[{"checker":"kv","init":null}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("history.jsonl"),
+            concat!(
+                r#"{"index":0,"time":1,"process":"nemesis","type":"invoke","f":"start-partition","value":{}}"#,
+                "\n",
+                r#"{"index":1,"time":2,"process":"nemesis","type":"info","f":"start-partition","value":{}}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        d
+    }
+
+    #[test]
+    fn a_run_that_recorded_no_client_operation_tested_nothing() {
+        let d = run_without_client_ops();
+        assert_eq!(finish(d.path(), Verb::Test), exit::INFRA);
+        assert_eq!(finish(d.path(), Verb::Report), exit::USAGE);
     }
 }

@@ -4,8 +4,8 @@
 //! become strings without the colon (`:read` -> `"read"`), `nil` -> `null`,
 //! lists, vectors and sets -> arrays, maps -> objects (non-string keys are
 //! printed as EDN text), tagged literals (`#inst "..."`,
-//! `#jepsen.history.Op{...}`) -> the tagged value. Characters become
-//! one-character strings.
+//! `#jepsen.history.Op{...}`) -> the tagged value, `^meta form` -> the form,
+//! `##Inf` and the like -> their text. Characters become one-character strings.
 //!
 //! The reader tracks line numbers for error messages, limits nesting depth,
 //! and never panics on any input.
@@ -18,6 +18,7 @@
 //! assert!(first.value["value"].is_null());
 //! ```
 
+use super::clip;
 use serde_json::{Map, Number, Value};
 
 /// Nesting deeper than this is rejected rather than risking the stack.
@@ -64,6 +65,11 @@ impl<'a> Reader<'a> {
     /// The line the reader is on.
     pub fn line(&self) -> usize {
         self.line
+    }
+
+    /// The byte offset the reader is at.
+    pub fn pos(&self) -> usize {
+        self.pos
     }
 
     fn err<T>(&self, message: impl Into<String>) -> Result<T, EdnError> {
@@ -166,9 +172,24 @@ impl<'a> Reader<'a> {
                 self.pos += 1;
                 self.character().map(Value::String)
             }
+            b'^' => {
+                // Metadata annotates the next form; the form is what counts.
+                self.pos += 1;
+                self.form(depth + 1)?;
+                self.form(depth)
+            }
             b'#' => {
                 self.pos += 1;
                 match self.s.get(self.pos) {
+                    Some(b'#') => {
+                        // A symbolic value: ##Inf, ##-Inf, ##NaN.
+                        self.pos += 1;
+                        let name = self.token();
+                        if name.is_empty() {
+                            return self.err("'##' must be followed by Inf, -Inf or NaN");
+                        }
+                        Ok(Value::String(format!("##{}", clip(name))))
+                    }
                     Some(b'{') => {
                         self.pos += 1;
                         self.seq(b'}', depth).map(Value::Array)
@@ -239,7 +260,7 @@ impl<'a> Reader<'a> {
     fn number(&self, tok: &str) -> Result<Value, EdnError> {
         let bad = || EdnError {
             line: self.line,
-            message: format!("bad number '{tok}'"),
+            message: format!("bad number '{}'", clip(tok)),
             eof: false,
         };
         let body = tok.strip_suffix(['N', 'M']).unwrap_or(tok);
@@ -386,11 +407,11 @@ impl<'a> Reader<'a> {
                     .and_then(char::from_u32)
                 {
                     Some(c) => c.to_string(),
-                    None => return self.err(format!("bad character '\\{n}'")),
+                    None => return self.err(format!("bad character '\\{}'", clip(n))),
                 }
             }
             n if n.chars().count() == 1 => n.to_string(),
-            n => return self.err(format!("bad character '\\{n}'")),
+            n => return self.err(format!("bad character '\\{}'", clip(n))),
         })
     }
 }
@@ -433,6 +454,8 @@ mod tests {
         assert_eq!(one("[1 #_ 2 3]"), json!([1, 3]));
         assert_eq!(one("sym/bol"), json!("sym/bol"));
         assert_eq!(one("1/2"), json!(0.5));
+        assert_eq!(one("^{:tag :x} [1 ^:private 2]"), json!([1, 2]));
+        assert_eq!(one("##Inf"), json!("##Inf"));
     }
 
     #[test]

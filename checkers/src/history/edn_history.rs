@@ -1,10 +1,10 @@
 //! EDN histories: Jepsen's `history.edn` (one op map per line), Knossos data
-//! files (one vector of op maps), and Porcupine's kv files (op maps with `:key`,
-//! line order is event order). All are a sequence of top-level forms, each an
-//! op map or a vector of op maps.
+//! files (one vector or list of op maps, with `;` comments), and Porcupine's
+//! kv files (op maps with `:key`, line order is event order). All are a
+//! sequence of top-level forms, each an op map, or a vector or list of op maps.
 
 use super::edn::{EdnError, Reader};
-use super::{Event, EventType, Process};
+use super::{clip, Event, EventType, Process};
 use serde_json::Value;
 
 /// What reading produced: events with their source lines, and a warning for a torn end.
@@ -13,92 +13,156 @@ pub struct EdnEvents {
     pub torn: Option<String>,
 }
 
+/// The first operation of `text` reads as an operation: the format sniffer's test.
+pub fn probe(text: &str) -> Result<(), String> {
+    let mut r = Reader::new(text);
+    if matches!(r.peek(), Some(b'[') | Some(b'(')) {
+        r.bump();
+    }
+    match r.next_form() {
+        None => Err("no operation map".into()),
+        Some(Ok(f)) => event_from_map(f.value, 0)
+            .map(|_| ())
+            .map_err(|m| format!("line {}: {m}", f.line)),
+        Some(Err(e)) => Err(format!("line {}: {}", e.line, e.message)),
+    }
+}
+
 /// Reads every op map. `Err` carries (line, message).
+///
+/// A record that the input ends inside is a torn write, skipped with a
+/// warning, only when it starts on the last line and the text does not end
+/// in a newline; anywhere else an unclosed bracket or string is an error
+/// naming the line the record starts on (else one early `{` would swallow
+/// the rest of the file).
 pub fn read(text: &str) -> Result<EdnEvents, (usize, String)> {
+    let last_line = if text.is_empty() || text.ends_with('\n') {
+        None
+    } else {
+        Some(text.bytes().filter(|&b| b == b'\n').count() + 1)
+    };
     let mut r = Reader::new(text);
     let mut events = Vec::new();
     let mut torn = None;
-    let push = |events: &mut Vec<(usize, Event)>, line: usize, v: Value| {
-        let index = events.len() as u64;
-        match event_from_map(v, index) {
-            Ok(e) => {
-                events.push((line, e));
-                Ok(())
+    // One record: Ok(false) when it is torn and reading must stop.
+    let mut record = |r: &mut Reader<'_>, events: &mut Vec<(usize, Event)>| {
+        let start = r.line();
+        match r.next_form() {
+            None => Ok(true),
+            Some(Ok(f)) => {
+                let index = events.len() as u64;
+                let e = event_from_map(f.value, index).map_err(|m| (f.line, m))?;
+                events.push((f.line, e));
+                Ok(true)
             }
-            Err(m) => Err((line, m)),
+            Some(Err(e)) if e.eof && last_line == Some(start) => {
+                torn = Some(torn_msg(&e));
+                Ok(false)
+            }
+            Some(Err(e)) if e.eof => Err((
+                start,
+                format!(
+                    "the operation starting here is never closed ({})",
+                    e.message
+                ),
+            )),
+            Some(Err(e)) => Err((e.line, e.message)),
         }
     };
-    let torn_msg = |e: &EdnError| {
-        format!(
-            "line {}: the history ends inside an operation ({}); skipped it",
-            e.line, e.message
-        )
-    };
     'top: while let Some(b) = r.peek() {
-        if b == b'[' {
+        if b == b'[' || b == b'(' {
+            let (close, what) = if b == b'[' {
+                (b']', "vector")
+            } else {
+                (b')', "list")
+            };
+            let open = r.line();
             r.bump();
             loop {
                 match r.peek() {
                     None => {
-                        torn = Some(format!(
-                            "line {}: the history's vector is not closed; read the operations before it",
-                            r.line()
-                        ));
-                        break 'top;
+                        return Err((
+                            open,
+                            format!("the history's {what} opened here is never closed"),
+                        ))
                     }
-                    Some(b']') => {
+                    Some(c) if c == close => {
                         r.bump();
                         continue 'top;
                     }
-                    Some(_) => match r.next_form() {
-                        None => continue 'top,
-                        Some(Ok(f)) => push(&mut events, f.line, f.value)?,
-                        Some(Err(e)) if e.eof => {
-                            torn = Some(torn_msg(&e));
+                    Some(c @ (b']' | b')' | b'}')) => {
+                        return Err((r.line(), format!("unexpected '{}'", c as char)))
+                    }
+                    Some(_) => {
+                        if !record(&mut r, &mut events)? {
                             break 'top;
                         }
-                        Some(Err(e)) => return Err((e.line, e.message)),
-                    },
+                    }
                 }
             }
         }
-        match r.next_form() {
-            None => break,
-            Some(Ok(f)) => push(&mut events, f.line, f.value)?,
-            Some(Err(e)) if e.eof => {
-                torn = Some(torn_msg(&e));
-                break;
-            }
-            Some(Err(e)) => return Err((e.line, e.message)),
+        if !record(&mut r, &mut events)? {
+            break;
         }
     }
-    split_independent(&mut events);
     Ok(EdnEvents { events, torn })
+}
+
+fn torn_msg(e: &EdnError) -> String {
+    format!(
+        "line {}: the history ends inside an operation ({}); skipped it",
+        e.line, e.message
+    )
 }
 
 fn event_from_map(v: Value, index: u64) -> Result<Event, String> {
     let Value::Object(mut m) = v else {
-        return Err(format!("expected an operation map, got {v}"));
+        return Err(format!(
+            "expected an operation map, got {}",
+            clip(&v.to_string())
+        ));
     };
     let process = match m.get("process") {
         Some(p) => Process::from_value(p)?,
         None => return Err("operation has no :process".into()),
     };
     let kind = match m.get("type") {
-        Some(Value::String(t)) => EventType::parse(t)
-            .ok_or_else(|| format!(":type must be :invoke, :ok, :fail or :info, got :{t}"))?,
-        Some(other) => return Err(format!(":type must be a keyword, got {other}")),
+        Some(Value::String(t)) => EventType::parse(t).ok_or_else(|| {
+            format!(
+                ":type must be :invoke, :ok, :fail or :info, got :{}",
+                clip(t)
+            )
+        })?,
+        Some(other) => {
+            return Err(format!(
+                ":type must be a keyword, got {}",
+                clip(&other.to_string())
+            ))
+        }
         None => return Err("operation has no :type".into()),
     };
     let f = match m.remove("f") {
         Some(Value::String(f)) if !f.is_empty() => f,
-        Some(other) => return Err(format!(":f must be a keyword, got {other}")),
+        Some(other) => {
+            return Err(format!(
+                ":f must be a keyword, got {}",
+                clip(&other.to_string())
+            ))
+        }
         None => return Err("operation has no :f".into()),
     };
     let time = match m.get("time") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(other) => return Err(format!(":time must be a number, got {other}")),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(t) => Some(t),
+            None => return Err(format!(":time must be a whole number >= 0, got {n}")),
+        },
+        Some(other) => {
+            return Err(format!(
+                ":time must be a number, got {}",
+                clip(&other.to_string())
+            ))
+        }
     };
     let node = match m.remove("node") {
         Some(Value::String(s)) => Some(s),
@@ -117,18 +181,19 @@ fn event_from_map(v: Value, index: u64) -> Result<Event, String> {
     })
 }
 
-/// Jepsen's independent workloads write `:value [key value]`. When every
+/// Jepsen's independent workloads write `:value [key value]` (history.edn)
+/// and `[key value]` (history.txt). When every
 /// client event of a history without keys has a two-element vector value, the
 /// history is read as independent tuples.
-fn split_independent(events: &mut [(usize, Event)]) {
-    let clients = || events.iter().filter(|(_, e)| e.process != Process::Nemesis);
+pub(super) fn split_independent(events: &mut [Event]) {
+    let clients = || events.iter().filter(|e| e.process != Process::Nemesis);
     let any = clients().next().is_some();
-    let all_tuples = clients()
-        .all(|(_, e)| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2));
+    let all_tuples =
+        clients().all(|e| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2));
     if !(any && all_tuples) {
         return;
     }
-    for (_, e) in events.iter_mut() {
+    for e in events.iter_mut() {
         if e.process == Process::Nemesis {
             continue;
         }
@@ -151,9 +216,11 @@ mod tests {
         let r = read(text).unwrap();
         assert!(r.torn.is_none());
         assert_eq!(r.events.len(), 3);
+        let mut events: Vec<Event> = r.events.iter().map(|(_, e)| e.clone()).collect();
+        split_independent(&mut events);
         assert_eq!(r.events[1].0, 2);
-        assert_eq!(r.events[1].1.key, Some(json!(5)));
-        assert_eq!(r.events[1].1.value, json!(3));
+        assert_eq!(events[1].key, Some(json!(5)));
+        assert_eq!(events[1].value, json!(3));
     }
 
     #[test]

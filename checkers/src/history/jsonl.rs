@@ -1,6 +1,6 @@
 //! The JSON-lines history format of CONTRACT.md: a reader and a streaming writer.
 
-use super::{Event, EventType, Process};
+use super::{clip, Event, EventType, Process, RecordError};
 use serde::Deserialize;
 use serde_json::Value;
 use std::io::{self, Write};
@@ -26,21 +26,23 @@ struct Line<'a> {
     error: Option<Value>,
 }
 
-/// Parses one line into an event at position `index`.
-pub fn parse_line(line: &str, index: u64) -> Result<Event, String> {
-    let l: Line = serde_json::from_str(line).map_err(|e| {
+/// Parses one line into an event at position `index`. The error says
+/// whether the line is merely cut short (a torn write) or wrong.
+pub fn parse_line(line: &str, index: u64) -> Result<Event, RecordError> {
+    let l: Line = serde_json::from_str(line).map_err(|e| RecordError {
         // serde_json reports a column; the caller adds file and line.
-        format!("not a history event: {e}")
+        message: format!("not a history event: {e}"),
+        incomplete: e.is_eof(),
     })?;
     let kind = EventType::parse(&l.kind).ok_or_else(|| {
-        format!(
+        RecordError::bad(format!(
             "type must be invoke, ok, fail or info, got {:?}",
-            l.kind.as_ref()
-        )
+            clip(l.kind.as_ref())
+        ))
     })?;
-    let process = Process::from_value(&l.process)?;
+    let process = Process::from_value(&l.process).map_err(RecordError::bad)?;
     if l.f.is_empty() {
-        return Err("f must not be empty".into());
+        return Err(RecordError::bad("f must not be empty"));
     }
     Ok(Event {
         index,
@@ -160,12 +162,15 @@ mod tests {
     fn bad_lines_say_why() {
         assert!(parse_line(r#"{"process":-1,"type":"ok","f":"read"}"#, 0)
             .unwrap_err()
+            .message
             .contains("process"));
         assert!(parse_line(r#"{"process":1,"type":"done","f":"read"}"#, 0)
             .unwrap_err()
+            .message
             .contains("type"));
         assert!(parse_line(r#"{"process":1,"type":"ok"}"#, 0)
             .unwrap_err()
+            .message
             .contains("f"));
     }
 }

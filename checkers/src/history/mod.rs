@@ -12,7 +12,37 @@ mod jepsen_log;
 pub mod jsonl;
 mod read;
 
-pub use read::{read_history, read_history_from, Format, Parsed, ReadError};
+pub use read::{read_history, read_history_from, Format, Parsed, ReadError, MAX_RECORD};
+
+/// Why one record (a line, a form) could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    pub message: String,
+    /// The record ends before it is complete: only this, on the last line
+    /// of a file without a final newline, is a torn write.
+    pub incomplete: bool,
+}
+
+impl RecordError {
+    pub fn bad(message: impl Into<String>) -> RecordError {
+        RecordError {
+            message: message.into(),
+            incomplete: false,
+        }
+    }
+}
+
+/// Input echoed in a message is cut to this many characters: a 5 MB keyword
+/// must not give 5 MB of stderr.
+pub const ECHO_CHARS: usize = 200;
+
+/// `s`, cut to [`ECHO_CHARS`] characters with a note of how much was left out.
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(ECHO_CHARS) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}... ({} bytes in all)", &s[..at], s.len()),
+    }
+}
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -60,7 +90,8 @@ impl Process {
                 .ok_or_else(|| format!("process must be an integer >= 0 or \"nemesis\", got {n}")),
             Value::String(s) if s == "nemesis" => Ok(Process::Nemesis),
             other => Err(format!(
-                "process must be an integer >= 0 or \"nemesis\", got {other}"
+                "process must be an integer >= 0 or \"nemesis\", got {}",
+                clip(&other.to_string())
             )),
         }
     }

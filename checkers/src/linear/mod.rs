@@ -2,10 +2,13 @@
 //!
 //! [`check_model`] splits the history by key, reduces crashed operations where
 //! that is exact (see `prepare`), searches the parts in parallel (biggest
-//! first; the first invalid part cancels the rest), and explains a violation
-//! with a witness: the operation that cannot be linearized, the longest
-//! linearizable prefix with the state after each step, and the operations
-//! pending at that point.
+//! first; once one is invalid, the others up to `SETTLE_STEPS` steps each, so
+//! that every failing key is named without one hard key holding the answer
+//! back; keys left undecided are listed in `summary.undecided_keys`), and
+//! explains each violation with a witness: the operation that cannot be
+//! linearized, the longest linearizable prefix with the state after each
+//! step, and the operations pending at that point. Search and explanations
+//! share one deadline.
 //!
 //! Budgets: the time limit is checked every 1024 search steps (microseconds
 //! apart), the memory budget against an estimate of the search's caches. Either
@@ -19,7 +22,7 @@ use crate::history::{History, Operation};
 use crate::model::{Model, ModelKind, Mutex, Register};
 use crate::verdict::{CheckResult, Stats, Validity};
 use prepare::{build_part, prepare, truncate, Part};
-use search::{Capture, Outcome, Searcher, Shared, Why};
+use search::{Capture, Outcome, Searcher, Shared, Why, SETTLE_STEPS};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -106,15 +109,41 @@ pub fn check_model<M: Model>(
         summary: None,
         stats,
     };
-    let invalid = runs.iter().enumerate().find_map(|(i, r)| match r.outcome {
-        Some(Outcome::Invalid { best_iter }) => Some((i, best_iter, r.steps, r.blocked)),
-        _ => None,
-    });
-    if let Some((i, best_iter, steps, blocked)) = invalid {
+    // Every failing key is named, each with its witness; the explanations
+    // share the search's deadline, so the answer comes at the limit.
+    let invalid: Vec<(usize, u64, u64, Option<u32>)> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r.outcome {
+            Some(Outcome::Invalid { best_iter }) => Some((i, best_iter, r.steps, r.blocked)),
+            _ => None,
+        })
+        .collect();
+    if !invalid.is_empty() {
         result.valid = Validity::Invalid;
-        let (anomaly, cx) = explain(model, history, &parts[i], best_iter, steps, blocked, opts);
-        result.anomalies.push(anomaly);
-        result.counterexample = Some(cx).filter(|c| !c.is_null());
+        // Keys left undecided: cancelled past SETTLE_STEPS, or out of time.
+        let undecided: Vec<Value> = runs
+            .iter()
+            .zip(&parts)
+            .filter(|(r, _)| !matches!(r.outcome, Some(Outcome::Valid | Outcome::Invalid { .. })))
+            .map(|(_, p)| p.key.clone().unwrap_or(Value::Null))
+            .collect();
+        if !undecided.is_empty() {
+            result.summary = Some(json!({ "undecided_keys": undecided }));
+        }
+        for (i, best_iter, steps, blocked) in invalid {
+            let (anomaly, cx) = if Instant::now() < shared.deadline {
+                explain(
+                    model, history, &parts[i], best_iter, steps, blocked, &shared,
+                )
+            } else {
+                (not_rebuilt(&parts[i]), Value::Null)
+            };
+            result.anomalies.push(anomaly);
+            if result.counterexample.is_none() {
+                result.counterexample = Some(cx).filter(|c| !c.is_null());
+            }
+        }
     } else if let Some((i, reason)) = runs.iter().enumerate().find_map(|(i, r)| match &r.outcome {
         Some(Outcome::Unknown(why)) => Some((i, why.clone())),
         _ => None,
@@ -137,8 +166,6 @@ pub fn check_model<M: Model>(
     Ok(result)
 }
 
-/// How long explaining may take, at most; past it the deepest configuration explains.
-const WITNESS_TIME: Duration = Duration::from_secs(10);
 /// Model steps the shortest-failing-prefix search may take, as a multiple of
 /// the steps that found the violation (steps, not time: witnesses must not
 /// depend on the machine's speed).
@@ -160,20 +187,21 @@ fn explain<M: Model>(
     best_iter: u64,
     steps: u64,
     blocked: Option<u32>,
-    opts: &Options,
+    search: &Shared,
 ) -> (Value, Value) {
-    let budget = opts.time_limit.min(WITNESS_TIME);
+    // The search's deadline and budget, with nothing cancelled or in use.
     let shared = Shared {
-        deadline: Instant::now() + budget,
-        time_limit_ms: budget.as_millis() as u64,
+        deadline: search.deadline,
+        time_limit_ms: search.time_limit_ms,
         cancel: AtomicBool::new(false),
         mem_used: AtomicUsize::new(0),
-        mem_limit: opts.memory_limit,
+        mem_limit: search.mem_limit,
     };
+    let shared = &shared;
     let replay = |part: &Part<M::Op>, iter: u64| {
         let mut r = Searcher::new(model, &part.items, Some(iter));
-        r.run(&shared, u64::MAX);
-        r.release(&shared);
+        r.run(shared, u64::MAX);
+        r.release(shared);
         r.capture
     };
     let hint = blocked
@@ -181,7 +209,7 @@ fn explain<M: Model>(
         .map(|it| it.src);
     let mut left = (steps * WITNESS_STEPS).max(WITNESS_MIN_STEPS);
     if let Some((cut_part, iter, culprit)) =
-        shortest_failing_prefix(model, history, part, hint, &shared, &mut left)
+        shortest_failing_prefix(model, history, part, hint, shared, &mut left)
     {
         if let Some(mut c) = replay(&cut_part, iter) {
             // Name the operation whose completion broke the history.
@@ -203,15 +231,19 @@ fn explain<M: Model>(
     }
     match replay(part, best_iter) {
         Some(full) => witness(model, history, part, &full),
-        None => {
-            let msg =
-                "no linearization exists (the witness could not be rebuilt in time)".to_string();
-            (
-                json!({"type": "nonlinearizable", "key": part.key, "message": msg}),
-                Value::Null,
-            )
-        }
+        None => (not_rebuilt(part), Value::Null),
     }
+}
+
+/// The anomaly of an invalid part whose witness could not be rebuilt before the deadline.
+fn not_rebuilt<O>(part: &Part<O>) -> Value {
+    let msg = match &part.key {
+        Some(k) => {
+            format!("no linearization exists on key {k} (the witness could not be rebuilt in time)")
+        }
+        None => "no linearization exists (the witness could not be rebuilt in time)".to_string(),
+    };
+    json!({"type": "nonlinearizable", "severity": "invalid", "key": part.key, "message": msg})
 }
 
 /// What a prefix probe found.
@@ -339,7 +371,8 @@ struct PartRun {
 
 /// Searches every part, sharing the cores round-robin in slices so that one
 /// hard part never hides an easy violation in another (Porcupine runs every
-/// part at once for the same reason). The first invalid part cancels the rest.
+/// part at once for the same reason). An invalid part stops only the parts
+/// past SETTLE_STEPS: Jepsen names every failing key, and so does this.
 fn run_parts<M: Model>(
     model: &M,
     parts: &[Part<M::Op>],
@@ -380,7 +413,8 @@ fn run_parts<M: Model>(
                 break;
             };
             let searcher = slot.get_or_insert_with(|| Searcher::new(model, &parts[i].items, None));
-            let outcome = if shared.cancel.load(Ordering::Relaxed) {
+            let settled = shared.cancel.load(Ordering::Relaxed) && searcher.iter >= SETTLE_STEPS;
+            let outcome = if settled {
                 Some(Outcome::Cancelled)
             } else {
                 searcher.run(shared, SLICE)
@@ -411,8 +445,13 @@ fn run_parts<M: Model>(
         work();
     } else {
         std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(work);
+            // A thread that cannot be spawned is one worker fewer; with
+            // none, this thread searches.
+            let spawned = (0..threads)
+                .filter(|_| std::thread::Builder::new().spawn_scoped(s, work).is_ok())
+                .count();
+            if spawned == 0 {
+                work();
             }
         });
     }

@@ -31,6 +31,13 @@ const GUIDE_SCAN: usize = 16;
 /// answering never waits for millions of frees.
 const DROP_IN_BACKGROUND: usize = 64 << 20;
 
+/// Once some part is invalid, the others are still searched (every failing
+/// key is named), but a part past this many model steps is cancelled: one
+/// hard key must not hold a known violation back until the time limit.
+/// Steps, not time, so that which keys are decided does not depend on the
+/// machine's speed (only on which part fails first, for parts this long).
+pub const SETTLE_STEPS: u64 = 200_000;
+
 /// Budgets shared by the parts searched in parallel.
 pub(crate) struct Shared {
     pub deadline: Instant,
@@ -327,7 +334,8 @@ impl<'a, M: Model> Searcher<'a, M> {
         self.mem_reported = 0;
         let cache = std::mem::replace(&mut self.cache, Cache::new());
         if cache.bytes() > DROP_IN_BACKGROUND {
-            std::thread::spawn(move || drop(cache));
+            // Without a thread to spare, the closure (and the cache) drops here.
+            let _ = std::thread::Builder::new().spawn(move || drop(cache));
         }
     }
 
@@ -374,7 +382,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             }
             self.iter += 1;
             if self.iter.is_multiple_of(CHECK_EVERY) {
-                if shared.cancel.load(Ordering::Relaxed) {
+                if shared.cancel.load(Ordering::Relaxed) && self.iter >= SETTLE_STEPS {
                     return Some(Outcome::Cancelled);
                 }
                 if Instant::now() >= shared.deadline {
