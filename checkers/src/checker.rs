@@ -3,7 +3,8 @@
 use crate::history::History;
 use crate::linear::{self, CheckError, Options};
 use crate::model::ModelKind;
-use crate::{bank, counter, lock, set, CheckResult};
+use crate::txn::{Models, TxnKind};
+use crate::{bank, counter, lock, set, txn, CheckResult};
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,10 +15,12 @@ pub enum Checker {
     Bank,
     Set,
     Counter,
+    /// Transactional consistency (Elle's anomalies) under the given models.
+    Txn(TxnKind, Models),
 }
 
 impl Checker {
-    pub const ALL: [Checker; 8] = [
+    pub const ALL: [Checker; 10] = [
         Checker::Linear(ModelKind::Register),
         Checker::Linear(ModelKind::CasRegister),
         Checker::Linear(ModelKind::Kv),
@@ -26,10 +29,25 @@ impl Checker {
         Checker::Bank,
         Checker::Set,
         Checker::Counter,
+        Checker::Txn(TxnKind::ListAppend, Models::STRICT_SERIALIZABLE),
+        Checker::Txn(TxnKind::RwRegister, Models::STRICT_SERIALIZABLE),
     ];
 
     pub fn parse(s: &str) -> Option<Checker> {
         Checker::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// The same checker judged against other consistency models (a no-op
+    /// for checkers that are not transactional).
+    pub fn with_consistency_models(self, models: Models) -> Checker {
+        match self {
+            Checker::Txn(k, _) => Checker::Txn(k, models),
+            other => other,
+        }
+    }
+
+    pub fn is_transactional(self) -> bool {
+        matches!(self, Checker::Txn(..))
     }
 
     pub fn name(self) -> &'static str {
@@ -39,6 +57,7 @@ impl Checker {
             Checker::Bank => "bank",
             Checker::Set => "set",
             Checker::Counter => "counter",
+            Checker::Txn(k, _) => k.name(),
         }
     }
 
@@ -52,6 +71,12 @@ impl Checker {
             Checker::Bank => "transfers conserve the total, no negative balance (--init balances)",
             Checker::Set => "lost, unexpected, recovered and vanished elements (per key)",
             Checker::Counter => "every read within the bounds the adds allow (per key)",
+            Checker::Txn(TxnKind::ListAppend, _) => {
+                "transactions of appends and list reads: Elle's anomalies (--consistency-models)"
+            }
+            Checker::Txn(TxnKind::RwRegister, _) => {
+                "transactions of register writes and reads: Elle's anomalies (--consistency-models)"
+            }
         }
     }
 
@@ -69,6 +94,7 @@ impl Checker {
             Checker::Bank => bank::check(history, init),
             Checker::Set => set::check(history),
             Checker::Counter => counter::check(history, init),
+            Checker::Txn(k, m) => txn::check(k, m, history, Some(opts.time_limit)),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod linear;
 pub mod lock;
 pub mod model;
 pub mod set;
+pub mod txn;
 mod verdict;
 
 pub use checker::Checker;

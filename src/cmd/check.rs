@@ -20,6 +20,9 @@ Checkers:
   bank          transfers conserve the total, no negative balance (--init balances)
   set           lost, unexpected, recovered and vanished elements (per key)
   counter       every read within the bounds the adds allow (per key)
+  list-append   txns of [\"append\",k,v] and [\"r\",k,[...]]: Elle's anomalies (G0 ... G2-item,
+                -process/-realtime, internal, lost-update, ...) under --consistency-models
+  rw-register   txns of [\"w\",k,v] and [\"r\",k,v]: the same, for registers with unique values
 
 Formats (--format auto sniffs): jsonl (shakedown's history.jsonl), edn (Jepsen history.edn,
 Knossos data files, Porcupine kv files), jepsen-log (Jepsen text logs).
@@ -30,9 +33,15 @@ effect at any time after its invocation, or never. A read with no result constra
 #[derive(Args)]
 #[command(after_help = MODELS_HELP)]
 pub struct CheckArgs {
-    /// The model or checker: register, cas-register, kv, mutex, lock, bank, set, counter
+    /// The model or checker: register, cas-register, kv, mutex, lock, bank, set, counter,
+    /// list-append, rw-register
     #[arg(long, default_value = "cas-register")]
     model: String,
+    /// list-append and rw-register: the models the history must satisfy, M[,M...]
+    /// (read-uncommitted, read-committed, repeatable-read, snapshot-isolation,
+    /// serializable, strict-serializable)
+    #[arg(long, default_value = "strict-serializable")]
+    consistency_models: String,
     /// History format: auto, jsonl, edn or jepsen-log
     #[arg(long, default_value = "auto")]
     format: String,
@@ -72,6 +81,10 @@ pub fn run(args: CheckArgs) -> u8 {
             args.model,
             names.join(", ")
         ));
+    };
+    let model = match checkers::txn::Models::parse(&args.consistency_models) {
+        Ok(m) => model.with_consistency_models(m),
+        Err(e) => return usage(format!("--consistency-models: {e}")),
     };
     let Some(format) = Format::parse(&args.format) else {
         return usage(format!(

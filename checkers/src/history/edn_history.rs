@@ -123,6 +123,10 @@ fn event_from_map(v: Value, index: u64) -> Result<Event, String> {
 fn split_independent(events: &mut [(usize, Event)]) {
     let clients = || events.iter().filter(|(_, e)| e.process != Process::Nemesis);
     let any = clients().next().is_some();
+    // A transaction of two micro-ops is not a [key value] tuple.
+    if clients().any(|(_, e)| e.f == "txn") {
+        return;
+    }
     let all_tuples = clients()
         .all(|(_, e)| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2));
     if !(any && all_tuples) {
