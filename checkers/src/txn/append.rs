@@ -266,6 +266,25 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                     extra: vec![],
                 });
             }
+            // A future read: it saw an element this transaction appends later.
+            if let Some(f) = txns.mops[i + 1..range.end]
+                .iter()
+                .find(|n| n.key == k && n.kind == MopKind::Append && got.contains(&n.val))
+            {
+                found.push(Found {
+                    kind: "future-read",
+                    key: key_value(txns, k),
+                    message: format!(
+                        "{} read {}={}, including {}, which it only appends afterwards",
+                        show(t as u32),
+                        txns.keys.show(k as u64),
+                        txns.show_read(m),
+                        txns.vals.show(f.val)
+                    ),
+                    events: events(txns, &[t as u32]),
+                    extra: vec![],
+                });
+            }
             // Prefix of the version order?
             let lm = longest[k as usize];
             let order = txns.list(&txns.mops[lm as usize]);

@@ -131,7 +131,14 @@ pub fn forbidden_by(model: &str, anomaly: &str) -> bool {
         "cyclic-versions",
         "garbage-read",
     ];
-    const RC: &[&str] = &["G1a", "G1b", "G1c", "incompatible-order", "dirty-update"];
+    const RC: &[&str] = &[
+        "G1a",
+        "G1b",
+        "G1c",
+        "incompatible-order",
+        "dirty-update",
+        "future-read",
+    ];
     const RR: &[&str] = &["G-single", "G-nonadjacent", "G2-item", "lost-update"];
     const SI: &[&str] = &["G-single", "G-nonadjacent", "lost-update", "internal"];
     let has = |list: &[&str]| list.contains(&anomaly);

@@ -117,15 +117,17 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                             txns.keys.show(k as u64)
                         ),
                     ),
+                    Some(w) if w.txn == t as u32 => (
+                        "future-read",
+                        "it only writes that value afterwards".to_string(),
+                    ),
                     Some(w) => {
-                        if w.txn != t as u32 {
-                            edges.push(RawEdge {
-                                from: w.txn,
-                                to: t as u32,
-                                label: WR,
-                                why: i as u32,
-                            });
-                        }
+                        edges.push(RawEdge {
+                            from: w.txn,
+                            to: t as u32,
+                            label: WR,
+                            why: i as u32,
+                        });
                         continue;
                     }
                 };
