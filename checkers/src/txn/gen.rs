@@ -20,6 +20,7 @@ pub struct TxnGen {
     pub active_keys: usize,
     /// Appends (writes) to a key before it is retired for a fresh one.
     pub writes_per_key: usize,
+    pub min_mops: usize,
     pub max_mops: usize,
     /// Share of transactions that crash (info; half of them take effect).
     pub crash_rate: f64,
@@ -34,6 +35,7 @@ impl Default for TxnGen {
             processes: 20,
             active_keys: 10,
             writes_per_key: 32,
+            min_mops: 1,
             max_mops: 4,
             crash_rate: 0.01,
             seed: 0,
@@ -49,8 +51,9 @@ pub fn generate(cfg: &TxnGen) -> Vec<Event> {
     let mut next_key = active.len() as u64;
     let mut writes: HashMap<u64, usize> = HashMap::new();
     let max_mops = cfg.max_mops.max(1);
+    let min_mops = cfg.min_mops.clamp(1, max_mops);
     let make = |rng: &mut rand_chacha::ChaCha8Rng| {
-        let n = rng.gen_range(1..=max_mops);
+        let n = rng.gen_range(min_mops..=max_mops);
         let mut mops = Vec::with_capacity(n);
         for _ in 0..n {
             let slot = rng.gen_range(0..active.len());

@@ -40,6 +40,7 @@ mod cycles;
 mod explain;
 pub mod gen;
 mod graph;
+pub mod read;
 mod register;
 
 pub use build::{Mop, MopKind, Txn, Txns};
@@ -197,12 +198,17 @@ pub fn check_txns(
     time_limit: Option<Duration>,
 ) -> CheckResult {
     let deadline = start + time_limit.unwrap_or(Duration::from_secs(60));
+    let t0 = Instant::now();
     let (mut found, edges) = match kind {
         TxnKind::ListAppend => append::analyse(txns),
         TxnKind::RwRegister => register::analyse(txns),
     };
+    let t1 = Instant::now();
     let g = graph::Graph::build(txns, edges);
+    let t2 = Instant::now();
     let search = cycles::search(&g, txns, kind, deadline);
+    let t3 = Instant::now();
+    let ms = |a: Instant, b: Instant| (b - a).as_millis() as u64;
     found.extend(search.found);
     let mut types: Vec<&str> = found.iter().map(|f| f.kind).collect();
     types.sort();
@@ -234,6 +240,12 @@ pub fn check_txns(
         "not": not,
         "txns": txns.len(),
         "edges": g.edge_count(),
+        "phases_ms": {
+            "read": ms(start, t0),
+            "analyse": ms(t0, t1),
+            "graph": ms(t1, t2),
+            "cycles": ms(t2, t3),
+        },
     });
     let mut r = anomaly::result(kind.name(), txns.len(), start, anomalies, Some(extra));
     let forbidden_unsearched: Vec<&str> = search
