@@ -54,13 +54,18 @@ fn edn(events: &[Ev]) -> String {
     s
 }
 
-fn run(kind: TxnKind, models: &str, events: &[Ev]) -> [CheckResult; 2] {
+/// Checks the history three ways: JSON lines through the ordinary reader,
+/// EDN, and JSON lines through the streaming transaction reader.
+fn run(kind: TxnKind, models: &str, events: &[Ev]) -> [CheckResult; 3] {
     let m = Models::parse(models).unwrap();
-    let a = read_history("h.jsonl", &jsonl(events), Format::Jsonl).unwrap();
+    let text = jsonl(events);
+    let a = read_history("h.jsonl", &text, Format::Jsonl).unwrap();
     let b = read_history("h.edn", &edn(events), Format::Edn).unwrap();
+    let c = checkers::txn::read::read_jsonl("h.jsonl", kind, text.as_bytes()).unwrap();
     [
         check(kind, m, &a.history, None).unwrap(),
         check(kind, m, &b.history, None).unwrap(),
+        checkers::txn::check_txns(kind, m, &c.txns, std::time::Instant::now(), None),
     ]
 }
 
@@ -403,10 +408,43 @@ fn generated_histories_are_valid() {
                 ..TxnGen::default()
             };
             let events = generate(&cfg);
+            let text = checkers::history::jsonl::to_string(&events);
             let h = checkers::history::History::from_events(events).unwrap();
             let r = check(kind, Models::default(), &h, None).unwrap();
             assert_eq!(r.valid, Validity::Valid, "{kind:?} seed {seed}: {:?}", r.anomalies);
             assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+            let fast = checkers::txn::read::read_jsonl("g", kind, text.as_bytes()).unwrap();
+            let r2 = checkers::txn::check_txns(kind, Models::default(), &fast.txns, std::time::Instant::now(), None);
+            assert_eq!(r2.valid, Validity::Valid);
+            assert_eq!(r2.ops, r.ops);
+            assert_eq!(r2.summary.as_ref().unwrap()["edges"], r.summary.as_ref().unwrap()["edges"]);
         }
     }
+}
+
+#[test]
+fn streaming_reader_messages_torn_lines_and_nemesis() {
+    use checkers::txn::read::read_jsonl;
+    let good = jsonl(&ok_txn(0, json!([["append", "x", 1]]), json!([["append", "x", 1]])));
+    // A nemesis event with an arbitrary value, and a torn last line.
+    let text = format!(
+        "{good}{{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start-partition\",\"value\":{{\"n1\":[\"n2\"]}}}}\n{{\"process\":1,\"ty"
+    );
+    let r = read_jsonl("h.jsonl", LA, text.as_bytes()).unwrap();
+    assert_eq!(r.txns.len(), 1);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    // A bad line in the middle is an error naming its line.
+    let bad = format!("{good}{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}\n{good}");
+    let e = read_jsonl("h.jsonl", LA, bad.as_bytes()).err().unwrap();
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("no operation \"read\""), "{e}");
+    let bad = format!("{good}{{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[]}}\n");
+    let e = read_jsonl("h.jsonl", LA, bad.as_bytes()).err().unwrap();
+    assert_eq!(e.line, Some(3));
+    assert!(e.message.contains("without an outstanding invocation"), "{e}");
+    let bad = format!("{good}{{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"w\",\"x\",1]]}}\n");
+    let e = read_jsonl("h.jsonl", LA, bad.as_bytes()).err().unwrap();
+    assert!(e.to_string().starts_with("h.jsonl:3: "), "{e}");
+    assert!(e.message.contains("append or r"), "{e}");
+    assert!(read_jsonl("h.jsonl", LA, "".as_bytes()).is_err());
 }
