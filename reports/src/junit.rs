@@ -36,6 +36,23 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
         let mut case = TestCase::new(c.name.clone(), status);
         case.set_classname(format!("shakedown.{}.{}", view.system, view.workload));
         suite.add_test_case(case);
+        // Transactional checkers: a case per anomaly type as well.
+        for a in &c.anomaly_cases {
+            let status = match &a.failure {
+                None => TestCaseStatus::success(),
+                Some(m) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!("{} found {} time(s): {m}", a.kind, a.found));
+                    s
+                }
+            };
+            let mut case = TestCase::new(format!("{}: {}", c.name, a.kind), status);
+            case.set_classname(format!(
+                "shakedown.{}.{}.{}",
+                view.system, view.workload, c.name
+            ));
+            suite.add_test_case(case);
+        }
     }
     report.add_test_suite(suite);
     let xml = report

@@ -78,6 +78,35 @@ pub const MODEL_NAMES: [&str; 6] = [
     "strict-serializable",
 ];
 
+/// Every anomaly type the transactional checkers report, as Elle names them.
+pub const ANOMALY_TYPES: [&str; 25] = [
+    "G0",
+    "G0-process",
+    "G0-realtime",
+    "G1a",
+    "G1b",
+    "G1c",
+    "G1c-process",
+    "G1c-realtime",
+    "G-single",
+    "G-single-process",
+    "G-single-realtime",
+    "G-nonadjacent",
+    "G-nonadjacent-process",
+    "G-nonadjacent-realtime",
+    "G2-item",
+    "G2-item-process",
+    "G2-item-realtime",
+    "incompatible-order",
+    "duplicate-elements",
+    "internal",
+    "future-read",
+    "dirty-update",
+    "cyclic-versions",
+    "lost-update",
+    "garbage-read",
+];
+
 /// A set of consistency models the history must satisfy (all of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Models(u8);
