@@ -90,15 +90,33 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
 
     // Keys whose version order is unusable (duplicates): no edges from them.
     let mut broken: FxHashSet<u32> = FxHashSet::default();
+    // The writer of each position of each key's version order, looked up
+    // once: ow[off[k] + i].
+    let mut off = vec![0usize; longest.len() + 1];
+    let mut ow: Vec<Option<Writer>> = Vec::new();
+    // The key whose order last held each append (duplicates show twice).
+    let mut stamp = vec![NIL; txns.mops.len()];
     for (k, &lm) in longest.iter().enumerate() {
+        off[k] = ow.len();
+        off[k + 1] = ow.len();
         if lm == NIL {
             continue;
         }
         let m = &txns.mops[lm as usize];
         let v = txns.list(m);
-        let mut seen: FxHashSet<u64> = FxHashSet::default();
-        seen.reserve(v.len());
-        if let Some(&dup) = v.iter().find(|&&x| !seen.insert(x)) {
+        let mut dup = None;
+        for &e in v {
+            let w = writer.get(&(k as u32, e)).copied();
+            if let Some(w) = w {
+                if stamp[w.mop as usize] == k as u32 && dup.is_none() {
+                    dup = Some(e);
+                }
+                stamp[w.mop as usize] = k as u32;
+            }
+            ow.push(w);
+        }
+        off[k + 1] = ow.len();
+        if let Some(dup) = dup {
             broken.insert(k as u32);
             let t = t_of(lm as usize);
             found.push(Found {
@@ -117,8 +135,7 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
         }
         // Garbage, aborted reads and dirty updates, along the version order.
         let mut prev: Option<Writer> = None;
-        for &e in v {
-            let w = writer.get(&(k as u32, e)).copied();
+        for (&e, &w) in v.iter().zip(&ow[off[k]..off[k + 1]]) {
             match w {
                 None => {
                     let t = t_of(lm as usize);
@@ -185,12 +202,8 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
         if lm == NIL || broken.contains(&(k as u32)) {
             continue;
         }
-        let v = txns.list(&txns.mops[lm as usize]);
-        for pair in v.windows(2) {
-            let (Some(a), Some(b)) = (
-                writer.get(&(k as u32, pair[0])),
-                writer.get(&(k as u32, pair[1])),
-            ) else {
+        for pair in ow[off[k]..off[k + 1]].windows(2) {
+            let (Some(a), Some(b)) = (&pair[0], &pair[1]) else {
                 continue;
             };
             if a.txn != b.txn && !failed(a) && !failed(b) {
@@ -208,6 +221,7 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
     let mut incompatible: FxHashSet<u32> = FxHashSet::default();
     // (key, read length, txn) of external reads followed by an append to the key.
     let mut rmw: Vec<(u32, u64, u32)> = Vec::new();
+    let mut own: Vec<u64> = Vec::new();
     for (t, tx) in txns.txns.iter().enumerate() {
         if tx.outcome != Outcome::Ok {
             continue;
@@ -226,11 +240,13 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                 .iter()
                 .rposition(|n| n.key == k && n.kind == MopKind::Read && n.len != NIL);
             let since = prev_read.map_or(0, |p| p + 1);
-            let own: Vec<u64> = before[since..]
-                .iter()
-                .filter(|n| n.key == k && n.kind == MopKind::Append)
-                .map(|n| n.val)
-                .collect();
+            own.clear();
+            own.extend(
+                before[since..]
+                    .iter()
+                    .filter(|n| n.key == k && n.kind == MopKind::Append)
+                    .map(|n| n.val),
+            );
             let consistent = match prev_read {
                 Some(p) => {
                     let base = txns.list(&before[p]);
@@ -309,8 +325,12 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                 }
                 continue;
             }
+            // Writers of the last element seen and of the next one, by position.
+            let at = |i: usize| ow.get(off[k as usize] + i).copied().flatten();
+            let last_w = got.len().checked_sub(1).and_then(at);
+            let next_w = (got.len() < order.len()).then(|| at(got.len())).flatten();
             // G1b: the last element is another transaction's intermediate append.
-            if let Some(w) = got.last().and_then(|&e| writer.get(&(k, e))) {
+            if let Some(w) = &last_w {
                 if w.txn != t as u32 && !w.last && !failed(w) {
                     found.push(Found {
                         kind: "G1b",
@@ -336,7 +356,7 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
             if !external || broken.contains(&k) {
                 continue;
             }
-            if let Some(w) = got.last().and_then(|&e| writer.get(&(k, e))) {
+            if let Some(w) = &last_w {
                 if w.txn != t as u32 && !failed(w) {
                     edges.push(RawEdge {
                         from: w.txn,
@@ -346,7 +366,7 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                     });
                 }
             }
-            if let Some(w) = order.get(got.len()).and_then(|&e| writer.get(&(k, e))) {
+            if let Some(w) = &next_w {
                 if w.txn != t as u32 && !failed(w) {
                     edges.push(RawEdge {
                         from: t as u32,
