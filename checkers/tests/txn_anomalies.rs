@@ -12,7 +12,8 @@ type Ev = (u64, &'static str, Value);
 fn jsonl(events: &[Ev]) -> String {
     let mut s = String::new();
     for (i, (p, t, v)) in events.iter().enumerate() {
-        let e = json!({"index": i, "time": i * 1000, "process": p, "type": t, "f": "txn", "value": v});
+        let e =
+            json!({"index": i, "time": i * 1000, "process": p, "type": t, "f": "txn", "value": v});
         s.push_str(&e.to_string());
         s.push('\n');
     }
@@ -42,7 +43,12 @@ fn edn(events: &[Ev]) -> String {
             .iter()
             .map(|m| {
                 let m = m.as_array().unwrap();
-                format!("[{} {} {}]", val(&m[0], true), val(&m[1], true), val(&m[2], false))
+                format!(
+                    "[{} {} {}]",
+                    val(&m[0], true),
+                    val(&m[1], true),
+                    val(&m[2], false)
+                )
             })
             .collect();
         s.push_str(&format!(
@@ -155,7 +161,11 @@ fn g1c_circular_information_flow() {
         (1, "ok", json!([["append", "y", 1], ["r", "x", [1]]])),
     ];
     let a = finds(LA, "read-committed", "G1c", &h);
-    assert!(a["edges"].as_array().unwrap().iter().all(|e| e["type"] == "wr"));
+    assert!(a["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["type"] == "wr"));
 }
 
 #[test]
@@ -170,7 +180,10 @@ fn g_single_read_skew() {
     ];
     let a = finds(LA, "snapshot-isolation", "G-single", &h);
     let msg = a["message"].as_str().unwrap();
-    assert!(msg.contains("read x=[] without 1, which T2 appended and committed"), "{msg}");
+    assert!(
+        msg.contains("read x=[] without 1, which T2 appended and committed"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -215,9 +228,21 @@ fn g_nonadjacent() {
 #[test]
 fn g0_process() {
     let mut h: Vec<Ev> = Vec::new();
-    h.extend(ok_txn(0, json!([["append", "x", 2]]), json!([["append", "x", 2]])));
-    h.extend(ok_txn(0, json!([["append", "x", 1]]), json!([["append", "x", 1]])));
-    h.extend(ok_txn(1, json!([["r", "x", null]]), json!([["r", "x", [1, 2]]])));
+    h.extend(ok_txn(
+        0,
+        json!([["append", "x", 2]]),
+        json!([["append", "x", 2]]),
+    ));
+    h.extend(ok_txn(
+        0,
+        json!([["append", "x", 1]]),
+        json!([["append", "x", 1]]),
+    ));
+    h.extend(ok_txn(
+        1,
+        json!([["r", "x", null]]),
+        json!([["r", "x", [1, 2]]]),
+    ));
     finds(LA, "strict-serializable", "G0-process", &h);
     for r in run(LA, "serializable", &h) {
         assert_eq!(r.valid, Validity::Valid, "{:?}", r.anomalies);
@@ -227,9 +252,21 @@ fn g0_process() {
 #[test]
 fn g_single_realtime_stale_read() {
     let mut h: Vec<Ev> = Vec::new();
-    h.extend(ok_txn(0, json!([["append", "x", 1]]), json!([["append", "x", 1]])));
-    h.extend(ok_txn(1, json!([["r", "x", null]]), json!([["r", "x", []]])));
-    h.extend(ok_txn(2, json!([["r", "x", null]]), json!([["r", "x", [1]]])));
+    h.extend(ok_txn(
+        0,
+        json!([["append", "x", 1]]),
+        json!([["append", "x", 1]]),
+    ));
+    h.extend(ok_txn(
+        1,
+        json!([["r", "x", null]]),
+        json!([["r", "x", []]]),
+    ));
+    h.extend(ok_txn(
+        2,
+        json!([["r", "x", null]]),
+        json!([["r", "x", [1]]]),
+    ));
     let a = finds(LA, "strict-serializable", "G-single-realtime", &h);
     assert!(a["edges"]
         .as_array()
@@ -254,18 +291,42 @@ fn internal() {
 #[test]
 fn incompatible_order() {
     let mut h: Vec<Ev> = Vec::new();
-    h.extend(ok_txn(0, json!([["append", "x", 1]]), json!([["append", "x", 1]])));
-    h.extend(ok_txn(0, json!([["append", "x", 2]]), json!([["append", "x", 2]])));
-    h.extend(ok_txn(1, json!([["r", "x", null]]), json!([["r", "x", [1, 2]]])));
-    h.extend(ok_txn(2, json!([["r", "x", null]]), json!([["r", "x", [2]]])));
+    h.extend(ok_txn(
+        0,
+        json!([["append", "x", 1]]),
+        json!([["append", "x", 1]]),
+    ));
+    h.extend(ok_txn(
+        0,
+        json!([["append", "x", 2]]),
+        json!([["append", "x", 2]]),
+    ));
+    h.extend(ok_txn(
+        1,
+        json!([["r", "x", null]]),
+        json!([["r", "x", [1, 2]]]),
+    ));
+    h.extend(ok_txn(
+        2,
+        json!([["r", "x", null]]),
+        json!([["r", "x", [2]]]),
+    ));
     finds(LA, "read-committed", "incompatible-order", &h);
 }
 
 #[test]
 fn duplicate_elements() {
     let mut h: Vec<Ev> = Vec::new();
-    h.extend(ok_txn(0, json!([["append", "x", 1]]), json!([["append", "x", 1]])));
-    h.extend(ok_txn(1, json!([["r", "x", null]]), json!([["r", "x", [1, 1]]])));
+    h.extend(ok_txn(
+        0,
+        json!([["append", "x", 1]]),
+        json!([["append", "x", 1]]),
+    ));
+    h.extend(ok_txn(
+        1,
+        json!([["r", "x", null]]),
+        json!([["r", "x", [1, 1]]]),
+    ));
     finds(LA, "read-uncommitted", "duplicate-elements", &h);
 }
 
@@ -275,8 +336,16 @@ fn dirty_update() {
         (0, "invoke", json!([["append", "x", 1]])),
         (0, "fail", json!([["append", "x", 1]])),
     ];
-    h.extend(ok_txn(1, json!([["append", "x", 2]]), json!([["append", "x", 2]])));
-    h.extend(ok_txn(2, json!([["r", "x", null]]), json!([["r", "x", [1, 2]]])));
+    h.extend(ok_txn(
+        1,
+        json!([["append", "x", 2]]),
+        json!([["append", "x", 2]]),
+    ));
+    h.extend(ok_txn(
+        2,
+        json!([["r", "x", null]]),
+        json!([["r", "x", [1, 2]]]),
+    ));
     finds(LA, "read-committed", "dirty-update", &h);
 }
 
@@ -302,15 +371,39 @@ fn garbage_read() {
 #[test]
 fn register_g0_and_cyclic_versions() {
     let h = [
-        (0, "invoke", json!([["w", "x", 1], ["r", "y", null], ["w", "y", 4]])),
-        (1, "invoke", json!([["r", "x", null], ["w", "x", 2], ["w", "y", 3]])),
-        (1, "ok", json!([["r", "x", 1], ["w", "x", 2], ["w", "y", 3]])),
-        (0, "ok", json!([["w", "x", 1], ["r", "y", 3], ["w", "y", 4]])),
+        (
+            0,
+            "invoke",
+            json!([["w", "x", 1], ["r", "y", null], ["w", "y", 4]]),
+        ),
+        (
+            1,
+            "invoke",
+            json!([["r", "x", null], ["w", "x", 2], ["w", "y", 3]]),
+        ),
+        (
+            1,
+            "ok",
+            json!([["r", "x", 1], ["w", "x", 2], ["w", "y", 3]]),
+        ),
+        (
+            0,
+            "ok",
+            json!([["w", "x", 1], ["r", "y", 3], ["w", "y", 4]]),
+        ),
     ];
     finds(RR, "read-uncommitted", "G0", &h);
     let mut c: Vec<Ev> = Vec::new();
-    c.extend(ok_txn(0, json!([["r", "x", null], ["w", "x", 2]]), json!([["r", "x", 1], ["w", "x", 2]])));
-    c.extend(ok_txn(1, json!([["r", "x", null], ["w", "x", 1]]), json!([["r", "x", 2], ["w", "x", 1]])));
+    c.extend(ok_txn(
+        0,
+        json!([["r", "x", null], ["w", "x", 2]]),
+        json!([["r", "x", 1], ["w", "x", 2]]),
+    ));
+    c.extend(ok_txn(
+        1,
+        json!([["r", "x", null], ["w", "x", 1]]),
+        json!([["r", "x", 2], ["w", "x", 1]]),
+    ));
     finds(RR, "read-uncommitted", "cyclic-versions", &c);
 }
 
@@ -330,12 +423,21 @@ fn register_g1a_g1b_garbage_internal() {
         (0, "ok", json!([["w", "x", 1], ["w", "x", 2]])),
     ];
     finds(RR, "read-committed", "G1b", &h);
-    finds(RR, "read-uncommitted", "garbage-read", &ok_txn(0, json!([["r", "x", null]]), json!([["r", "x", 7]])));
+    finds(
+        RR,
+        "read-uncommitted",
+        "garbage-read",
+        &ok_txn(0, json!([["r", "x", null]]), json!([["r", "x", 7]])),
+    );
     finds(
         RR,
         "serializable",
         "internal",
-        &ok_txn(0, json!([["w", "x", 1], ["r", "x", null]]), json!([["w", "x", 1], ["r", "x", 2]])),
+        &ok_txn(
+            0,
+            json!([["w", "x", 1], ["r", "x", null]]),
+            json!([["w", "x", 1], ["r", "x", 2]]),
+        ),
     );
 }
 
@@ -381,15 +483,25 @@ fn jepsen_edn_txn_history() {
 {:type :invoke, :f :txn, :value [[:r :x nil] [:r :y nil]], :process 0, :time 50, :index 4}
 {:type :ok, :f :txn, :value [[:r :x [1]] [:r :y [1]]], :process 0, :time 60, :index 5}
 "#;
-    let h = read_history("history.edn", text, Format::Auto).unwrap().history;
+    let h = read_history("history.edn", text, Format::Auto)
+        .unwrap()
+        .history;
     let r = check(LA, Models::default(), &h, None).unwrap();
     assert_eq!(r.valid, Validity::Invalid);
-    assert!(types(&r).contains(&"G2-item".to_string()), "{:?}", r.anomalies);
+    assert!(
+        types(&r).contains(&"G2-item".to_string()),
+        "{:?}",
+        r.anomalies
+    );
 }
 
 #[test]
 fn bad_micro_op_names_its_event() {
-    let text = jsonl(&ok_txn(0, json!([["put", "x", 1]]), json!([["put", "x", 1]])));
+    let text = jsonl(&ok_txn(
+        0,
+        json!([["put", "x", 1]]),
+        json!([["put", "x", 1]]),
+    ));
     let h = read_history("h", &text, Format::Jsonl).unwrap().history;
     let e = check(LA, Models::default(), &h, None).unwrap_err();
     assert!(e.to_string().contains("append or r"), "{e}");
@@ -411,13 +523,27 @@ fn generated_histories_are_valid() {
             let text = checkers::history::jsonl::to_string(&events);
             let h = checkers::history::History::from_events(events).unwrap();
             let r = check(kind, Models::default(), &h, None).unwrap();
-            assert_eq!(r.valid, Validity::Valid, "{kind:?} seed {seed}: {:?}", r.anomalies);
+            assert_eq!(
+                r.valid,
+                Validity::Valid,
+                "{kind:?} seed {seed}: {:?}",
+                r.anomalies
+            );
             assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
             let fast = checkers::txn::read::read_jsonl("g", kind, text.as_bytes()).unwrap();
-            let r2 = checkers::txn::check_txns(kind, Models::default(), &fast.txns, std::time::Instant::now(), None);
+            let r2 = checkers::txn::check_txns(
+                kind,
+                Models::default(),
+                &fast.txns,
+                std::time::Instant::now(),
+                None,
+            );
             assert_eq!(r2.valid, Validity::Valid);
             assert_eq!(r2.ops, r.ops);
-            assert_eq!(r2.summary.as_ref().unwrap()["edges"], r.summary.as_ref().unwrap()["edges"]);
+            assert_eq!(
+                r2.summary.as_ref().unwrap()["edges"],
+                r.summary.as_ref().unwrap()["edges"]
+            );
         }
     }
 }
@@ -425,7 +551,11 @@ fn generated_histories_are_valid() {
 #[test]
 fn streaming_reader_messages_torn_lines_and_nemesis() {
     use checkers::txn::read::read_jsonl;
-    let good = jsonl(&ok_txn(0, json!([["append", "x", 1]]), json!([["append", "x", 1]])));
+    let good = jsonl(&ok_txn(
+        0,
+        json!([["append", "x", 1]]),
+        json!([["append", "x", 1]]),
+    ));
     // A nemesis event with an arbitrary value, and a torn last line.
     let text = format!(
         "{good}{{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start-partition\",\"value\":{{\"n1\":[\"n2\"]}}}}\n{{\"process\":1,\"ty"
@@ -434,15 +564,22 @@ fn streaming_reader_messages_torn_lines_and_nemesis() {
     assert_eq!(r.txns.len(), 1);
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     // A bad line in the middle is an error naming its line.
-    let bad = format!("{good}{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}\n{good}");
+    let bad = format!(
+        "{good}{{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}\n{good}"
+    );
     let e = read_jsonl("h.jsonl", LA, bad.as_bytes()).err().unwrap();
     assert_eq!(e.line, Some(3));
     assert!(e.message.contains("no operation \"read\""), "{e}");
     let bad = format!("{good}{{\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[]}}\n");
     let e = read_jsonl("h.jsonl", LA, bad.as_bytes()).err().unwrap();
     assert_eq!(e.line, Some(3));
-    assert!(e.message.contains("without an outstanding invocation"), "{e}");
-    let bad = format!("{good}{{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"w\",\"x\",1]]}}\n");
+    assert!(
+        e.message.contains("without an outstanding invocation"),
+        "{e}"
+    );
+    let bad = format!(
+        "{good}{{\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"w\",\"x\",1]]}}\n"
+    );
     let e = read_jsonl("h.jsonl", LA, bad.as_bytes()).err().unwrap();
     assert!(e.to_string().starts_with("h.jsonl:3: "), "{e}");
     assert!(e.message.contains("append or r"), "{e}");

@@ -89,10 +89,7 @@ fn gen(seed: u64) -> Vec<T> {
         let end = txns.iter().map(|t| t.ret).max().unwrap_or(0) + 1;
         // end is even: an invocation time.
         txns.push(T {
-            mops: vec![
-                (false, 0, json!(state[0])),
-                (false, 1, json!(state[1])),
-            ],
+            mops: vec![(false, 0, json!(state[0])), (false, 1, json!(state[1]))],
             outcome: EventType::Ok,
             call: end,
             ret: end + 1,
@@ -162,9 +159,10 @@ fn serializable(txns: &[T], strict: bool) -> bool {
                 continue;
             }
             if strict
-                && txns.iter().enumerate().any(|(j, u)| {
-                    !placed[j] && u.outcome == EventType::Ok && u.ret < t.call
-                })
+                && txns
+                    .iter()
+                    .enumerate()
+                    .any(|(j, u)| !placed[j] && u.outcome == EventType::Ok && u.ret < t.call)
             {
                 continue;
             }
@@ -189,7 +187,12 @@ fn serializable(txns: &[T], strict: bool) -> bool {
         }
         false
     }
-    go(txns, strict, &mut vec![false; txns.len()], &mut [Vec::new(), Vec::new()])
+    go(
+        txns,
+        strict,
+        &mut vec![false; txns.len()],
+        &mut [Vec::new(), Vec::new()],
+    )
 }
 
 /// Elle's inference is exact only when it knows where every effective
@@ -205,7 +208,12 @@ fn fully_observed(txns: &[T]) -> bool {
         })
     };
     txns.iter().all(|t| {
-        let appends: Vec<bool> = t.mops.iter().filter(|m| m.0).map(|m| seen(m.1, &m.2)).collect();
+        let appends: Vec<bool> = t
+            .mops
+            .iter()
+            .filter(|m| m.0)
+            .map(|m| seen(m.1, &m.2))
+            .collect();
         match t.outcome {
             EventType::Ok => appends.iter().all(|&s| s),
             EventType::Info => appends.iter().all(|&s| s) || appends.iter().all(|&s| !s),

@@ -702,7 +702,11 @@ fn cycle_svg(a: &Value, op_of: &[u32]) -> Option<String> {
                 .map(|&o| o as usize),
         })
         .collect();
-    let at = |v: &Value| nodes.iter().position(|n| Some(n.name.as_str()) == v.as_str());
+    let at = |v: &Value| {
+        nodes
+            .iter()
+            .position(|n| Some(n.name.as_str()) == v.as_str())
+    };
     let edges: Vec<crate::cycle::Edge> = edges
         .iter()
         .filter_map(|e| {
@@ -730,7 +734,9 @@ fn anomaly_cases(r: &Value) -> Vec<AnomalyCase> {
         .iter()
         .filter_map(|&t| {
             let of: Vec<&Value> = all.iter().filter(|a| a["type"] == t).collect();
-            let count = r["summary"]["counts"][t].as_u64().unwrap_or(of.len() as u64) as usize;
+            let count = r["summary"]["counts"][t]
+                .as_u64()
+                .unwrap_or(of.len() as u64) as usize;
             if !models.forbids(t) && count == 0 {
                 return None;
             }

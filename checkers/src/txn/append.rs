@@ -85,7 +85,13 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
         // Transactions are in mop order: binary search their starts.
         txns.txns.partition_point(|t| t.mops as usize <= mop) as u32 - 1
     };
-    let show = |t: u32| format!("T{} {}", txns.txns[t as usize].call, txns.describe(t as usize));
+    let show = |t: u32| {
+        format!(
+            "T{} {}",
+            txns.txns[t as usize].call,
+            txns.describe(t as usize)
+        )
+    };
     let failed = |w: &Writer| txns.txns[w.txn as usize].outcome == Outcome::Fail;
 
     // Keys whose version order is unusable (duplicates): no edges from them.
@@ -173,7 +179,8 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                     });
                 }
                 Some(w) => {
-                    if let Some(p) = prev.filter(|p| failed(p))
+                    if let Some(p) = prev
+                        .filter(|p| failed(p))
                         .filter(|_| txns.txns[w.txn as usize].outcome == Outcome::Ok)
                     {
                         found.push(Found {
@@ -400,12 +407,23 @@ pub(crate) fn lost_updates(txns: &Txns, mut rmw: Vec<(u32, u64, u32)>, found: &m
         let ts: Vec<u32> = g.iter().map(|x| x.2).collect();
         let (k, v) = (g[0].0, g[0].1);
         let version = match txns.kind {
-            super::TxnKind::ListAppend => format!("the version of {} with {v} elements", txns.keys.show(k as u64)),
-            super::TxnKind::RwRegister => format!("{}={}", txns.keys.show(k as u64), txns.vals.show(v)),
+            super::TxnKind::ListAppend => format!(
+                "the version of {} with {v} elements",
+                txns.keys.show(k as u64)
+            ),
+            super::TxnKind::RwRegister => {
+                format!("{}={}", txns.keys.show(k as u64), txns.vals.show(v))
+            }
         };
         let names: Vec<String> = ts
             .iter()
-            .map(|&t| format!("T{} {}", txns.txns[t as usize].call, txns.describe(t as usize)))
+            .map(|&t| {
+                format!(
+                    "T{} {}",
+                    txns.txns[t as usize].call,
+                    txns.describe(t as usize)
+                )
+            })
             .collect();
         found.push(Found {
             kind: "lost-update",
@@ -417,7 +435,13 @@ pub(crate) fn lost_updates(txns: &Txns, mut rmw: Vec<(u32, u64, u32)>, found: &m
                 names.join("; ")
             ),
             events: events(txns, &ts),
-            extra: vec![("txns", json!(ts.iter().map(|&t| txns.txns[t as usize].call).collect::<Vec<_>>()))],
+            extra: vec![(
+                "txns",
+                json!(ts
+                    .iter()
+                    .map(|&t| txns.txns[t as usize].call)
+                    .collect::<Vec<_>>()),
+            )],
         });
     }
 }

@@ -178,12 +178,7 @@ impl Txns {
     /// Adds one transaction from its micro-op values: the completion's for an
     /// ok transaction, else the invocation's (reads unknown).
     /// `Err` is a message about the value.
-    pub fn push(
-        &mut self,
-        t: Txn,
-        input: &Value,
-        output: Option<&Value>,
-    ) -> Result<(), String> {
+    pub fn push(&mut self, t: Txn, input: &Value, output: Option<&Value>) -> Result<(), String> {
         let src = match (t.outcome, output) {
             (Outcome::Ok, Some(v)) => v,
             (Outcome::Ok, None) => return Err("an ok txn has no completion value".into()),

@@ -30,7 +30,11 @@ const NAMES: [[&str; 3]; 5] = [
     ["G0", "G0-process", "G0-realtime"],
     ["G1c", "G1c-process", "G1c-realtime"],
     ["G-single", "G-single-process", "G-single-realtime"],
-    ["G-nonadjacent", "G-nonadjacent-process", "G-nonadjacent-realtime"],
+    [
+        "G-nonadjacent",
+        "G-nonadjacent-process",
+        "G-nonadjacent-realtime",
+    ],
     ["G2-item", "G2-item-process", "G2-item-realtime"],
 ];
 
@@ -341,9 +345,7 @@ pub fn search(g: &Graph, txns: &Txns, kind: TxnKind, deadline: Instant) -> Searc
             } else if cut {
                 out.incomplete.push(NAMES[fam][layer]);
                 // Later layers would only be cut too.
-                for l in layer + 1..3 {
-                    out.incomplete.push(NAMES[fam][l]);
-                }
+                out.incomplete.extend(&NAMES[fam][layer + 1..]);
                 base_found[fam] = true;
             }
         }

@@ -125,7 +125,10 @@ impl<'a> Explainer<'a> {
                 )
             }
             (TxnKind::RwRegister, WR) => {
-                format!("{b} read {k}={}, which {a} wrote, {rel}", x.vals.show(m.val))
+                format!(
+                    "{b} read {k}={}, which {a} wrote, {rel}",
+                    x.vals.show(m.val)
+                )
             }
             (TxnKind::RwRegister, _) => {
                 let wrote = x
@@ -135,9 +138,7 @@ impl<'a> Explainer<'a> {
                     .find(|n| n.kind == MopKind::Write && n.key == m.key)
                     .map_or("?".into(), |n| x.vals.show(n.val));
                 if m.val == NIL_VALUE {
-                    format!(
-                        "{a} read {k}=nil, the initial state, and {b} wrote {k}={wrote}, {rel}"
-                    )
+                    format!("{a} read {k}=nil, the initial state, and {b} wrote {k}={wrote}, {rel}")
                 } else {
                     format!(
                         "{a} read {k}={}, and {b} read that version then overwrote it with {wrote}, {rel}",

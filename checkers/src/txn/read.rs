@@ -65,19 +65,32 @@ struct Line {
 struct LineSeed<'c>(&'c mut Chunk);
 
 impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
-    type Value = (Option<Option<u64>>, Option<EventType>, Option<u64>, Option<String>, bool);
+    type Value = (
+        Option<Option<u64>>,
+        Option<EventType>,
+        Option<u64>,
+        Option<String>,
+        bool,
+    );
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for LineSeed<'_> {
-    type Value = (Option<Option<u64>>, Option<EventType>, Option<u64>, Option<String>, bool);
+    type Value = (
+        Option<Option<u64>>,
+        Option<EventType>,
+        Option<u64>,
+        Option<String>,
+        bool,
+    );
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an event object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-        let (mut process, mut kind, mut time, mut other_f, mut is_txn) = (None, None, None, None, false);
+        let (mut process, mut kind, mut time, mut other_f, mut is_txn) =
+            (None, None, None, None, false);
         while let Some(k) = m.next_key::<Cow<'de, str>>()? {
             match k.as_ref() {
                 "process" => {
@@ -166,14 +179,38 @@ impl<'de> Visitor<'de> for MopSeed<'_> {
             let start = self.0.pool.len() as u64;
             let got: Option<ReadVal> = s.next_element_seed(ReadSeed(&mut *self.0))?;
             match got.ok_or_else(bad)? {
-                ReadVal::Null => RawMop { kind, key, len: NIL, val: 0, scalar: false },
-                ReadVal::List(n) => RawMop { kind, key, len: n, val: start, scalar: false },
-                ReadVal::Scalar(v) => RawMop { kind, key, len: 1, val: v, scalar: true },
+                ReadVal::Null => RawMop {
+                    kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                    scalar: false,
+                },
+                ReadVal::List(n) => RawMop {
+                    kind,
+                    key,
+                    len: n,
+                    val: start,
+                    scalar: false,
+                },
+                ReadVal::Scalar(v) => RawMop {
+                    kind,
+                    key,
+                    len: 1,
+                    val: v,
+                    scalar: true,
+                },
             }
         } else {
             let v: Value = s.next_element()?.ok_or_else(bad)?;
             let val = self.0.token(v);
-            RawMop { kind, key, len: 0, val, scalar: false }
+            RawMop {
+                kind,
+                key,
+                len: 0,
+                val,
+                scalar: false,
+            }
         };
         if s.next_element::<IgnoredAny>()?.is_some() {
             return Err(bad());
@@ -265,7 +302,9 @@ impl<'de> serde::Deserialize<'de> for U64OrValue {
 fn parse(line: &str, lineno: usize, c: &mut Chunk) -> Result<Line, String> {
     let (m0, p0, o0) = (c.mops.len(), c.pool.len(), c.others.len());
     let mut de = serde_json::Deserializer::from_str(line);
-    let fast = LineSeed(&mut *c).deserialize(&mut de).and_then(|r| de.end().map(|_| r));
+    let fast = LineSeed(&mut *c)
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|_| r));
     if let Ok((Some(process), Some(kind), time, other_f, is_txn)) = fast {
         if is_txn || other_f.is_some() {
             return Ok(Line {
@@ -310,11 +349,16 @@ fn parse(line: &str, lineno: usize, c: &mut Chunk) -> Result<Line, String> {
 /// A value's micro-ops into the chunk, the slow way.
 fn stage(v: &Value, c: &mut Chunk) -> Result<(), String> {
     let Value::Array(ops) = v else {
-        return Err(format!("a txn's value must be a list of micro-ops, got {v}"));
+        return Err(format!(
+            "a txn's value must be a list of micro-ops, got {v}"
+        ));
     };
     for (i, m) in ops.iter().enumerate() {
         let Some([f, k, v]) = m.as_array().map(|a| a.as_slice()) else {
-            return Err(format!("micro-op {}: expected [f key value], got {m}", i + 1));
+            return Err(format!(
+                "micro-op {}: expected [f key value], got {m}",
+                i + 1
+            ));
         };
         let kind = match f.as_str() {
             Some("append") => MopKind::Append,
@@ -324,19 +368,37 @@ fn stage(v: &Value, c: &mut Chunk) -> Result<(), String> {
         };
         let key = c.token(k.clone());
         let mop = match (kind, v) {
-            (MopKind::Read, Value::Null) => RawMop { kind, key, len: NIL, val: 0, scalar: false },
+            (MopKind::Read, Value::Null) => RawMop {
+                kind,
+                key,
+                len: NIL,
+                val: 0,
+                scalar: false,
+            },
             (MopKind::Read, Value::Array(items)) => {
                 let start = c.pool.len() as u64;
                 for x in items {
                     let t = c.token(x.clone());
                     c.pool.push(t);
                 }
-                RawMop { kind, key, len: items.len() as u32, val: start, scalar: false }
+                RawMop {
+                    kind,
+                    key,
+                    len: items.len() as u32,
+                    val: start,
+                    scalar: false,
+                }
             }
             (_, v) => {
                 let val = c.token(v.clone());
                 let read = kind == MopKind::Read;
-                RawMop { kind, key, len: u32::from(read), val, scalar: read }
+                RawMop {
+                    kind,
+                    key,
+                    len: u32::from(read),
+                    val,
+                    scalar: read,
+                }
             }
         };
         c.mops.push(mop);
@@ -345,6 +407,9 @@ fn stage(v: &Value, c: &mut Chunk) -> Result<(), String> {
 }
 
 const CHUNK: usize = 8 << 20;
+
+/// One thread's share of a chunk: its buffers and its lines (or errors with line numbers).
+type Parsed = (Chunk, Vec<Result<Line, (usize, String)>>);
 
 /// What the reader produced: the transactions, and warnings (a torn last line).
 pub struct ReadTxns {
@@ -398,7 +463,11 @@ pub fn read_jsonl(
         };
         want = CHUNK;
         let text = std::str::from_utf8(&buf[..cut]).map_err(|e| {
-            let line = first_line + buf[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+            let line = first_line
+                + buf[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
             err(Some(line), "not valid UTF-8".into())
         })?;
         let lines: Vec<(usize, &str)> = text
@@ -409,7 +478,7 @@ pub fn read_jsonl(
         first_line += lines.len();
         let last = lines.last().map(|(n, l)| (*n, l.ends_with('\n')));
         let per = lines.len().div_ceil(threads.max(1)).max(1);
-        let parts: Vec<(Chunk, Vec<Result<Line, (usize, String)>>)> = std::thread::scope(|s| {
+        let parts: Vec<Parsed> = std::thread::scope(|s| {
             let hs: Vec<_> = lines
                 .chunks(per)
                 .map(|part| {
@@ -427,7 +496,9 @@ pub fn read_jsonl(
                     })
                 })
                 .collect();
-            hs.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         for (c, results) in parts {
             for r in results {
@@ -487,7 +558,10 @@ impl Pairing {
     /// The line's micro-ops, interned; reads stay unknown unless `ok`.
     fn mops(&mut self, c: &Chunk, l: &Line, ok: bool, out: &mut Vec<Mop>) -> Result<(), String> {
         let kind = self.txns.kind;
-        for (i, r) in c.mops[l.mops.start as usize..l.mops.end as usize].iter().enumerate() {
+        for (i, r) in c.mops[l.mops.start as usize..l.mops.end as usize]
+            .iter()
+            .enumerate()
+        {
             let allowed = matches!(
                 (kind, r.kind),
                 (TxnKind::ListAppend, MopKind::Append | MopKind::Read)
@@ -507,27 +581,60 @@ impl Pairing {
             let key = self.intern(c, r.key, true) as u32;
             let register = kind == TxnKind::RwRegister;
             let mop = match r.kind {
-                MopKind::Read if !ok => Mop { kind: r.kind, key, len: NIL, val: 0 },
+                MopKind::Read if !ok => Mop {
+                    kind: r.kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                },
                 // A register's null is nil, the initial value.
-                MopKind::Read if r.len == NIL && register => {
-                    Mop { kind: r.kind, key, len: 1, val: super::build::NIL_VALUE }
-                }
-                MopKind::Read if r.len == NIL => Mop { kind: r.kind, key, len: NIL, val: 0 },
+                MopKind::Read if r.len == NIL && register => Mop {
+                    kind: r.kind,
+                    key,
+                    len: 1,
+                    val: super::build::NIL_VALUE,
+                },
+                MopKind::Read if r.len == NIL => Mop {
+                    kind: r.kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                },
                 MopKind::Read if register && !r.scalar => {
-                    return Err(format!("micro-op {}: a register read must observe one value, not a list", i + 1));
+                    return Err(format!(
+                        "micro-op {}: a register read must observe one value, not a list",
+                        i + 1
+                    ));
                 }
                 MopKind::Read if !register => {
                     if r.scalar {
-                        return Err(format!("micro-op {}: a list read must observe a list or null", i + 1));
+                        return Err(format!(
+                            "micro-op {}: a list read must observe a list or null",
+                            i + 1
+                        ));
                     }
                     let start = self.txns.pool.len() as u64;
                     for &t in &c.pool[r.val as usize..r.val as usize + r.len as usize] {
-                        let id = if t & TAG == 0 { t } else { self.intern(c, t, false) };
+                        let id = if t & TAG == 0 {
+                            t
+                        } else {
+                            self.intern(c, t, false)
+                        };
                         self.txns.pool.push(id);
                     }
-                    Mop { kind: r.kind, key, len: r.len, val: start }
+                    Mop {
+                        kind: r.kind,
+                        key,
+                        len: r.len,
+                        val: start,
+                    }
                 }
-                _ => Mop { kind: r.kind, key, len: r.len, val: self.intern(c, r.val, false) },
+                _ => Mop {
+                    kind: r.kind,
+                    key,
+                    len: r.len,
+                    val: self.intern(c, r.val, false),
+                },
             };
             out.push(mop);
         }

@@ -44,7 +44,13 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
     let mut found = Vec::new();
     let mut edges = Vec::new();
     let writer = writers(txns);
-    let show = |t: u32| format!("T{} {}", txns.txns[t as usize].call, txns.describe(t as usize));
+    let show = |t: u32| {
+        format!(
+            "T{} {}",
+            txns.txns[t as usize].call,
+            txns.describe(t as usize)
+        )
+    };
     let failed = |t: u32| txns.txns[t as usize].outcome == Outcome::Fail;
     let kv = |k: u32| Some(txns.keys.value(k as u64));
     // (key, value read) -> external readers (txn, mop).
@@ -90,7 +96,10 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                     continue;
                 }
                 // External read.
-                readers.entry((k, m.val)).or_default().push((t as u32, i as u32));
+                readers
+                    .entry((k, m.val))
+                    .or_default()
+                    .push((t as u32, i as u32));
                 if let Some(j) = txns.mops[i + 1..range.end]
                     .iter()
                     .rposition(|n| n.key == k && n.kind == MopKind::Write)
@@ -207,7 +216,10 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
         if !w.last || failed(w.txn) || cyclic.contains(&k) || has_pred.contains(&(k, v)) {
             continue;
         }
-        for &(r, rm) in readers.get(&(k, NIL_VALUE)).map_or(&[][..], |v| v.as_slice()) {
+        for &(r, rm) in readers
+            .get(&(k, NIL_VALUE))
+            .map_or(&[][..], |v| v.as_slice())
+        {
             if r != w.txn {
                 edges.push(RawEdge {
                     from: r,
@@ -237,7 +249,11 @@ fn version_cycle(g: &[(u32, u64, u64, u32, u32)]) -> Option<Vec<u64>> {
         indeg.entry(a).or_insert(0);
         *indeg.entry(b).or_insert(0) += 1;
     }
-    let mut queue: Vec<u64> = indeg.iter().filter(|(_, &d)| d == 0).map(|(&v, _)| v).collect();
+    let mut queue: Vec<u64> = indeg
+        .iter()
+        .filter(|(_, &d)| d == 0)
+        .map(|(&v, _)| v)
+        .collect();
     while let Some(v) = queue.pop() {
         indeg.remove(&v);
         for &w in out.get(&v).map_or(&[][..], |x| x.as_slice()) {
