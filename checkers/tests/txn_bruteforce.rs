@@ -195,9 +195,9 @@ fn serializable(txns: &[T], strict: bool) -> bool {
     )
 }
 
-/// Elle's inference is exact only when it knows where every effective
-/// append went: each ok transaction's appends were all seen, and each
-/// crashed one's all or none.
+/// The inference is exact only when it knows whether each crashed
+/// transaction took effect: its appends were all seen, or none. (A
+/// committed append nobody saw follows every read of its key.)
 fn fully_observed(txns: &[T]) -> bool {
     let seen = |k: u64, v: &Value| {
         txns.iter().any(|t| {
@@ -215,7 +215,6 @@ fn fully_observed(txns: &[T]) -> bool {
             .map(|m| seen(m.1, &m.2))
             .collect();
         match t.outcome {
-            EventType::Ok => appends.iter().all(|&s| s),
             EventType::Info => appends.iter().all(|&s| s) || appends.iter().all(|&s| !s),
             _ => true,
         }

@@ -258,10 +258,11 @@ fn check_txns(
     let start = std::time::Instant::now();
     let jsonl = match ctx.format {
         Format::Jsonl => true,
+        // JSON lines begin `{"`; anything else takes the ordinary reader.
         Format::Auto => match input.fill_buf() {
             Ok(head) => {
-                let n = head.len().min(4096);
-                Format::sniff(&String::from_utf8_lossy(&head[..n])) == Format::Jsonl
+                let mut b = head.iter().filter(|b| !b.is_ascii_whitespace());
+                b.next() == Some(&b'{') && b.next() == Some(&b'"')
             }
             Err(e) => {
                 o.stderr.push(format!("{name}: error: cannot read: {e}"));

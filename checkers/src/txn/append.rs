@@ -38,20 +38,21 @@ pub(crate) fn version_orders(txns: &Txns) -> Vec<u32> {
     longest
 }
 
-/// Every append's writer, by (key, element).
-pub(crate) fn writers(txns: &Txns) -> FxHashMap<(u32, u64), Writer> {
+/// Every append's (or write's) writer, by (key, element); the first if
+/// several transactions wrote the same element.
+pub(crate) fn writers(txns: &Txns, kind: MopKind) -> FxHashMap<(u32, u64), Writer> {
     let mut w: FxHashMap<(u32, u64), Writer> = FxHashMap::default();
     w.reserve(txns.mops.len());
     for (t, _) in txns.txns.iter().enumerate() {
         let r = txns.mop_range(t);
         for i in r.clone() {
             let m = &txns.mops[i];
-            if m.kind != MopKind::Append {
+            if m.kind != kind {
                 continue;
             }
             let last = !txns.mops[i + 1..r.end]
                 .iter()
-                .any(|n| n.kind == MopKind::Append && n.key == m.key);
+                .any(|n| n.kind == kind && n.key == m.key);
             w.entry((m.key, m.val)).or_insert(Writer {
                 txn: t as u32,
                 mop: i as u32,
@@ -79,7 +80,7 @@ fn key_value(txns: &Txns, k: u32) -> Option<Value> {
 pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
     let mut found = Vec::new();
     let mut edges = Vec::new();
-    let writer = writers(txns);
+    let writer = writers(txns, MopKind::Append);
     let longest = version_orders(txns);
     let t_of = |mop: usize| -> u32 {
         // Transactions are in mop order: binary search their starts.
@@ -102,6 +103,8 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
     let mut ow: Vec<Option<Writer>> = Vec::new();
     // The key whose order last held each append (duplicates show twice).
     let mut stamp = vec![NIL; txns.mops.len()];
+    // Per transaction: (key, micro-op) of its append seen last in an order.
+    let mut last_append = vec![(NIL, 0u32); txns.len()];
     for (k, &lm) in longest.iter().enumerate() {
         off[k] = ow.len();
         off[k + 1] = ow.len();
@@ -111,6 +114,7 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
         let m = &txns.mops[lm as usize];
         let v = txns.list(m);
         let mut dup = None;
+        let mut reordered = None;
         for &e in v {
             let w = writer.get(&(k as u32, e)).copied();
             if let Some(w) = w {
@@ -118,8 +122,34 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                     dup = Some(e);
                 }
                 stamp[w.mop as usize] = k as u32;
+                // A transaction's appends to k must show in the order it made them.
+                let (lk, lm) = last_append[w.txn as usize];
+                if lk == k as u32 && lm > w.mop && reordered.is_none() {
+                    reordered = Some((w.txn, txns.mops[lm as usize].val, e));
+                }
+                last_append[w.txn as usize] = (k as u32, w.mop);
             }
             ow.push(w);
+        }
+        if let Some((t, first, second)) = reordered {
+            broken.insert(k as u32);
+            let r = t_of(lm as usize);
+            found.push(Found {
+                kind: "internal",
+                key: key_value(txns, k as u32),
+                message: format!(
+                    "{} appended {} and then {} to {}, but {} read {}={}, with them the other way round",
+                    show(t),
+                    txns.vals.show(second),
+                    txns.vals.show(first),
+                    txns.keys.show(k as u64),
+                    show(r),
+                    txns.keys.show(k as u64),
+                    txns.show_read(m)
+                ),
+                events: events(txns, &[t, r]),
+                extra: vec![],
+            });
         }
         off[k + 1] = ow.len();
         if let Some(dup) = dup {
@@ -229,6 +259,8 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
     // (key, read length, txn) of external reads followed by an append to the key.
     let mut rmw: Vec<(u32, u64, u32)> = Vec::new();
     let mut own: Vec<u64> = Vec::new();
+    // (key, txn) of reads that fit the version order.
+    let mut readers: Vec<(u32, u32)> = Vec::new();
     for (t, tx) in txns.txns.iter().enumerate() {
         if tx.outcome != Outcome::Ok {
             continue;
@@ -356,6 +388,8 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
                     });
                 }
             }
+            // Any read lacks the appends nobody saw (see unseen_appends).
+            readers.push((k, t as u32));
             // Dependency edges come from external reads only.
             let external = !before
                 .iter()
@@ -391,8 +425,62 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
             }
         }
     }
+    unseen_appends(txns, &stamp, &broken, readers, &mut edges);
     lost_updates(txns, rmw, &mut found);
     (found, edges)
+}
+
+/// Marks an rw edge whose `why` is the append nobody saw (see `unseen_appends`).
+pub(crate) const UNSEEN: u32 = 1 << 31;
+
+/// A committed append that no read saw: every read of its key, which lacks
+/// it, comes before it. (Elle leaves these out; they are sound, and without
+/// them a stale read with no later read goes unnoticed.) Keys where that
+/// would take more than a million edges are left out.
+fn unseen_appends(
+    txns: &Txns,
+    stamp: &[u32],
+    broken: &FxHashSet<u32>,
+    mut readers: Vec<(u32, u32)>,
+    edges: &mut Vec<RawEdge>,
+) {
+    let mut unseen: Vec<(u32, u32, u32)> = Vec::new();
+    for (t, tx) in txns.txns.iter().enumerate() {
+        if tx.outcome != Outcome::Ok {
+            continue;
+        }
+        for i in txns.mop_range(t) {
+            let m = &txns.mops[i];
+            if m.kind == MopKind::Append && stamp[i] == NIL && !broken.contains(&m.key) {
+                unseen.push((m.key, t as u32, i as u32));
+            }
+        }
+    }
+    if unseen.is_empty() {
+        return;
+    }
+    readers.sort_unstable();
+    unseen.sort_unstable();
+    for group in unseen.chunk_by(|a, b| a.0 == b.0) {
+        let k = group[0].0;
+        let lo = readers.partition_point(|r| r.0 < k);
+        let hi = readers.partition_point(|r| r.0 <= k);
+        if (hi - lo) * group.len() > 1_000_000 {
+            continue;
+        }
+        for &(_, r) in &readers[lo..hi] {
+            for &(_, u, mop) in group {
+                if r != u {
+                    edges.push(RawEdge {
+                        from: r,
+                        to: u,
+                        label: RW,
+                        why: mop | UNSEEN,
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// Two committed transactions that read the same version of a key and both

@@ -59,6 +59,23 @@ impl<'a> Explainer<'a> {
     fn sentence(&self, s: &Step, a: &str, b: &str) -> (String, Option<Value>) {
         let x = self.txns;
         let rel = format!("so {a} precedes {b} ({})", label_name(s.label));
+        if s.label == RW && s.why != NIL && s.why & append::UNSEEN != 0 {
+            if let Some(m) = x.mops.get((s.why & !append::UNSEEN) as usize) {
+                let k = x.keys.show(m.key as u64);
+                let read = x
+                    .mop_range(s.from as usize)
+                    .map(|i| &x.mops[i])
+                    .find(|n| n.kind == MopKind::Read && n.key == m.key && n.len != NIL)
+                    .map_or("?".into(), |n| x.show_read(n));
+                return (
+                    format!(
+                        "{a} read {k}={read} without {}, which {b} appended and committed (no read saw it), {rel}",
+                        x.vals.show(m.val)
+                    ),
+                    Some(x.keys.value(m.key as u64)),
+                );
+            }
+        }
         if s.why == NIL || s.why as usize >= x.mops.len() {
             let text = match s.label {
                 PROC => format!(

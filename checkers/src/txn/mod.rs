@@ -255,7 +255,9 @@ pub fn check_txns(
             } else {
                 Severity::Info
             };
-            let mut a = Anomaly::new(f.kind, sev, f.key.as_ref(), f.message);
+            // The type leads, so that a verdict line names it.
+            let message = format!("{}: {}", f.kind, f.message);
+            let mut a = Anomaly::new(f.kind, sev, f.key.as_ref(), message);
             a.events = f.events;
             for (k, v) in f.extra {
                 a = a.with(k, v);

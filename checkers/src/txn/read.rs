@@ -407,6 +407,9 @@ fn stage(v: &Value, c: &mut Chunk) -> Result<(), String> {
 }
 
 const CHUNK: usize = 8 << 20;
+/// The longest line read: past it the input is refused (an endless line
+/// must not take all memory).
+const MAX_LINE: usize = 64 << 20;
 
 /// One thread's share of a chunk: its buffers and its lines (or errors with line numbers).
 type Parsed = (Chunk, Vec<Result<Line, (usize, String)>>);
@@ -455,6 +458,12 @@ pub fn read_jsonl(
         } else {
             match buf.iter().rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,
+                None if want >= MAX_LINE => {
+                    return Err(err(
+                        Some(first_line),
+                        format!("line longer than {} MiB", MAX_LINE >> 20),
+                    ))
+                }
                 None => {
                     want *= 2;
                     continue;

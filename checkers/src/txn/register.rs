@@ -2,36 +2,13 @@
 //! wrote v2 tells us v1 precedes v2; nil (never written) precedes every
 //! version. From those version orders come the ww, wr and rw edges.
 
-use super::append::{events, lost_updates, Writer};
+use super::append::{events, lost_updates, writers};
 use super::build::{MopKind, Txns, NIL, NIL_VALUE};
 use super::graph::{RawEdge, RW, WR, WW};
 use super::Found;
 use crate::history::Outcome;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
-
-/// Every write's writer, by (key, value).
-pub(crate) fn writers(txns: &Txns) -> FxHashMap<(u32, u64), Writer> {
-    let mut w: FxHashMap<(u32, u64), Writer> = FxHashMap::default();
-    for t in 0..txns.len() {
-        let r = txns.mop_range(t);
-        for i in r.clone() {
-            let m = &txns.mops[i];
-            if m.kind != MopKind::Write {
-                continue;
-            }
-            let last = !txns.mops[i + 1..r.end]
-                .iter()
-                .any(|n| n.kind == MopKind::Write && n.key == m.key);
-            w.entry((m.key, m.val)).or_insert(Writer {
-                txn: t as u32,
-                mop: i as u32,
-                last,
-            });
-        }
-    }
-    w
-}
 
 /// A transaction's external read of `k` (its first micro-op on k, if a known read).
 pub(crate) fn external_read(txns: &Txns, t: usize, k: u32) -> Option<usize> {
@@ -43,7 +20,7 @@ pub(crate) fn external_read(txns: &Txns, t: usize, k: u32) -> Option<usize> {
 pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
     let mut found = Vec::new();
     let mut edges = Vec::new();
-    let writer = writers(txns);
+    let writer = writers(txns, MopKind::Write);
     let show = |t: u32| {
         format!(
             "T{} {}",
