@@ -8,6 +8,9 @@
 //! --model counter|set|bank|lock generates a valid history for that checker
 //! instead (bank: --accounts N, 100 each, and the --init JSON is printed on stderr;
 //! set: --reads N whole-set reads during the run, default 10, then a final read).
+//! --model list-append|rw-register: --ops transactions of 1-4 micro-ops on a
+//! rotating set of --keys active keys (32 writes each), then final reads;
+//! --min-mops/--max-mops set the length range (default 1-4, as Jepsen's).
 
 use checkers::gen::{generate, inject_stale_read, GenConfig};
 
@@ -17,6 +20,7 @@ fn main() {
     let mut model = String::from("register");
     let mut accounts = 5usize;
     let mut reads = 10usize;
+    let (mut min_mops, mut max_mops) = (1usize, 4usize);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -35,6 +39,8 @@ fn main() {
             "--quiet-every" => cfg.quiet_every = num("--quiet-every") as usize,
             "--accounts" => accounts = num("--accounts") as usize,
             "--reads" => reads = num("--reads") as usize,
+            "--min-mops" => min_mops = num("--min-mops") as usize,
+            "--max-mops" => max_mops = num("--max-mops") as usize,
             "--model" => model = val(),
             "--seed" => {
                 cfg.seed = val().parse().unwrap_or_else(|_| {
@@ -68,6 +74,24 @@ fn main() {
         "counter" => checkers::gen::counter(cfg.ops, cfg.processes, cfg.crash_rate, cfg.seed),
         "set" => checkers::gen::set(cfg.ops, cfg.processes, cfg.crash_rate, reads, cfg.seed),
         "lock" => checkers::gen::lock(cfg.ops / 2, cfg.processes, cfg.seed),
+        "list-append" | "rw-register" => {
+            use checkers::txn::{gen::TxnGen, TxnKind};
+            checkers::txn::gen::generate(&TxnGen {
+                kind: if model == "list-append" {
+                    TxnKind::ListAppend
+                } else {
+                    TxnKind::RwRegister
+                },
+                txns: cfg.ops,
+                processes: cfg.processes,
+                active_keys: cfg.keys,
+                crash_rate: cfg.crash_rate,
+                seed: cfg.seed,
+                min_mops,
+                max_mops,
+                ..TxnGen::default()
+            })
+        }
         "bank" => {
             let (events, init) =
                 checkers::gen::bank(cfg.ops, cfg.processes, accounts, cfg.crash_rate, cfg.seed);

@@ -3,7 +3,8 @@
 use crate::history::History;
 use crate::linear::{self, CheckError, Options};
 use crate::model::ModelKind;
-use crate::{bank, counter, eventual, lock, queue, set, CheckResult};
+use crate::txn::{Models, TxnKind};
+use crate::{bank, counter, eventual, lock, queue, set, txn, CheckResult};
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,10 +20,12 @@ pub enum Checker {
     Echo,
     UniqueIds,
     Kafka,
+    /// Transactional consistency (Elle's anomalies) under the given models.
+    Txn(TxnKind, Models),
 }
 
 impl Checker {
-    pub const ALL: [Checker; 13] = [
+    pub const ALL: [Checker; 15] = [
         Checker::Linear(ModelKind::Register),
         Checker::Linear(ModelKind::CasRegister),
         Checker::Linear(ModelKind::Kv),
@@ -36,10 +39,25 @@ impl Checker {
         Checker::Echo,
         Checker::UniqueIds,
         Checker::Kafka,
+        Checker::Txn(TxnKind::ListAppend, Models::STRICT_SERIALIZABLE),
+        Checker::Txn(TxnKind::RwRegister, Models::STRICT_SERIALIZABLE),
     ];
 
     pub fn parse(s: &str) -> Option<Checker> {
         Checker::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// The same checker judged against other consistency models (a no-op
+    /// for checkers that are not transactional).
+    pub fn with_consistency_models(self, models: Models) -> Checker {
+        match self {
+            Checker::Txn(k, _) => Checker::Txn(k, models),
+            other => other,
+        }
+    }
+
+    pub fn is_transactional(self) -> bool {
+        matches!(self, Checker::Txn(..))
     }
 
     pub fn name(self) -> &'static str {
@@ -54,6 +72,7 @@ impl Checker {
             Checker::Echo => "echo",
             Checker::UniqueIds => "unique-ids",
             Checker::Kafka => "kafka",
+            Checker::Txn(k, _) => k.name(),
         }
     }
 
@@ -72,6 +91,12 @@ impl Checker {
             Checker::Echo => "every echo answered with what was sent",
             Checker::UniqueIds => "no generated id twice",
             Checker::Kafka => "append-only logs: lost writes, duplicates, inconsistent offsets, nonmonotonic polls and sends",
+            Checker::Txn(TxnKind::ListAppend, _) => {
+                "transactions of appends and list reads: Elle's anomalies (--consistency-models)"
+            }
+            Checker::Txn(TxnKind::RwRegister, _) => {
+                "transactions of register writes and reads: Elle's anomalies (--consistency-models)"
+            }
         }
     }
 
@@ -94,6 +119,7 @@ impl Checker {
             Checker::Echo => eventual::check_echo(history),
             Checker::UniqueIds => eventual::check_unique(history),
             Checker::Kafka => queue::check(history),
+            Checker::Txn(k, m) => txn::check(k, m, history, Some(opts.time_limit)),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod lock;
 pub mod model;
 pub mod queue;
 pub mod set;
+pub mod txn;
 mod verdict;
 
 pub use checker::Checker;

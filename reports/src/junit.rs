@@ -63,19 +63,37 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
             view.system, view.workload
         )));
         suite.add_test_case(case);
+        // Transactional checkers: a case per anomaly type as well.
+        for a in &c.anomaly_cases {
+            let status = match &a.failure {
+                None => TestCaseStatus::success(),
+                Some(m) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!("{} found {} time(s): {m}", a.kind, a.found));
+                    s
+                }
+            };
+            let mut case = TestCase::new(format!("{}: {}", c.name, a.kind), status);
+            case.set_classname(format!(
+                "shakedown.{}.{}.{}",
+                view.system, view.workload, c.name
+            ));
+            suite.add_test_case(case);
+        }
     }
     // A case for the faults: failing when any scheduled fault (or a heal)
     // did not take effect, so CI never reads an untested run as a pass.
     if let Some(h) = &view.incomplete {
         let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-        s.set_message(format!("INCOMPLETE: {h}"));
-        s.set_description(
-            view.faults_failed
+        s.set_message(xml_text(&format!("INCOMPLETE: {h}")));
+        s.set_description(xml_text(
+            &view
+                .faults_failed
                 .iter()
                 .map(|[f, n, e]| format!("{f} on {}: {e}", if n.is_empty() { "?" } else { n }))
                 .collect::<Vec<_>>()
                 .join("\n"),
-        );
+        ));
         let mut case = TestCase::new("faults", s);
         case.set_classname(format!("shakedown.{}.{}", view.system, view.workload));
         suite.add_test_case(case);

@@ -3,6 +3,7 @@
 //! minijinja with auto-escaping, so a value from a history or a node log
 //! shows as text, never as markup.
 
+pub mod cycle;
 pub mod files;
 pub mod junit;
 pub mod logs;

@@ -36,6 +36,12 @@ pub struct Anomaly {
     pub message: String,
     /// Operations involved, as rows.
     pub ops: Vec<OpRow>,
+    /// A transactional cycle drawn (SVG), its nodes linked into the timeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle_svg: Option<String>,
+    /// A transactional cycle's edges, one sentence each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -50,6 +56,19 @@ pub struct CheckerView {
     /// Lanes per process around the failure (SVG), and what they show.
     pub lanes_svg: Option<String>,
     pub lanes_caption: String,
+    /// Transactional checkers: one JUnit case per anomaly type the models
+    /// forbid or the history showed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomaly_cases: Vec<AnomalyCase>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AnomalyCase {
+    pub kind: String,
+    /// The first such anomaly's message, when one made the history invalid.
+    pub failure: Option<String>,
+    /// How many of them were found (invalid or not).
+    pub found: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -332,6 +351,21 @@ pub fn build_view(
                     .take(20)
                     .filter_map(row)
                     .collect(),
+                cycle_svg: cycle_svg(a, op_of),
+                edges: a["edges"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        format!(
+                            "{} → {} ({}): {}",
+                            e["from"].as_str().unwrap_or("?"),
+                            e["to"].as_str().unwrap_or("?"),
+                            e["type"].as_str().unwrap_or("?"),
+                            e["explanation"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect(),
             })
             .collect();
         let summary = match verdict {
@@ -344,6 +378,7 @@ pub fn build_view(
             _ => (None, String::new()),
         };
         checkers.push(CheckerView {
+            anomaly_cases: anomaly_cases(r),
             lanes_svg,
             lanes_caption,
             name: cname.clone(),
@@ -721,4 +756,72 @@ fn failure_time(results: &Value, h: &checkers::history::History) -> Option<u64> 
             })
         })
         .min()
+}
+
+/// A transactional anomaly's cycle as SVG, when it has one: its `txns`
+/// (name, txn, invocation event) and `edges` (from, to, type).
+fn cycle_svg(a: &Value, op_of: &[u32]) -> Option<String> {
+    let txns = a["txns"].as_array()?;
+    let edges = a["edges"].as_array()?;
+    let nodes: Vec<crate::cycle::Node> = txns
+        .iter()
+        .map(|t| crate::cycle::Node {
+            name: t["name"].as_str().unwrap_or("?").to_string(),
+            label: t["txn"].as_str().unwrap_or_default().to_string(),
+            op: t["index"]
+                .as_u64()
+                .and_then(|i| op_of.get(i as usize))
+                .filter(|&&o| o != u32::MAX)
+                .map(|&o| o as usize),
+        })
+        .collect();
+    let at = |v: &Value| {
+        nodes
+            .iter()
+            .position(|n| Some(n.name.as_str()) == v.as_str())
+    };
+    let edges: Vec<crate::cycle::Edge> = edges
+        .iter()
+        .filter_map(|e| {
+            Some(crate::cycle::Edge {
+                from: at(&e["from"])?,
+                to: at(&e["to"])?,
+                kind: e["type"].as_str().unwrap_or("?").to_string(),
+            })
+        })
+        .collect();
+    crate::cycle::svg(&nodes, &edges)
+}
+
+/// One case per anomaly type for a transactional checker's result.
+fn anomaly_cases(r: &Value) -> Vec<AnomalyCase> {
+    let Some(models) = r["summary"]["consistency_models"].as_array() else {
+        return Vec::new();
+    };
+    let names: Vec<&str> = models.iter().filter_map(Value::as_str).collect();
+    let Ok(models) = checkers::txn::Models::parse(&names.join(",")) else {
+        return Vec::new();
+    };
+    let all = r["anomalies"].as_array().map_or(&[][..], |a| a.as_slice());
+    checkers::txn::ANOMALY_TYPES
+        .iter()
+        .filter_map(|&t| {
+            let of: Vec<&Value> = all.iter().filter(|a| a["type"] == t).collect();
+            let count = r["summary"]["counts"][t]
+                .as_u64()
+                .unwrap_or(of.len() as u64) as usize;
+            if !models.forbids(t) && count == 0 {
+                return None;
+            }
+            let failure = of
+                .iter()
+                .find(|a| a["severity"] == "invalid")
+                .map(|a| a["message"].as_str().unwrap_or_default().to_string());
+            Some(AnomalyCase {
+                kind: t.to_string(),
+                failure,
+                found: count,
+            })
+        })
+        .collect()
 }

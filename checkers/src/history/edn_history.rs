@@ -188,6 +188,10 @@ fn event_from_map(v: Value, index: u64) -> Result<Event, String> {
 pub(super) fn split_independent(events: &mut [Event]) {
     let clients = || events.iter().filter(|e| e.process != Process::Nemesis);
     let any = clients().next().is_some();
+    // A transaction of two micro-ops is not a [key value] tuple.
+    if clients().any(|e| e.f == "txn") {
+        return;
+    }
     let all_tuples =
         clients().all(|e| e.key.is_none() && matches!(&e.value, Value::Array(a) if a.len() == 2));
     if !(any && all_tuples) {

@@ -1,0 +1,736 @@
+//! A streaming reader from JSON lines straight to [`Txns`], for large
+//! histories: no `Value` per event, lines parsed a chunk at a time on every
+//! core, then paired and interned in order. Lines it cannot take on its fast
+//! path (a nemesis value, a float key) go through the ordinary line parser.
+
+use super::build::{Mop, MopKind, Txn, Txns, NIL};
+use super::TxnKind;
+use crate::history::{jsonl, EventType, Outcome, Process, ReadError};
+use rustc_hash::FxHashMap;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::io::BufRead;
+
+/// A key or value before interning: an integer below 2^62 as itself, else
+/// `TAG | i` for `others[i]`.
+const TAG: u64 = 1 << 63;
+
+#[derive(Clone, Copy)]
+struct RawMop {
+    kind: MopKind,
+    key: u64,
+    /// Reads: elements in the chunk pool, or `NIL` when unknown.
+    len: u32,
+    val: u64,
+    /// A read that observed one value, not a list.
+    scalar: bool,
+}
+
+#[derive(Default)]
+struct Chunk {
+    mops: Vec<RawMop>,
+    pool: Vec<u64>,
+    others: Vec<Value>,
+}
+
+impl Chunk {
+    fn token(&mut self, v: Value) -> u64 {
+        match v.as_u64() {
+            Some(u) if u < 1 << 62 => u,
+            _ => {
+                self.others.push(v);
+                (self.others.len() as u64 - 1) | TAG
+            }
+        }
+    }
+}
+
+struct Line {
+    lineno: usize,
+    /// `None` for the nemesis.
+    process: Option<u64>,
+    kind: EventType,
+    time: Option<u64>,
+    /// Not a txn: its name, for the error.
+    other_f: Option<String>,
+    mops: std::ops::Range<u32>,
+    /// The value was not a list of micro-ops: why.
+    bad: Option<String>,
+}
+
+// ---- The fast path: serde visitors writing into the chunk. ----
+
+struct LineSeed<'c>(&'c mut Chunk);
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = (
+        Option<Option<u64>>,
+        Option<EventType>,
+        Option<u64>,
+        Option<String>,
+        bool,
+    );
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LineSeed<'_> {
+    type Value = (
+        Option<Option<u64>>,
+        Option<EventType>,
+        Option<u64>,
+        Option<String>,
+        bool,
+    );
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let (mut process, mut kind, mut time, mut other_f, mut is_txn) =
+            (None, None, None, None, false);
+        while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+            match k.as_ref() {
+                "process" => {
+                    process = Some(match m.next_value::<Value>()? {
+                        Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
+                        Value::String(s) if s == "nemesis" => None,
+                        other => {
+                            return Err(serde::de::Error::custom(format!(
+                                "process must be an integer >= 0 or \"nemesis\", got {other}"
+                            )))
+                        }
+                    })
+                }
+                "type" => {
+                    let t: Cow<str> = m.next_value()?;
+                    kind = Some(EventType::parse(&t).ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "type must be invoke, ok, fail or info, got {t:?}"
+                        ))
+                    })?);
+                }
+                "f" => {
+                    let f: Cow<str> = m.next_value()?;
+                    is_txn = f == "txn";
+                    if !is_txn {
+                        other_f = Some(f.into_owned());
+                    }
+                }
+                "time" => time = m.next_value::<Option<u64>>()?,
+                "value" => m.next_value_seed(MopsSeed(&mut *self.0))?,
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((process, kind, time, other_f, is_txn))
+    }
+}
+
+struct MopsSeed<'c>(&'c mut Chunk);
+
+impl<'de> DeserializeSeed<'de> for MopsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MopsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of micro-ops")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+        while s.next_element_seed(MopSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+struct MopSeed<'c>(&'c mut Chunk);
+
+impl<'de> DeserializeSeed<'de> for MopSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MopSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a micro-op [f key value]")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+        let bad = || serde::de::Error::custom("fallback");
+        let f: Cow<str> = s.next_element()?.ok_or_else(bad)?;
+        let kind = match f.as_ref() {
+            "append" => MopKind::Append,
+            "w" => MopKind::Write,
+            "r" => MopKind::Read,
+            _ => return Err(bad()),
+        };
+        let key: Value = s.next_element()?.ok_or_else(bad)?;
+        let key = self.0.token(key);
+        let mop = if kind == MopKind::Read {
+            let start = self.0.pool.len() as u64;
+            let got: Option<ReadVal> = s.next_element_seed(ReadSeed(&mut *self.0))?;
+            match got.ok_or_else(bad)? {
+                ReadVal::Null => RawMop {
+                    kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                    scalar: false,
+                },
+                ReadVal::List(n) => RawMop {
+                    kind,
+                    key,
+                    len: n,
+                    val: start,
+                    scalar: false,
+                },
+                ReadVal::Scalar(v) => RawMop {
+                    kind,
+                    key,
+                    len: 1,
+                    val: v,
+                    scalar: true,
+                },
+            }
+        } else {
+            let v: Value = s.next_element()?.ok_or_else(bad)?;
+            let val = self.0.token(v);
+            RawMop {
+                kind,
+                key,
+                len: 0,
+                val,
+                scalar: false,
+            }
+        };
+        if s.next_element::<IgnoredAny>()?.is_some() {
+            return Err(bad());
+        }
+        self.0.mops.push(mop);
+        Ok(())
+    }
+}
+
+enum ReadVal {
+    Null,
+    List(u32),
+    Scalar(u64),
+}
+
+struct ReadSeed<'c>(&'c mut Chunk);
+
+impl<'de> DeserializeSeed<'de> for ReadSeed<'_> {
+    type Value = ReadVal;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ReadVal, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReadSeed<'_> {
+    type Value = ReadVal;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a read's value")
+    }
+    fn visit_unit<E>(self) -> Result<ReadVal, E> {
+        Ok(ReadVal::Null)
+    }
+    fn visit_none<E>(self) -> Result<ReadVal, E> {
+        Ok(ReadVal::Null)
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<ReadVal, E> {
+        Ok(ReadVal::Scalar(self.0.token(Value::from(v))))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<ReadVal, E> {
+        Ok(ReadVal::Scalar(self.0.token(Value::from(v))))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<ReadVal, E> {
+        Ok(ReadVal::Scalar(self.0.token(Value::from(v))))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<ReadVal, A::Error> {
+        let mut n = 0u32;
+        while let Some(v) = s.next_element::<U64OrValue>()? {
+            let t = match v {
+                U64OrValue::U(u) if u < 1 << 62 => u,
+                U64OrValue::U(u) => self.0.token(Value::from(u)),
+                U64OrValue::V(v) => self.0.token(v),
+            };
+            self.0.pool.push(t);
+            n += 1;
+        }
+        Ok(ReadVal::List(n))
+    }
+}
+
+enum U64OrValue {
+    U(u64),
+    V(Value),
+}
+
+impl<'de> serde::Deserialize<'de> for U64OrValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = U64OrValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list element")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<U64OrValue, E> {
+                Ok(U64OrValue::U(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<U64OrValue, E> {
+                Ok(U64OrValue::V(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<U64OrValue, E> {
+                Ok(U64OrValue::V(Value::from(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses one line into the chunk: the fast path first, the ordinary line
+/// parser when that fails. `Err` is a message for file:line.
+fn parse(line: &str, lineno: usize, c: &mut Chunk) -> Result<Line, String> {
+    let (m0, p0, o0) = (c.mops.len(), c.pool.len(), c.others.len());
+    let mut de = serde_json::Deserializer::from_str(line);
+    let fast = LineSeed(&mut *c)
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|_| r));
+    if let Ok((Some(process), Some(kind), time, other_f, is_txn)) = fast {
+        if is_txn || other_f.is_some() {
+            return Ok(Line {
+                lineno,
+                process,
+                kind,
+                time,
+                other_f,
+                mops: m0 as u32..c.mops.len() as u32,
+                bad: None,
+            });
+        }
+    }
+    c.mops.truncate(m0);
+    c.pool.truncate(p0);
+    c.others.truncate(o0);
+    // The ordinary parser gives the messages everyone else gets.
+    let e = jsonl::parse_line(line, 0).map_err(|e| e.message)?;
+    let process = match e.process {
+        Process::Client(p) => Some(p),
+        Process::Nemesis => None,
+    };
+    let mut bad = None;
+    if process.is_some() && e.f == "txn" {
+        if let Err(m) = stage(&e.value, c) {
+            c.mops.truncate(m0);
+            c.pool.truncate(p0);
+            bad = Some(m);
+        }
+    }
+    Ok(Line {
+        lineno,
+        process,
+        kind: e.kind,
+        time: e.time,
+        other_f: (e.f != "txn").then_some(e.f),
+        mops: m0 as u32..c.mops.len() as u32,
+        bad,
+    })
+}
+
+/// A value's micro-ops into the chunk, the slow way.
+fn stage(v: &Value, c: &mut Chunk) -> Result<(), String> {
+    let Value::Array(ops) = v else {
+        return Err(format!(
+            "a txn's value must be a list of micro-ops, got {v}"
+        ));
+    };
+    for (i, m) in ops.iter().enumerate() {
+        let Some([f, k, v]) = m.as_array().map(|a| a.as_slice()) else {
+            return Err(format!(
+                "micro-op {}: expected [f key value], got {m}",
+                i + 1
+            ));
+        };
+        let kind = match f.as_str() {
+            Some("append") => MopKind::Append,
+            Some("w") => MopKind::Write,
+            Some("r") => MopKind::Read,
+            _ => return Err(format!("micro-op {}: unknown micro-op {m}", i + 1)),
+        };
+        let key = c.token(k.clone());
+        let mop = match (kind, v) {
+            (MopKind::Read, Value::Null) => RawMop {
+                kind,
+                key,
+                len: NIL,
+                val: 0,
+                scalar: false,
+            },
+            (MopKind::Read, Value::Array(items)) => {
+                let start = c.pool.len() as u64;
+                for x in items {
+                    let t = c.token(x.clone());
+                    c.pool.push(t);
+                }
+                RawMop {
+                    kind,
+                    key,
+                    len: items.len() as u32,
+                    val: start,
+                    scalar: false,
+                }
+            }
+            (_, v) => {
+                let val = c.token(v.clone());
+                let read = kind == MopKind::Read;
+                RawMop {
+                    kind,
+                    key,
+                    len: u32::from(read),
+                    val,
+                    scalar: read,
+                }
+            }
+        };
+        c.mops.push(mop);
+    }
+    Ok(())
+}
+
+const CHUNK: usize = 8 << 20;
+/// The longest line read: past it the input is refused (an endless line
+/// must not take all memory).
+const MAX_LINE: usize = 64 << 20;
+
+/// One thread's share of a chunk: its buffers and its lines (or errors with line numbers).
+type Parsed = (Chunk, Vec<Result<Line, (usize, String)>>);
+
+/// What the reader produced: the transactions, and warnings (a torn last line).
+pub struct ReadTxns {
+    pub txns: Txns,
+    pub warnings: Vec<String>,
+    /// Events read (nemesis included).
+    pub events: u64,
+}
+
+/// Reads a JSON-lines history of transactions. Errors name the file and line.
+pub fn read_jsonl(
+    file: &str,
+    kind: TxnKind,
+    mut input: impl BufRead,
+) -> Result<ReadTxns, ReadError> {
+    let err = |line: Option<usize>, message: String| ReadError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut st = Pairing::new(kind);
+    let mut warnings = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut first_line = 1usize;
+    let mut eof = false;
+    let mut want = CHUNK;
+    while !eof {
+        while buf.len() < want {
+            let got = input
+                .fill_buf()
+                .map_err(|e| err(None, format!("cannot read: {e}")))?;
+            if got.is_empty() {
+                eof = true;
+                break;
+            }
+            let take = got.len().min(want - buf.len());
+            buf.extend_from_slice(&got[..take]);
+            input.consume(take);
+        }
+        let cut = if eof {
+            buf.len()
+        } else {
+            match buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None if want >= MAX_LINE => {
+                    return Err(err(
+                        Some(first_line),
+                        format!("line longer than {} MiB", MAX_LINE >> 20),
+                    ))
+                }
+                None => {
+                    want *= 2;
+                    continue;
+                }
+            }
+        };
+        want = CHUNK;
+        let text = std::str::from_utf8(&buf[..cut]).map_err(|e| {
+            let line = first_line
+                + buf[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+            err(Some(line), "not valid UTF-8".into())
+        })?;
+        let lines: Vec<(usize, &str)> = text
+            .split_inclusive('\n')
+            .enumerate()
+            .map(|(i, l)| (first_line + i, l))
+            .collect();
+        first_line += lines.len();
+        let last = lines.last().map(|(n, l)| (*n, l.ends_with('\n')));
+        let per = lines.len().div_ceil(threads.max(1)).max(1);
+        let parts: Vec<Parsed> = std::thread::scope(|s| {
+            let hs: Vec<_> = lines
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut c = Chunk::default();
+                        let mut out = Vec::with_capacity(part.len());
+                        for &(n, l) in part {
+                            let l = l.trim_end_matches(['\n', '\r']);
+                            if l.trim().is_empty() {
+                                continue;
+                            }
+                            out.push(parse(l, n, &mut c).map_err(|m| (n, m)));
+                        }
+                        (c, out)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for (c, results) in parts {
+            for r in results {
+                match r {
+                    Ok(l) => st.line(&c, l).map_err(|(n, m)| err(Some(n), m))?,
+                    Err((n, m)) if eof && Some((n, false)) == last => {
+                        warnings.push(format!("line {n}: torn last line skipped ({m})"))
+                    }
+                    Err((n, m)) => return Err(err(Some(n), m)),
+                }
+            }
+        }
+        buf.drain(..cut);
+    }
+    let events = st.events;
+    let txns = st.finish();
+    if txns.is_empty() {
+        return Err(err(None, "the history has no transactions to check".into()));
+    }
+    Ok(ReadTxns {
+        txns,
+        warnings,
+        events,
+    })
+}
+
+/// Pairs invocations with completions and interns, in file order.
+struct Pairing {
+    txns: Txns,
+    /// Outstanding invocation per process: (txn header, its micro-ops).
+    open: FxHashMap<u64, (Txn, Vec<Mop>)>,
+    events: u64,
+}
+
+impl Pairing {
+    fn new(kind: TxnKind) -> Pairing {
+        Pairing {
+            txns: Txns::new(kind),
+            open: FxHashMap::default(),
+            events: 0,
+        }
+    }
+
+    fn intern(&mut self, c: &Chunk, tok: u64, key: bool) -> u64 {
+        let interner = if key {
+            &mut self.txns.keys
+        } else {
+            &mut self.txns.vals
+        };
+        if tok & TAG == 0 {
+            interner.id(&Value::from(tok))
+        } else {
+            interner.id(&c.others[(tok & !TAG) as usize])
+        }
+    }
+
+    /// The line's micro-ops, interned; reads stay unknown unless `ok`.
+    fn mops(&mut self, c: &Chunk, l: &Line, ok: bool, out: &mut Vec<Mop>) -> Result<(), String> {
+        let kind = self.txns.kind;
+        for (i, r) in c.mops[l.mops.start as usize..l.mops.end as usize]
+            .iter()
+            .enumerate()
+        {
+            let allowed = matches!(
+                (kind, r.kind),
+                (TxnKind::ListAppend, MopKind::Append | MopKind::Read)
+                    | (TxnKind::RwRegister, MopKind::Write | MopKind::Read)
+            );
+            if !allowed {
+                let names = match kind {
+                    TxnKind::ListAppend => "append or r",
+                    TxnKind::RwRegister => "w or r",
+                };
+                return Err(format!(
+                    "micro-op {}: {} takes {names} micro-ops",
+                    i + 1,
+                    kind.name()
+                ));
+            }
+            let key = self.intern(c, r.key, true) as u32;
+            let register = kind == TxnKind::RwRegister;
+            let mop = match r.kind {
+                MopKind::Read if !ok => Mop {
+                    kind: r.kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                },
+                // A register's null is nil, the initial value.
+                MopKind::Read if r.len == NIL && register => Mop {
+                    kind: r.kind,
+                    key,
+                    len: 1,
+                    val: super::build::NIL_VALUE,
+                },
+                MopKind::Read if r.len == NIL => Mop {
+                    kind: r.kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                },
+                MopKind::Read if register && !r.scalar => {
+                    return Err(format!(
+                        "micro-op {}: a register read must observe one value, not a list",
+                        i + 1
+                    ));
+                }
+                MopKind::Read if !register => {
+                    if r.scalar {
+                        return Err(format!(
+                            "micro-op {}: a list read must observe a list or null",
+                            i + 1
+                        ));
+                    }
+                    let start = self.txns.pool.len() as u64;
+                    for &t in &c.pool[r.val as usize..r.val as usize + r.len as usize] {
+                        let id = if t & TAG == 0 {
+                            t
+                        } else {
+                            self.intern(c, t, false)
+                        };
+                        self.txns.pool.push(id);
+                    }
+                    Mop {
+                        kind: r.kind,
+                        key,
+                        len: r.len,
+                        val: start,
+                    }
+                }
+                _ => Mop {
+                    kind: r.kind,
+                    key,
+                    len: r.len,
+                    val: self.intern(c, r.val, false),
+                },
+            };
+            out.push(mop);
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, c: &Chunk, l: Line) -> Result<(), (usize, String)> {
+        let index = self.events;
+        self.events += 1;
+        let Some(p) = l.process else { return Ok(()) };
+        let n = l.lineno;
+        if let Some(f) = &l.other_f {
+            return Err((
+                n,
+                format!(
+                    "model {} has no operation {f:?}: every operation must be a txn",
+                    self.txns.kind.name()
+                ),
+            ));
+        }
+        if let Some(m) = &l.bad {
+            return Err((n, m.clone()));
+        }
+        match l.kind {
+            EventType::Invoke => {
+                if let Some((t, _)) = self.open.get(&p) {
+                    return Err((
+                        n,
+                        format!(
+                            "process {p} invokes txn while its txn (event {}) is still outstanding",
+                            t.call
+                        ),
+                    ));
+                }
+                let mut mops = Vec::with_capacity(l.mops.len());
+                self.mops(c, &l, false, &mut mops).map_err(|m| (n, m))?;
+                let t = Txn {
+                    process: p,
+                    outcome: Outcome::Info,
+                    mops: 0,
+                    call: index,
+                    ret: None,
+                    call_time: l.time,
+                    ret_time: None,
+                };
+                self.open.insert(p, (t, mops));
+            }
+            kind => {
+                let Some((mut t, inv)) = self.open.remove(&p) else {
+                    return Err((
+                        n,
+                        format!(
+                            "process {p} completes txn ({}) without an outstanding invocation",
+                            kind.as_str()
+                        ),
+                    ));
+                };
+                t.outcome = match kind {
+                    EventType::Ok => Outcome::Ok,
+                    EventType::Fail => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                t.ret = Some(index);
+                t.ret_time = l.time;
+                t.mops = self.txns.mops.len() as u32;
+                if t.outcome == Outcome::Ok {
+                    let mut mops = std::mem::take(&mut self.txns.mops);
+                    let r = self.mops(c, &l, true, &mut mops);
+                    self.txns.mops = mops;
+                    r.map_err(|m| (n, m))?;
+                } else {
+                    self.txns.mops.extend(inv);
+                }
+                self.txns.txns.push(t);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Txns {
+        let mut open: Vec<(Txn, Vec<Mop>)> = self.open.drain().map(|(_, v)| v).collect();
+        open.sort_by_key(|(t, _)| t.call);
+        for (mut t, mops) in open {
+            t.mops = self.txns.mops.len() as u32;
+            self.txns.mops.extend(mops);
+            self.txns.txns.push(t);
+        }
+        self.txns
+    }
+}
