@@ -101,3 +101,155 @@ fn redis_everysec_loses_acknowledged_writes_on_a_power_cut() {
     assert!(after < acked, "acknowledged {acked} keys, {after} survived");
     eprintln!("redis everysec: {acked} keys acknowledged, {after} survived the power cut");
 }
+
+const PG: &str = "/usr/lib/postgresql/15/bin";
+
+/// PostgreSQL run as the `postgres` user in its own session, so the whole
+/// process tree dies at once, as in a power cut.
+struct Postgres {
+    data: String,
+    sock: String,
+    port: u16,
+    uid: u32,
+    gid: u32,
+    session: Option<i32>,
+}
+
+fn id(flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, "postgres"]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+impl Postgres {
+    fn start(&mut self, extra: &str) {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(format!("{PG}/postgres"))
+            .args(["-D", &self.data, "-k", &self.sock, "-c", "listen_addresses="])
+            .args(["-p", &self.port.to_string()])
+            .args(extra.split_whitespace())
+            .uid(self.uid)
+            .gid(self.gid)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start postgres");
+        self.session = Some(child.id() as i32);
+        // The child is reaped by kill(); dropping the handle does not kill it.
+        std::mem::forget(child);
+        assert!(
+            wait_for(30, || self.psql("select 1").as_deref() == Some("1")),
+            "postgres did not start on the mount"
+        );
+    }
+
+    fn psql(&self, sql: &str) -> Option<String> {
+        let out = Command::new(format!("{PG}/psql"))
+            .args(["-h", &self.sock, "-p", &self.port.to_string(), "-U", "postgres", "-Atc", sql])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    fn kill(&mut self) {
+        if let Some(pg) = self.session.take() {
+            // SAFETY: signals the process group this test started.
+            unsafe { libc::kill(-pg, libc::SIGKILL) };
+            let gone = wait_for(20, || {
+                let mut status = 0;
+                unsafe { libc::waitpid(-pg, &mut status, libc::WNOHANG) };
+                (unsafe { libc::kill(-pg, 0) }) != 0
+            });
+            assert!(gone, "postgres group {pg} survived SIGKILL");
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.psql("select count(*) from t").unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(pg) = self.session.take() {
+            unsafe { libc::kill(-pg, libc::SIGKILL) };
+            wait_for(20, || (unsafe { libc::kill(-pg, 0) }) != 0);
+        }
+    }
+}
+
+// fsync on: every acknowledged commit survives the power cut and the
+// database recovers; synchronous_commit=off acknowledges before the WAL
+// flush, so the same power cut loses commits.
+#[test]
+fn postgres_keeps_synced_commits_and_loses_async_ones() {
+    let (Some(uid), Some(gid)) = (id("-u"), id("-g")) else {
+        eprintln!("skipped: the postgres user is missing");
+        return;
+    };
+    if !Path::new(PG).join("postgres").exists() {
+        eprintln!("skipped: PostgreSQL 15 or the postgres user is missing");
+        return;
+    }
+    let m = Mount::new();
+    let sock = m.dir.path().join("sock");
+    std::fs::create_dir(&sock).unwrap();
+    let chown = |p: &Path| {
+        let st = Command::new("chown").arg("postgres").arg(p).status().unwrap();
+        assert!(st.success());
+    };
+    chown(&sock);
+    chown(&m.mnt);
+    // The temp dir is 0700: postgres must reach its data directory.
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(m.dir.path(), mode).unwrap();
+    let data = m.mnt.join("data");
+    let init = {
+        use std::os::unix::process::CommandExt;
+        Command::new(format!("{PG}/initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres"])
+            .uid(uid)
+            .gid(gid)
+            .output()
+    }
+        .unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let mut pg = Postgres {
+        data: data.display().to_string(),
+        sock: sock.display().to_string(),
+        port: free_port(),
+        uid,
+        gid,
+        session: None,
+    };
+    pg.start("");
+    pg.psql("create table t (k int primary key)").unwrap();
+    for i in 0..30 {
+        pg.psql(&format!("insert into t values ({i})")).unwrap();
+    }
+    pg.kill();
+    let dropped = unsynced_bytes(&m.ctl("crash"));
+    assert!(dropped > 0, "the crash found nothing unsynced to drop");
+    pg.start("");
+    assert_eq!(pg.count(), 30, "fsync on: an acknowledged commit was lost");
+
+    // The WAL writer flushes every 10 s at most: the commits below stay unsynced.
+    pg.kill();
+    pg.start("-c synchronous_commit=off -c wal_writer_delay=10000");
+    pg.psql("checkpoint").unwrap();
+    for i in 30..60 {
+        pg.psql(&format!("insert into t values ({i})")).unwrap();
+    }
+    assert_eq!(pg.count(), 60);
+    pg.kill();
+    m.ctl("crash");
+    pg.start("");
+    let after = pg.count();
+    assert!(after < 60, "synchronous_commit=off: all 60 commits survived the crash");
+    assert!(after >= 30, "commits from before the checkpoint were lost: {after}");
+    eprintln!("postgres synchronous_commit=off: 60 commits acknowledged, {after} survived");
+}
