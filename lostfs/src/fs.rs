@@ -1191,8 +1191,21 @@ impl Filesystem for Fuse {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        reply_empty(reply, self.state().sync_file(ino.0).map_err(Errno::from));
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let r = (|| {
+            // Marked durable first, under the lock: a write that comes in
+            // while the backing fsync runs is after this fsync and stays
+            // unsynced. The backing fsync keeps the timing of a real disk.
+            self.state().sync_file(ino.0)?;
+            let h = self.handle(fh)?;
+            if datasync {
+                h.file.sync_data()?;
+            } else {
+                h.file.sync_all()?;
+            }
+            Ok(())
+        })();
+        reply_empty(reply, r);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -1280,8 +1293,17 @@ impl Filesystem for Fuse {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        reply_empty(reply, self.state().sync_names().map_err(Errno::from));
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        let r = (|| {
+            let fd = {
+                let mut s = self.state();
+                s.sync_names()?;
+                s.fd(ino)?
+            };
+            reopen(fd, libc::O_RDONLY | libc::O_DIRECTORY)?.sync_all()?;
+            Ok(())
+        })();
+        reply_empty(reply, r);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
