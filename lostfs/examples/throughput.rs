@@ -75,7 +75,11 @@ fn main() {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !mounted(&mnt) {
-        assert!(Instant::now() < deadline, "lostfs did not mount {}", mnt.display());
+        assert!(
+            Instant::now() < deadline,
+            "lostfs did not mount {}",
+            mnt.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let (mut seq, mut wals) = ([vec![], vec![]], [vec![], vec![]]);

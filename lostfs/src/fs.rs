@@ -301,7 +301,9 @@ impl State {
     fn dir_fd(&self, ino: INodeNo) -> Result<Arc<OwnedFd>, Errno> {
         let fd = self.fd(ino)?;
         // SAFETY: dup of a descriptor we own.
-        Ok(Arc::new(owned(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?))
+        Ok(Arc::new(owned(unsafe {
+            libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0)
+        })?))
     }
 
     /// Registers one more kernel reference to the backing inode `fd` names.
@@ -396,9 +398,9 @@ impl State {
     }
 
     fn sync_names(&mut self) -> io::Result<()> {
-        let had_removals = self.names.iter().any(|op| {
-            matches!(op, NameOp::Moved { to_dir, .. } if Arc::ptr_eq(to_dir, &self.graveyard))
-        });
+        let had_removals = self.names.iter().any(
+            |op| matches!(op, NameOp::Moved { to_dir, .. } if Arc::ptr_eq(to_dir, &self.graveyard)),
+        );
         self.names.clear();
         if had_removals {
             empty_dir(self.graveyard.as_raw_fd())?;
@@ -560,10 +562,11 @@ impl LostFs {
     fn undo_all(s: &mut State, inval: &mut Invalidate) -> io::Result<()> {
         let mut first_error = None;
         for d in s.dirty.values() {
-            let r = d
-                .file
-                .set_len(d.undo.synced_size())
-                .and_then(|()| d.undo.saved().try_for_each(|(o, b)| d.file.write_all_at(b, o)));
+            let r = d.file.set_len(d.undo.synced_size()).and_then(|()| {
+                d.undo
+                    .saved()
+                    .try_for_each(|(o, b)| d.file.write_all_at(b, o))
+            });
             if let Err(e) = r {
                 first_error.get_or_insert(e);
             }
@@ -592,11 +595,18 @@ impl LostFs {
                 } => {
                     for (p, n) in fuse_parents.iter().zip([from, to]) {
                         if let Some(p) = p {
-                            inval.entries.push((*p, OsStr::from_bytes(n.as_bytes()).into()));
+                            inval
+                                .entries
+                                .push((*p, OsStr::from_bytes(n.as_bytes()).into()));
                         }
                     }
                     check(unsafe {
-                        libc::renameat(to_dir.as_raw_fd(), to.as_ptr(), from_dir.as_raw_fd(), from.as_ptr())
+                        libc::renameat(
+                            to_dir.as_raw_fd(),
+                            to.as_ptr(),
+                            from_dir.as_raw_fd(),
+                            from.as_ptr(),
+                        )
                     })
                 }
                 NameOp::Exchanged {
@@ -606,8 +616,12 @@ impl LostFs {
                     b,
                     fuse_parents,
                 } => {
-                    inval.entries.push((fuse_parents[0], OsStr::from_bytes(a.as_bytes()).into()));
-                    inval.entries.push((fuse_parents[1], OsStr::from_bytes(b.as_bytes()).into()));
+                    inval
+                        .entries
+                        .push((fuse_parents[0], OsStr::from_bytes(a.as_bytes()).into()));
+                    inval
+                        .entries
+                        .push((fuse_parents[1], OsStr::from_bytes(b.as_bytes()).into()));
                     check(unsafe {
                         libc::renameat2(
                             a_dir.as_raw_fd(),
@@ -726,7 +740,13 @@ impl LostFs {
         }
         if flags & libc::RENAME_EXCHANGE != 0 {
             check(unsafe {
-                libc::renameat2(from_dir, from.as_ptr(), to_dir, to.as_ptr(), libc::RENAME_EXCHANGE)
+                libc::renameat2(
+                    from_dir,
+                    from.as_ptr(),
+                    to_dir,
+                    to.as_ptr(),
+                    libc::RENAME_EXCHANGE,
+                )
             })?;
             let (a_dir, b_dir) = (s.dir_fd(parent)?, s.dir_fd(newparent)?);
             s.names.push(NameOp::Exchanged {
@@ -808,6 +828,7 @@ impl LostFs {
         Ok(fh)
     }
 
+    #[allow(clippy::too_many_arguments)] // the fields of FUSE setattr
     fn do_setattr(
         &self,
         ino: INodeNo,
@@ -848,7 +869,9 @@ impl LostFs {
             let st = stat_fd(fd)?;
             // utimensat on a /proc path follows symlinks; a symlink's times stay.
             if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
-                check(unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) })?;
+                check(unsafe {
+                    libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0)
+                })?;
             }
         }
         Ok(attr(ino.0, &stat_fd(fd)?))
@@ -952,9 +975,8 @@ impl Filesystem for Fuse {
         let r = (|| {
             let fd = self.state().fd(ino)?;
             let mut buf = vec![0u8; libc::PATH_MAX as usize];
-            let n = unsafe {
-                libc::readlinkat(fd, EMPTY.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-            };
+            let n =
+                unsafe { libc::readlinkat(fd, EMPTY.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
                 return Err(Errno::from(io::Error::last_os_error()));
             }
@@ -1096,9 +1118,22 @@ impl Filesystem for Fuse {
                 drop(fd);
                 Ok(())
             })
+            .or_else(|e| {
+                // A name the kernel thought absent (its cache was stale): an
+                // open without O_EXCL opens the existing file, which is no new name.
+                if e != Errno::EEXIST || flags & libc::O_EXCL != 0 {
+                    return Err(e);
+                }
+                let name = cstr(name)?;
+                let mut s = self.state();
+                let dir = s.fd(parent)?;
+                s.entry(dir, &name)
+            })
             .and_then(|a| Ok((a, self.open_handle(a.ino, flags)?)));
         match r {
-            Ok((a, fh)) => reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Ok((a, fh)) => {
+                reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty())
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -1150,7 +1185,12 @@ impl Filesystem for Fuse {
         let r = (|| {
             let h = self.handle(fh)?;
             let mut s = self.state();
-            s.save_range(ino.0, offset, data.len() as u64, self.options.max_undo_bytes)?;
+            s.save_range(
+                ino.0,
+                offset,
+                data.len() as u64,
+                self.options.max_undo_bytes,
+            )?;
             h.file.write_all_at(data, offset)?;
             if h.sync_writes {
                 s.sync_file(ino.0)?;
@@ -1191,7 +1231,14 @@ impl Filesystem for Fuse {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let r = (|| {
             // Marked durable first, under the lock: a write that comes in
             // while the backing fsync runs is after this fsync and stays
@@ -1293,7 +1340,14 @@ impl Filesystem for Fuse {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let r = (|| {
             let fd = {
                 let mut s = self.state();
@@ -1346,7 +1400,8 @@ impl Filesystem for Fuse {
         let r = (|| {
             let h = self.handle(fh)?;
             let mut s = self.state();
-            let changes_bytes = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0;
+            let changes_bytes =
+                mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0;
             if mode & (libc::FALLOC_FL_COLLAPSE_RANGE | libc::FALLOC_FL_INSERT_RANGE) != 0 {
                 return Err(Errno::EOPNOTSUPP);
             }

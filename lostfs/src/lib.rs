@@ -66,10 +66,12 @@ pub fn mount(
     control: &Path,
     options: Options,
 ) -> Result<(), Error> {
-    let fs = Arc::new(LostFs::new(backing, options).map_err(|source| Error::Backing {
-        path: backing.to_owned(),
-        source,
-    })?);
+    let fs = Arc::new(
+        LostFs::new(backing, options).map_err(|source| Error::Backing {
+            path: backing.to_owned(),
+            source,
+        })?,
+    );
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName(format!("lostfs:{}", backing.display())),
@@ -86,7 +88,8 @@ pub fn mount(
     };
     // Modes come from the callers' create calls, already masked.
     unsafe { libc::umask(0) };
-    let session = fuser::Session::new(fs::Fuse(fs.clone()), mountpoint, &config).map_err(mount_err)?;
+    let session =
+        fuser::Session::new(fs::Fuse(fs.clone()), mountpoint, &config).map_err(mount_err)?;
     fs.set_notifier(session.notifier());
     let _ = std::fs::remove_file(control);
     let listener = UnixListener::bind(control).map_err(|source| Error::Control {
@@ -136,8 +139,10 @@ pub fn control(socket: &Path, command: &str) -> Result<String, Error> {
         source,
     };
     let mut conn = UnixStream::connect(socket).map_err(err)?;
-    conn.set_read_timeout(Some(Duration::from_secs(60))).map_err(err)?;
-    conn.write_all(format!("{command}\n").as_bytes()).map_err(err)?;
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(err)?;
+    conn.write_all(format!("{command}\n").as_bytes())
+        .map_err(err)?;
     let mut line = String::new();
     BufReader::new(&conn).read_line(&mut line).map_err(err)?;
     let line = line.trim_end();

@@ -28,9 +28,13 @@ fn main() -> ExitCode {
                     ("--control", Some(v)) => control = Some(PathBuf::from(v)),
                     ("--max-undo-bytes", Some(v)) => match v.parse() {
                         Ok(n) => options.max_undo_bytes = n,
-                        Err(_) => return usage(&format!("--max-undo-bytes {v:?}: not a byte count")),
+                        Err(_) => {
+                            return usage(&format!("--max-undo-bytes {v:?}: not a byte count"))
+                        }
                     },
-                    (f, None) if f.starts_with("--") => return usage(&format!("{f} needs a value")),
+                    (f, None) if f.starts_with("--") => {
+                        return usage(&format!("{f} needs a value"))
+                    }
                     (f, _) => return usage(&format!("unknown argument {f:?}")),
                 }
             }

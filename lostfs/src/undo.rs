@@ -96,7 +96,7 @@ mod tests {
         let mut u = FileUndo::new(100);
         u.save(10, vec![0; 10]); // [10, 20)
         u.save(40, vec![0; 5]); // [40, 45)
-        //         offset len   missing
+                                //         offset len   missing
         assert_eq!(u.missing(0, 100), vec![(0, 10), (20, 20), (45, 55)]);
         assert_eq!(u.missing(12, 5), vec![]);
         assert_eq!(u.missing(15, 10), vec![(20, 5)]);

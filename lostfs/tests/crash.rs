@@ -18,21 +18,29 @@ fn a_write_without_fsync_is_lost_and_a_synced_one_stays() {
     append(&m.path("aof"), b"SET c 3\n", false);
     assert_eq!(read(&m, "aof"), "SET a 1\nSET b 2\nSET c 3\n");
     let status = m.ctl("status");
-    assert!(status.contains("unsynced_files=1 unsynced_bytes=8 "), "{status}");
+    assert!(
+        status.contains("unsynced_files=1 unsynced_bytes=8 "),
+        "{status}"
+    );
     m.ctl("crash");
     assert_eq!(read(&m, "aof"), "SET a 1\nSET b 2\n");
     assert_eq!(
         fs::read_to_string(m.backing.join("aof")).unwrap(),
         "SET a 1\nSET b 2\n"
     );
-    assert!(m.ctl("status").starts_with("unsynced_files=0 unsynced_bytes=0 "));
+    assert!(m
+        .ctl("status")
+        .starts_with("unsynced_files=0 unsynced_bytes=0 "));
 }
 
 #[test]
 fn overwritten_synced_bytes_come_back() {
     let m = Mount::new();
     write(&m.path("page"), &[b'a'; 8192], true);
-    let f = fs::OpenOptions::new().write(true).open(m.path("page")).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("page"))
+        .unwrap();
     f.write_all_at(&[b'b'; 100], 4000).unwrap();
     f.write_all_at(&[b'c'; 100], 4050).unwrap(); // overlaps the first: saved once
     f.write_all_at(&[b'd'; 10], 8190).unwrap(); // crosses the synced size
@@ -47,7 +55,10 @@ fn overwritten_synced_bytes_come_back() {
 fn fdatasync_makes_an_overwrite_durable() {
     let m = Mount::new();
     write(&m.path("f"), b"0123456789", true);
-    let f = fs::OpenOptions::new().write(true).open(m.path("f")).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("f"))
+        .unwrap();
     f.write_all_at(b"xy", 3).unwrap();
     f.sync_data().unwrap();
     f.write_all_at(b"zz", 0).unwrap();
@@ -76,7 +87,10 @@ fn o_dsync_writes_are_durable_at_once() {
 fn truncate_is_undone_unless_synced() {
     let m = Mount::new();
     write(&m.path("t"), b"hello world", true);
-    let f = fs::OpenOptions::new().write(true).open(m.path("t")).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("t"))
+        .unwrap();
     f.set_len(5).unwrap();
     f.set_len(20).unwrap(); // extended with zeros over the old bytes
     drop(f);
@@ -84,7 +98,10 @@ fn truncate_is_undone_unless_synced() {
     m.ctl("crash");
     assert_eq!(read(&m, "t"), "hello world");
 
-    let f = fs::OpenOptions::new().write(true).open(m.path("t")).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("t"))
+        .unwrap();
     f.set_len(5).unwrap();
     f.sync_all().unwrap();
     drop(f);
@@ -136,7 +153,11 @@ fn unlink_and_rmdir_are_undone_and_creates_removed() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, vec!["base".to_string()], "the graveyard stays hidden");
+    assert_eq!(
+        names,
+        vec!["base".to_string()],
+        "the graveyard stays hidden"
+    );
 }
 
 // Names follow ext4's journal: the fsync of any file makes earlier creates
@@ -147,7 +168,11 @@ fn many_files_keep_exactly_what_was_synced() {
     fs::create_dir(m.path("d")).unwrap();
     for i in 0..200 {
         let sync = i % 2 == 0 && i < 150;
-        write(&m.path(&format!("d/{i}")), format!("file {i}").as_bytes(), sync);
+        write(
+            &m.path(&format!("d/{i}")),
+            format!("file {i}").as_bytes(),
+            sync,
+        );
     }
     m.ctl("crash");
     for i in 0..200 {
@@ -176,7 +201,10 @@ fn flush_makes_everything_durable() {
 fn the_undo_cap_refuses_writes_with_enospc() {
     let m = Mount::with_args(&["--max-undo-bytes", "1000"]);
     write(&m.path("big"), &[b'a'; 4096], true);
-    let f = fs::OpenOptions::new().write(true).open(m.path("big")).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("big"))
+        .unwrap();
     f.write_all_at(&[b'b'; 500], 0).unwrap();
     let err = f.write_all_at(&[b'c'; 600], 1000).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
@@ -192,7 +220,11 @@ fn the_undo_cap_refuses_writes_with_enospc() {
 fn mmap_reads_see_written_data() {
     let m = Mount::new();
     write(&m.path("db"), &[7u8; 4096], true);
-    let f = fs::OpenOptions::new().read(true).write(true).open(m.path("db")).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.path("db"))
+        .unwrap();
     f.write_all_at(&[9u8; 16], 100).unwrap();
     // SAFETY: a private read-only mapping of a file this test owns.
     let p = unsafe {

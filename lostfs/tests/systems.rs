@@ -35,7 +35,14 @@ fn redis(dir: &Path, port: u16) -> Daemon {
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .arg("--dir")
         .arg(dir)
-        .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""])
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("start redis-server");
@@ -68,7 +75,11 @@ fn unsynced_bytes(report: &str) -> u64 {
 // that second loses acknowledged writes, while SIGKILL alone would not.
 #[test]
 fn redis_everysec_loses_acknowledged_writes_on_a_power_cut() {
-    if Command::new("redis-server").arg("--version").output().is_err() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: redis-server is not installed");
         return;
     }
@@ -90,7 +101,11 @@ fn redis_everysec_loses_acknowledged_writes_on_a_power_cut() {
         let dropped = unsynced_bytes(&m.ctl("crash"));
         server = redis(&m.mnt, port);
         let after: u64 = cli(port, &["dbsize"]).parse().unwrap();
-        assert_eq!(cli(port, &["get", "durable"]), "yes", "a synced write was lost");
+        assert_eq!(
+            cli(port, &["get", "durable"]),
+            "yes",
+            "a synced write was lost"
+        );
         if dropped > 0 {
             lost = Some((acked, after));
             break;
@@ -124,7 +139,14 @@ impl Postgres {
     fn start(&mut self, extra: &str) {
         use std::os::unix::process::CommandExt;
         let child = Command::new(format!("{PG}/postgres"))
-            .args(["-D", &self.data, "-k", &self.sock, "-c", "listen_addresses="])
+            .args([
+                "-D",
+                &self.data,
+                "-k",
+                &self.sock,
+                "-c",
+                "listen_addresses=",
+            ])
             .args(["-p", &self.port.to_string()])
             .args(extra.split_whitespace())
             .uid(self.uid)
@@ -145,7 +167,16 @@ impl Postgres {
 
     fn psql(&self, sql: &str) -> Option<String> {
         let out = Command::new(format!("{PG}/psql"))
-            .args(["-h", &self.sock, "-p", &self.port.to_string(), "-U", "postgres", "-Atc", sql])
+            .args([
+                "-h",
+                &self.sock,
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-Atc",
+                sql,
+            ])
             .output()
             .ok()?;
         out.status
@@ -167,7 +198,10 @@ impl Postgres {
     }
 
     fn count(&self) -> u64 {
-        self.psql("select count(*) from t").unwrap().parse().unwrap()
+        self.psql("select count(*) from t")
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 }
 
@@ -197,7 +231,11 @@ fn postgres_keeps_synced_commits_and_loses_async_ones() {
     let sock = m.dir.path().join("sock");
     std::fs::create_dir(&sock).unwrap();
     let chown = |p: &Path| {
-        let st = Command::new("chown").arg("postgres").arg(p).status().unwrap();
+        let st = Command::new("chown")
+            .arg("postgres")
+            .arg(p)
+            .status()
+            .unwrap();
         assert!(st.success());
     };
     chown(&sock);
@@ -216,8 +254,12 @@ fn postgres_keeps_synced_commits_and_loses_async_ones() {
             .gid(gid)
             .output()
     }
-        .unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let mut pg = Postgres {
         data: data.display().to_string(),
         sock: sock.display().to_string(),
@@ -249,7 +291,13 @@ fn postgres_keeps_synced_commits_and_loses_async_ones() {
     m.ctl("crash");
     pg.start("");
     let after = pg.count();
-    assert!(after < 60, "synchronous_commit=off: all 60 commits survived the crash");
-    assert!(after >= 30, "commits from before the checkpoint were lost: {after}");
+    assert!(
+        after < 60,
+        "synchronous_commit=off: all 60 commits survived the crash"
+    );
+    assert!(
+        after >= 30,
+        "commits from before the checkpoint were lost: {after}"
+    );
     eprintln!("postgres synchronous_commit=off: 60 commits acknowledged, {after} survived");
 }
