@@ -28,7 +28,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, FileExt, FileTypeExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
@@ -83,6 +83,8 @@ struct Dirty {
     /// Read-write descriptor of the backing file, for saving and restoring.
     file: File,
     undo: FileUndo,
+    /// When the first unsynced change came (for `--writeback-secs`).
+    since: Instant,
 }
 
 /// One name change, with what undoing it needs. Directory descriptors are
@@ -115,7 +117,8 @@ struct State {
     by_key: HashMap<(u64, u64), u64>,
     next_ino: u64,
     dirty: HashMap<u64, Dirty>,
-    names: Vec<NameOp>,
+    /// Unsynced name changes, oldest first, with when they happened.
+    names: Vec<(Instant, NameOp)>,
     graveyard: Arc<OwnedFd>,
     graveyard_seq: u64,
     undo_bytes: u64,
@@ -137,12 +140,17 @@ pub struct Options {
     /// Cap on the overwritten synced bytes held in memory; a write that would
     /// pass it fails with ENOSPC and a message on stderr.
     pub max_undo_bytes: u64,
+    /// None: nothing becomes durable without a sync (LazyFS' worst case).
+    /// Some(age): changes older than `age` become durable on their own, as
+    /// the kernel's writeback (30 s) and ext4's journal commit (5 s) make them.
+    pub writeback: Option<Duration>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_undo_bytes: 1 << 30,
+            writeback: None,
         }
     }
 }
@@ -357,6 +365,7 @@ impl State {
                 Dirty {
                     file,
                     undo: FileUndo::new(size),
+                    since: Instant::now(),
                 },
             );
         }
@@ -398,12 +407,53 @@ impl State {
     }
 
     fn sync_names(&mut self) -> io::Result<()> {
-        let had_removals = self.names.iter().any(
+        let had_removals = self.names.iter().map(|(_, op)| op).any(
             |op| matches!(op, NameOp::Moved { to_dir, .. } if Arc::ptr_eq(to_dir, &self.graveyard)),
         );
         self.names.clear();
         if had_removals {
             empty_dir(self.graveyard.as_raw_fd())?;
+        }
+        Ok(())
+    }
+
+    fn log_name(&mut self, op: NameOp) {
+        self.names.push((Instant::now(), op));
+    }
+
+    /// What the kernel's periodic writeback and journal commits would have
+    /// made durable by now: files whose first unsynced change is older than
+    /// `age` (whole files: an approximation of page-by-page writeback) and
+    /// name changes older than `age`.
+    fn write_back(&mut self, age: Duration) -> io::Result<()> {
+        let old: Vec<u64> = self
+            .dirty
+            .iter()
+            .filter(|(_, d)| d.since.elapsed() >= age)
+            .map(|(&ino, _)| ino)
+            .collect();
+        for ino in old {
+            if let Some(d) = self.dirty.remove(&ino) {
+                self.undo_bytes -= d.undo.saved_bytes();
+            }
+        }
+        let n = self
+            .names
+            .iter()
+            .take_while(|(t, _)| t.elapsed() >= age)
+            .count();
+        for (_, op) in self.names.drain(..n) {
+            if let NameOp::Moved { to_dir, to, .. } = op {
+                if Arc::ptr_eq(&to_dir, &self.graveyard) {
+                    let p = Path::new(&format!("/proc/self/fd/{}", to_dir.as_raw_fd()))
+                        .join(OsStr::from_bytes(to.as_bytes()));
+                    match std::fs::symlink_metadata(&p) {
+                        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p)?,
+                        Ok(_) => std::fs::remove_file(&p)?,
+                        Err(_) => {}
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -526,6 +576,20 @@ impl LostFs {
         self.state().status()
     }
 
+    /// The options it was mounted with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Makes durable what is older than `options.writeback`, if set; the
+    /// mount calls this four times a second.
+    pub fn write_back(&self) -> io::Result<()> {
+        match self.options.writeback {
+            Some(age) => self.state().write_back(age),
+            None => Ok(()),
+        }
+    }
+
     /// Makes everything durable, as `sync` followed by a clean shutdown would.
     pub fn flush(&self) -> io::Result<()> {
         self.state().sync_all()
@@ -572,7 +636,7 @@ impl LostFs {
             }
         }
         let names = std::mem::take(&mut s.names);
-        for op in names.into_iter().rev() {
+        for (_, op) in names.into_iter().rev() {
             let r = match &op {
                 NameOp::Created {
                     dir,
@@ -673,7 +737,7 @@ impl LostFs {
             )
         };
         let dup = s.dir_fd(parent)?;
-        s.names.push(NameOp::Created {
+        s.log_name(NameOp::Created {
             dir: dup,
             name: name.clone(),
             is_dir,
@@ -690,7 +754,7 @@ impl LostFs {
         })?;
         let dup = s.dir_fd(parent)?;
         let to_dir = s.graveyard.clone();
-        s.names.push(NameOp::Moved {
+        s.log_name(NameOp::Moved {
             from_dir: dup,
             from: name.clone(),
             to_dir,
@@ -749,7 +813,7 @@ impl LostFs {
                 )
             })?;
             let (a_dir, b_dir) = (s.dir_fd(parent)?, s.dir_fd(newparent)?);
-            s.names.push(NameOp::Exchanged {
+            s.log_name(NameOp::Exchanged {
                 a_dir,
                 a: from,
                 b_dir,
@@ -793,7 +857,7 @@ impl LostFs {
         }
         check(unsafe { libc::renameat(from_dir, from.as_ptr(), to_dir, to.as_ptr()) })?;
         let (fd_from, fd_to) = (s.dir_fd(parent)?, s.dir_fd(newparent)?);
-        s.names.push(NameOp::Moved {
+        s.log_name(NameOp::Moved {
             from_dir: fd_from,
             from,
             to_dir: fd_to,
@@ -1077,7 +1141,7 @@ impl Filesystem for Fuse {
                 libc::linkat(src, EMPTY.as_ptr(), dir, name.as_ptr(), libc::AT_EMPTY_PATH)
             })?;
             let dup = s.dir_fd(newparent)?;
-            s.names.push(NameOp::Created {
+            s.log_name(NameOp::Created {
                 dir: dup,
                 name: name.clone(),
                 is_dir: false,

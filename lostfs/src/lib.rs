@@ -101,6 +101,18 @@ pub fn mount(
         .name("lostfs-control".into())
         .spawn(move || serve_control(listener, control_fs))
         .map_err(mount_err)?;
+    if fs.options().writeback.is_some() {
+        let wb = fs.clone();
+        std::thread::Builder::new()
+            .name("lostfs-writeback".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(250));
+                if let Err(e) = wb.write_back() {
+                    eprintln!("shakedown-lostfs: writeback: {e}");
+                }
+            })
+            .map_err(mount_err)?;
+    }
     let result = session.run().map_err(mount_err);
     let _ = std::fs::remove_file(control);
     result

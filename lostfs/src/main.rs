@@ -4,8 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  shakedown-lostfs mount BACKING MOUNTPOINT --control SOCKET [--max-undo-bytes N]
-      serve in the foreground until unmounted; SOCKET answers crash, flush, status
+  shakedown-lostfs mount BACKING MOUNTPOINT --control SOCKET [--max-undo-bytes N] [--writeback-secs S]
+      serve in the foreground until unmounted; SOCKET answers crash, flush, status.
+      --max-undo-bytes: cap on overwritten synced bytes kept (default 1 GiB; past it
+      writes fail with ENOSPC). --writeback-secs: changes older than S seconds become
+      durable by themselves, as kernel writeback would (default: never)
   shakedown-lostfs ctl SOCKET crash|flush|status
   shakedown-lostfs unmount MOUNTPOINT
       lazy unmount; succeeds also when nothing is mounted there";
@@ -30,6 +33,16 @@ fn main() -> ExitCode {
                         Ok(n) => options.max_undo_bytes = n,
                         Err(_) => {
                             return usage(&format!("--max-undo-bytes {v:?}: not a byte count"))
+                        }
+                    },
+                    ("--writeback-secs", Some(v)) => match v.parse::<f64>() {
+                        Ok(n) if n > 0.0 && n < 1e9 => {
+                            options.writeback = Some(std::time::Duration::from_secs_f64(n))
+                        }
+                        _ => {
+                            return usage(&format!(
+                                "--writeback-secs {v:?}: not a positive number of seconds"
+                            ))
                         }
                     },
                     (f, None) if f.starts_with("--") => {

@@ -261,3 +261,29 @@ fn unmount_twice_and_ctl_errors_are_clear() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+// --writeback-secs: what the kernel would have written back by itself
+// survives the crash; what is younger does not.
+#[test]
+fn writeback_makes_old_changes_durable() {
+    let m = Mount::with_args(&["--writeback-secs", "1"]);
+    write(&m.path("old"), b"synced", true);
+    write(&m.path("snapshot"), b"never fsynced", false);
+    fs::remove_file(m.path("old")).unwrap();
+    fs::create_dir(m.path("d")).unwrap();
+    assert!(
+        common::wait_for(10, || m.ctl("status").starts_with(
+            "unsynced_files=0 unsynced_bytes=0 undo_bytes=0 unsynced_names=0"
+        )),
+        "writeback did not run: {}",
+        m.ctl("status")
+    );
+    write(&m.path("young"), b"x", false);
+    m.ctl("crash");
+    assert_eq!(read(&m, "snapshot"), "never fsynced");
+    assert!(!m.path("old").exists());
+    assert!(m.path("d").is_dir());
+    assert!(!m.path("young").exists());
+    let grave = m.backing.join(lostfs::fs::GRAVEYARD);
+    assert_eq!(fs::read_dir(grave).unwrap().count(), 0);
+}
