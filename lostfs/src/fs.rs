@@ -44,6 +44,9 @@ pub const GRAVEYARD: &str = ".lostfs-graveyard";
 
 const TTL: Duration = Duration::from_secs(1);
 
+/// Unsynced name changes kept at most (about 100 bytes each).
+const MAX_NAMES: usize = 1 << 20;
+
 /// What `status` reports: how much a crash would lose now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
@@ -74,7 +77,8 @@ impl std::fmt::Display for Status {
 }
 
 struct Inode {
-    fd: OwnedFd,
+    /// Shared with the name log, so logging a change costs no descriptor.
+    fd: Arc<OwnedFd>,
     lookups: u64,
     key: (u64, u64),
 }
@@ -307,11 +311,24 @@ impl State {
     }
 
     fn dir_fd(&self, ino: INodeNo) -> Result<Arc<OwnedFd>, Errno> {
-        let fd = self.fd(ino)?;
-        // SAFETY: dup of a descriptor we own.
-        Ok(Arc::new(owned(unsafe {
-            libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0)
-        })?))
+        self.inodes
+            .get(&ino.0)
+            .map(|i| i.fd.clone())
+            .ok_or(Errno::ESTALE)
+    }
+
+    /// Refuses a name change the log has no room for (a system that never
+    /// syncs would otherwise grow it without bound).
+    fn names_room(&mut self) -> Result<(), Errno> {
+        if self.names.len() < MAX_NAMES {
+            return Ok(());
+        }
+        self.refused_writes += 1;
+        eprintln!(
+            "shakedown-lostfs: refusing a name change (ENOSPC): {MAX_NAMES} name changes \
+             are unsynced; the system must fsync a file or directory"
+        );
+        Err(Errno::ENOSPC)
     }
 
     /// Registers one more kernel reference to the backing inode `fd` names.
@@ -329,7 +346,7 @@ impl State {
         self.inodes.insert(
             ino,
             Inode {
-                fd,
+                fd: Arc::new(fd),
                 lookups: 1,
                 key,
             },
@@ -521,7 +538,7 @@ impl LostFs {
         inodes.insert(
             1,
             Inode {
-                fd: root,
+                fd: Arc::new(root),
                 lookups: 1,
                 key,
             },
@@ -722,6 +739,7 @@ impl LostFs {
     ) -> Result<FileAttr, Errno> {
         let name = cstr(name)?;
         let mut s = self.state();
+        s.names_room()?;
         let dir = s.fd(parent)?;
         if parent == INodeNo::ROOT && name.as_bytes() == GRAVEYARD.as_bytes() {
             return Err(Errno::EPERM);
@@ -748,6 +766,7 @@ impl LostFs {
 
     /// Moves `dir/name` into the graveyard (an unlink or rmdir that can be undone).
     fn bury(s: &mut State, parent: INodeNo, dir: RawFd, name: &CString) -> Result<(), Errno> {
+        s.names_room()?;
         let grave = s.graveyard_name();
         check(unsafe {
             libc::renameat(dir, name.as_ptr(), s.graveyard.as_raw_fd(), grave.as_ptr())
@@ -797,6 +816,7 @@ impl LostFs {
         let from = cstr(name)?;
         let to = cstr(newname)?;
         let mut s = self.state();
+        s.names_room()?;
         let from_dir = s.fd(parent)?;
         let to_dir = s.fd(newparent)?;
         if newparent == INodeNo::ROOT && to.as_bytes() == GRAVEYARD.as_bytes() {
@@ -1135,6 +1155,7 @@ impl Filesystem for Fuse {
         let r = (|| {
             let name = cstr(newname)?;
             let mut s = self.state();
+            s.names_room()?;
             let src = s.fd(ino)?;
             let dir = s.fd(newparent)?;
             check(unsafe {

@@ -86,6 +86,8 @@ pub fn mount(
         path: mountpoint.to_owned(),
         source,
     };
+    // Every open file, unsynced file and directory in use holds a descriptor.
+    raise_fd_limit();
     // Modes come from the callers' create calls, already masked.
     unsafe { libc::umask(0) };
     let session =
@@ -116,6 +118,16 @@ pub fn mount(
     let result = session.run().map_err(mount_err);
     let _ = std::fs::remove_file(control);
     result
+}
+
+fn raise_fd_limit() {
+    // SAFETY: rlimit is plain old data filled by getrlimit.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
+    {
+        lim.rlim_cur = lim.rlim_max;
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
 }
 
 fn serve_control(listener: UnixListener, fs: Arc<LostFs>) {
