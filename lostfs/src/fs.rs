@@ -169,6 +169,12 @@ pub struct LostFs {
     options: Options,
 }
 
+/// A poisoned lock still guards consistent state: every change under it is
+/// a single step that either happened or did not.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn cstr(name: &OsStr) -> Result<CString, Errno> {
     CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)
 }
@@ -285,6 +291,27 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
             }
         }
     }
+}
+
+/// The checks rmdir, unlink and rename-over make before an entry `st` at
+/// `dir/name` goes away: the kinds match (`as_dir`: a directory is expected)
+/// and a directory is empty. Needed because the entry is moved to the
+/// graveyard, which the kernel would allow in every case.
+fn removable(dir: RawFd, name: &CString, st: &libc::stat, as_dir: bool) -> Result<(), Errno> {
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    match (as_dir, is_dir) {
+        (true, false) => return Err(Errno::ENOTDIR),
+        (false, true) => return Err(Errno::EISDIR),
+        _ => {}
+    }
+    if is_dir {
+        let fd = open_path_at(dir, name)?;
+        let mut entries = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        if entries.next().is_some() {
+            return Err(Errno::ENOTEMPTY);
+        }
+    }
+    Ok(())
 }
 
 /// Removes everything under a directory descriptor (the graveyard).
@@ -571,7 +598,7 @@ impl LostFs {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     fn new_fh(&self) -> u64 {
@@ -580,12 +607,7 @@ impl LostFs {
     }
 
     fn handle(&self, fh: FileHandle) -> Result<Arc<Handle>, Errno> {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh.0)
-            .cloned()
-            .ok_or(Errno::EBADF)
+        lock(&self.handles).get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
     /// What a crash would lose now.
@@ -787,21 +809,7 @@ impl LostFs {
         let name = cstr(name)?;
         let mut s = self.state();
         let dir = s.fd(parent)?;
-        let st = stat_at(dir, &name)?;
-        let dir_entry = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        if is_dir && !dir_entry {
-            return Err(Errno::ENOTDIR);
-        }
-        if !is_dir && dir_entry {
-            return Err(Errno::EISDIR);
-        }
-        if is_dir {
-            let fd = open_path_at(dir, &name)?;
-            let mut entries = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-            if entries.next().is_some() {
-                return Err(Errno::ENOTEMPTY);
-            }
-        }
+        removable(dir, &name, &stat_at(dir, &name)?, is_dir)?;
         Self::bury(&mut s, parent, dir, &name)
     }
 
@@ -855,20 +863,7 @@ impl LostFs {
                     return Ok(()); // POSIX: renaming a link onto itself does nothing
                 }
                 let src_dir = src.st_mode & libc::S_IFMT == libc::S_IFDIR;
-                let dst_dir = dst.st_mode & libc::S_IFMT == libc::S_IFDIR;
-                if src_dir && !dst_dir {
-                    return Err(Errno::ENOTDIR);
-                }
-                if !src_dir && dst_dir {
-                    return Err(Errno::EISDIR);
-                }
-                if dst_dir {
-                    let fd = open_path_at(to_dir, &to)?;
-                    let mut e = std::fs::read_dir(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-                    if e.next().is_some() {
-                        return Err(Errno::ENOTEMPTY);
-                    }
-                }
+                removable(to_dir, &to, &dst, src_dir)?;
                 // The replaced entry goes to the graveyard so a crash can restore it.
                 Self::bury(&mut s, newparent, to_dir, &to)?;
             }
@@ -905,10 +900,7 @@ impl LostFs {
             file,
             sync_writes: flags & (libc::O_SYNC | libc::O_DSYNC) != 0,
         };
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(handle));
+        lock(&self.handles).insert(fh, Arc::new(handle));
         Ok(fh)
     }
 
@@ -1309,10 +1301,7 @@ impl Filesystem for Fuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh.0);
+        lock(&self.handles).remove(&fh.0);
         reply.ok();
     }
 
@@ -1373,10 +1362,7 @@ impl Filesystem for Fuse {
                 entries.push((e.ino().max(2), kind, name));
             }
             let fh = self.new_fh();
-            self.dirs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(fh, Arc::new(DirHandle { entries }));
+            lock(&self.dirs).insert(fh, Arc::new(DirHandle { entries }));
             Ok::<_, Errno>(fh)
         })();
         match r {
@@ -1418,10 +1404,7 @@ impl Filesystem for Fuse {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh.0);
+        lock(&self.dirs).remove(&fh.0);
         reply.ok();
     }
 
