@@ -83,8 +83,11 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let (mut seq, mut wals) = ([vec![], vec![]], [vec![], vec![]]);
-    for _ in 0..ROUNDS {
-        for (i, dir) in [&plain, &mnt].into_iter().enumerate() {
+    for round in 0..ROUNDS {
+        // Alternate which goes first: the disk's state carries over.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let dir = [&plain, &mnt][i];
             seq[i].push(sequential(dir));
             wals[i].push(wal(dir));
         }
