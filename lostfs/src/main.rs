@@ -56,6 +56,7 @@ fn main() -> ExitCode {
             };
             match lostfs::mount(backing.as_ref(), mountpoint.as_ref(), &control, options) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e @ lostfs::Error::Backing { .. }) => usage(&e.to_string()),
                 Err(e) => {
                     eprintln!("shakedown-lostfs: {e}");
                     ExitCode::from(4)

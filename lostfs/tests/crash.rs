@@ -287,3 +287,39 @@ fn writeback_makes_old_changes_durable() {
     let grave = m.backing.join(lostfs::fs::GRAVEYARD);
     assert_eq!(fs::read_dir(grave).unwrap().count(), 0);
 }
+
+#[test]
+fn unmount_cleans_up_after_a_dead_daemon() {
+    let mut m = Mount::new();
+    m.kill_daemon();
+    let err = fs::read_dir(&m.mnt).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN));
+    let out = std::process::Command::new(common::BIN)
+        .arg("unmount")
+        .arg(&m.mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!common::is_mounted(&m.mnt));
+    assert_eq!(fs::read_dir(&m.mnt).unwrap().count(), 0);
+}
+
+#[test]
+fn a_missing_backing_directory_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("mount")
+        .arg(dir.path().join("nope"))
+        .arg(dir.path())
+        .arg("--control")
+        .arg(dir.path().join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nope") && err.contains("No such file"),
+        "{err}"
+    );
+    assert!(!common::is_mounted(dir.path()));
+}

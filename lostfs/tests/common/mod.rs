@@ -76,6 +76,15 @@ impl Mount {
         m
     }
 
+    /// Kills the filesystem's daemon, leaving a dead mount behind.
+    pub fn kill_daemon(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.child = None;
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
     }
