@@ -18,7 +18,19 @@
 //! fsyncdir, as ext4's single journal makes them. Not modelled: `sync_file_range`
 //! and `sync`/`syncfs` (the kernel does not pass them to FUSE, so they make
 //! nothing durable), mode, owner and time changes (kept), torn writes within
-//! one write call.
+//! one write call. By default nothing becomes durable without a sync (LazyFS'
+//! worst case); `--writeback-secs S` lets changes older than S seconds
+//! become durable as the kernel's writeback would.
+//!
+//! A power cut with it, as the nemesis does it (root on the node):
+//! 1. before the system's setup: `shakedown-lostfs mount DATA.real DATA
+//!    --control SOCK &` (foreground daemon; DATA.real an empty directory on
+//!    the same disk), wait until DATA is a mount point;
+//! 2. the fault: SIGKILL every process of the system on the node, then
+//!    `shakedown-lostfs ctl SOCK crash` (prints what was dropped);
+//! 3. the heal: start the system again on DATA;
+//! 4. teardown: `shakedown-lostfs unmount DATA` (lazy, idempotent; the
+//!    daemon then exits by itself; also cleans a mount whose daemon died).
 
 pub mod fs;
 pub mod undo;
