@@ -22,7 +22,16 @@ fn a_write_without_fsync_is_lost_and_a_synced_one_stays() {
         status.contains("unsynced_files=1 unsynced_bytes=8 "),
         "{status}"
     );
-    m.ctl("crash");
+    // The command line the nemesis runs.
+    let out = std::process::Command::new(common::BIN)
+        .arg("ctl")
+        .arg(&m.sock)
+        .arg("crash")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("crashed, dropped unsynced_files=1 unsynced_bytes=8 "), "{said}");
     assert_eq!(read(&m, "aof"), "SET a 1\nSET b 2\n");
     assert_eq!(
         fs::read_to_string(m.backing.join("aof")).unwrap(),
