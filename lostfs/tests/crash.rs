@@ -31,7 +31,10 @@ fn a_write_without_fsync_is_lost_and_a_synced_one_stays() {
         .unwrap();
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.starts_with("crashed, dropped unsynced_files=1 unsynced_bytes=8 "), "{said}");
+    assert!(
+        said.starts_with("crashed, dropped unsynced_files=1 unsynced_bytes=8 "),
+        "{said}"
+    );
     assert_eq!(read(&m, "aof"), "SET a 1\nSET b 2\n");
     assert_eq!(
         fs::read_to_string(m.backing.join("aof")).unwrap(),
