@@ -19,6 +19,7 @@ pub const HEAL_EVENTS: &[&str] = &[
     "stop-loss",
     "clock-reset",
     "stop-delay",
+    "recover",
     "heal",
 ];
 
@@ -106,6 +107,7 @@ fn plural(event: &str, n: usize) -> String {
         "start-loss" => "packet loss fault",
         "clock-shift" => "clock shift",
         "start-delay" => "delay fault",
+        "lose-writes" => "power cut",
         other => other,
     };
     if n == 1 {

@@ -83,6 +83,9 @@ pub struct TestSpec {
     /// The control host's shakedown-netem binary, uploaded to every node
     /// when the delay fault is asked for.
     pub netem_binary: Option<std::path::PathBuf>,
+    /// The control host's shakedown-lostfs binary, uploaded to every node
+    /// when the lost-writes fault is asked for.
+    pub lostfs_binary: Option<std::path::PathBuf>,
 }
 
 /// Connected nodes, checked and ready for a run.
@@ -244,7 +247,13 @@ pub struct Outcome {
 /// healed (verified), else an error naming each node that was not.
 pub fn heal_all(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<usize, NodeErrors> {
     let (mut nodes, mut failed) = control::connect_all(addrs, ssh);
-    let healed = control::all_ok(nemesis::heal(&mut nodes));
+    // The run is over: its lost-writes layers go too (lazily: a daemon
+    // still running there keeps what it has open).
+    let healed = control::all_ok(nemesis::heal(&mut nodes)).and_then(|_| {
+        control::all_ok(control::on_nodes(&mut nodes, |_, n| {
+            n.run(nemesis::LOSTFS_UNMOUNT, Duration::from_secs(30))
+        }))
+    });
     match healed {
         Ok(_) if failed.is_empty() => Ok(nodes.len()),
         Ok(_) => Err(NodeErrors(failed)),
@@ -295,6 +304,9 @@ impl Prepared {
         })?;
         tracing::info!("setting up {} on {} nodes", system.name(), nodes.len());
         let sys = system.clone();
+        on_each(&mut self.sessions, |_, n| {
+            n.run(nemesis::LOSTFS_UNMOUNT, Duration::from_secs(30))
+        })?;
         on_each(&mut self.sessions, |i, n| sys.teardown(n, i))?;
         // Daemons started from here on run under the faked clock, or not.
         let clock_script = match self.clock {
@@ -304,6 +316,27 @@ impl Prepared {
         on_each(&mut self.sessions, |_, n| {
             n.run(&clock_script, Duration::from_secs(10))
         })?;
+        if spec.faults.contains(&Fault::LostWrites) {
+            // The data directory on the FUSE layer that can lose what was
+            // not synced, before the system writes anything there.
+            let local = spec.lostfs_binary.clone().ok_or_else(|| {
+                TestError::Infra(
+                    "the lost-writes fault needs shakedown-lostfs beside shakedown (cargo build --workspace)".into(),
+                )
+            })?;
+            let layer = crate::daemon::Daemon::new("lostfs");
+            let d = system.daemon();
+            let mount = nemesis::lostfs_mount_script(&d.name, &format!("{}/data", d.dir()));
+            on_each(&mut self.sessions, |_, n| {
+                layer.install(
+                    n,
+                    &local,
+                    "shakedown-lostfs",
+                    "it is built with shakedown (cargo build --workspace)",
+                )?;
+                n.run(&mount, Duration::from_secs(10))
+            })?;
+        }
         if spec.faults.contains(&Fault::Delay) {
             let local = spec.netem_binary.clone().ok_or_else(|| {
                 TestError::Infra("the delay fault needs shakedown-netem beside shakedown".into())
@@ -350,6 +383,17 @@ impl Prepared {
             )));
         }
         tracing::info!("{} is ready", system.name());
+        if spec.faults.contains(&Fault::LostWrites) {
+            // What set-up wrote counts as on disk (as on a machine that ran
+            // a while): the faults lose what the run writes, not the install.
+            let sock = format!("/run/shakedown-lostfs-{}.sock", system.daemon().name);
+            on_each(&mut self.sessions, |_, n| {
+                n.run(
+                    &format!("{}/shakedown-lostfs ctl {sock} flush", nemesis::LOSTFS_DIR),
+                    Duration::from_secs(30),
+                )
+            })?;
+        }
 
         let history = run_dir
             .history()
@@ -521,7 +565,11 @@ impl Prepared {
             tracing::info!("leaving {} running (--leave-running)", system.name());
         } else {
             let sys = system.clone();
-            if let Err(e) = on_each(&mut self.sessions, |i, n| sys.teardown(n, i)) {
+            if let Err(e) = on_each(&mut self.sessions, |_, n| {
+                n.run(nemesis::LOSTFS_UNMOUNT, Duration::from_secs(30))
+            })
+            .and_then(|_| on_each(&mut self.sessions, |i, n| sys.teardown(n, i)))
+            {
                 outcome.warnings.push(format!("teardown: {e}"));
             }
         }

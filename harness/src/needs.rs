@@ -68,6 +68,14 @@ pub const IPTABLES: &[Need] = &[
     ),
 ];
 
+/// What the lost-writes fault needs on every node (the FUSE layer itself
+/// is uploaded; fusermount3 is its fallback where mount(2) is refused).
+pub const FUSE: &[Need] = &[need(
+    "fusermount3",
+    "fuse3",
+    "lost writes: the FUSE layer under the data directory",
+)];
+
 /// What clock faults need on every node.
 pub const CLOCK: &[Need] = &[need("date", "coreutils", "clock faults")];
 

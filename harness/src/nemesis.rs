@@ -692,6 +692,55 @@ pub fn delay<R: Remote + Send>(
         .collect()
 }
 
+/// The lost-writes layer on a node: its binary (uploaded), the mounts it
+/// holds (one "MOUNTPOINT SOCKET" line each, so any heal can unmount them),
+/// and where each mount keeps what reached the disk.
+pub const LOSTFS_DIR: &str = "/opt/shakedown/lostfs";
+pub const LOSTFS_MOUNTS: &str = "/run/shakedown-lostfs";
+const LOSTFS_BACKING: &str = "/opt/shakedown-lostfs";
+
+/// Shell: mounts shakedown-lostfs over `mountpoint` (empty), its backing
+/// directory beside the daemons', writes older than 30 s durable on their
+/// own (as the kernel's writeback would); waits until it is mounted.
+pub fn lostfs_mount_script(name: &str, mountpoint: &str) -> String {
+    let backing = format!("{LOSTFS_BACKING}/{name}");
+    let sock = format!("/run/shakedown-lostfs-{name}.sock");
+    let cmd = format!(
+        "exec {LOSTFS_DIR}/shakedown-lostfs mount {backing} {mountpoint} --control {sock} --writeback-secs 30"
+    );
+    format!(
+        "mkdir -p {backing} {mountpoint} || exit 5; \
+         nohup setsid sh -c {cmd} >>{LOSTFS_DIR}/log 2>&1 </dev/null & \
+         for i in $(seq 500); do grep -q ' {mountpoint} ' /proc/self/mountinfo && break; sleep 0.01; done; \
+         grep -q ' {mountpoint} ' /proc/self/mountinfo || {{ echo \"lostfs did not mount {mountpoint}: $(tail -2 {LOSTFS_DIR}/log)\" >&2; exit 5; }}; \
+         echo '{mountpoint} {sock}' >> {LOSTFS_MOUNTS}",
+        cmd = shell_quote(&cmd),
+    )
+}
+
+/// Shell: unmounts every lostfs mount recorded on the node and removes its
+/// backing directory (a lazy unmount: never hangs).
+pub const LOSTFS_UNMOUNT: &str = "if [ -f /run/shakedown-lostfs ]; then \
+    while read -r m s; do /opt/shakedown/lostfs/shakedown-lostfs unmount \"$m\" >/dev/null 2>&1 || umount -l \"$m\" 2>/dev/null; done < /run/shakedown-lostfs; \
+    rm -f /run/shakedown-lostfs; fi; rm -rf /opt/shakedown-lostfs; true";
+
+/// The lost-writes fault on one node: SIGKILL the system's daemon (noted
+/// for the heal to restart), then drop every write it had not synced, as a
+/// power cut would. Returns what was dropped.
+pub fn lose_writes<R: Remote>(node: &mut R, daemon: &Daemon) -> Result<String, ControlError> {
+    let pid = kill_daemon(node, daemon)?;
+    let sock = format!("/run/shakedown-lostfs-{}.sock", daemon.name);
+    let out = node.run(
+        &format!("{LOSTFS_DIR}/shakedown-lostfs ctl {sock} crash"),
+        T,
+    )?;
+    Ok(format!(
+        "{} (pid {pid}) killed, unsynced writes dropped ({})",
+        daemon.name,
+        out.trim()
+    ))
+}
+
 /// Where, on a local test host, libfaketime reads the clock offset of the
 /// daemons started there (`FAKETIME_TIMESTAMP_FILE`): "+0", "+12", "-0.5".
 pub const FAKETIME: &str = "/run/shakedown-faketime";

@@ -35,16 +35,18 @@ pub enum Fault {
     Loss,
     Clock,
     Delay,
+    LostWrites,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
         Fault::Loss,
         Fault::Clock,
         Fault::Delay,
+        Fault::LostWrites,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Fault {
             Fault::Loss => "loss",
             Fault::Clock => "clock",
             Fault::Delay => "delay",
+            Fault::LostWrites => "lost-writes",
         }
     }
 
@@ -66,6 +69,7 @@ impl Fault {
             Fault::Pause => "SIGSTOP the system's process on a minority of nodes; heal sends SIGCONT",
             Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
             Fault::Delay => "delay every packet between nodes by --opt delay-ms=100 +- jitter-ms=0 (NFQUEUE and shakedown-netem; --opt reorder=P, duplicate=P)",
+            Fault::LostWrites => "a power cut on a minority: SIGKILL and drop every write not yet fsynced (the data directory on shakedown-lostfs, FUSE); heal restarts on what survived",
             Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps and strobes; refused for Go binaries such as etcd)",
         }
     }
@@ -99,6 +103,7 @@ impl Fault {
             Fault::Partition | Fault::Loss | Fault::Delay => needs::IPTABLES,
             Fault::Clock => needs::CLOCK,
             Fault::Kill | Fault::Pause => &[],
+            Fault::LostWrites => needs::FUSE,
         }
     }
 
@@ -111,6 +116,7 @@ impl Fault {
             Fault::Loss => ("start-loss", "stop-loss"),
             Fault::Clock => ("clock-shift", "clock-reset"),
             Fault::Delay => ("start-delay", "stop-delay"),
+            Fault::LostWrites => ("lose-writes", "recover"),
         }
     }
 }
@@ -133,6 +139,8 @@ pub enum FaultPlan {
     Clock(BTreeMap<String, ClockShift>),
     /// Every packet between nodes delayed.
     Delay(nemesis::DelaySpec),
+    /// A power cut on these nodes.
+    LostWrites(Vec<String>),
 }
 
 impl FaultPlan {
@@ -144,6 +152,7 @@ impl FaultPlan {
             FaultPlan::Loss { .. } => Fault::Loss,
             FaultPlan::Clock(_) => Fault::Clock,
             FaultPlan::Delay(_) => Fault::Delay,
+            FaultPlan::LostWrites(_) => Fault::LostWrites,
         }
     }
 
@@ -161,7 +170,9 @@ impl FaultPlan {
                 }
                 v
             }
-            FaultPlan::Kill(nodes) | FaultPlan::Pause(nodes) => json!(nodes),
+            FaultPlan::Kill(nodes) | FaultPlan::Pause(nodes) | FaultPlan::LostWrites(nodes) => {
+                json!(nodes)
+            }
             FaultPlan::Loss { probability } => json!({ "probability": probability }),
             FaultPlan::Delay(d) => json!({
                 "delay_ms": d.delay_ms, "jitter_ms": d.jitter_ms,
@@ -189,7 +200,7 @@ impl FaultPlan {
             FaultPlan::Partition {
                 strategy, grudge, ..
             } => format!("partition ({strategy}): {}", nemesis::describe(grudge)),
-            FaultPlan::Kill(n) | FaultPlan::Pause(n) => {
+            FaultPlan::Kill(n) | FaultPlan::Pause(n) | FaultPlan::LostWrites(n) => {
                 format!("{} {}", self.fault().name(), n.join(","))
             }
             FaultPlan::Loss { probability } => format!("loss {}%", probability * 100.0),
@@ -385,16 +396,16 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                     },
                 }
             }
-            Fault::Kill | Fault::Pause => {
+            Fault::Kill | Fault::Pause | Fault::LostWrites => {
                 let hit: Vec<String> = self
                     .minority()
                     .into_iter()
                     .map(|i| names[i].clone())
                     .collect();
-                if fault == Fault::Kill {
-                    FaultPlan::Kill(hit)
-                } else {
-                    FaultPlan::Pause(hit)
+                match fault {
+                    Fault::Kill => FaultPlan::Kill(hit),
+                    Fault::Pause => FaultPlan::Pause(hit),
+                    _ => FaultPlan::LostWrites(hit),
                 }
             }
             Fault::Loss => FaultPlan::Loss { probability: 0.2 },
@@ -534,6 +545,7 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 nemesis::kill_daemon(n, &daemon)
                     .map(|pid| format!("{} (pid {pid}) gone after SIGKILL", daemon.name))
             }),
+            FaultPlan::LostWrites(who) => each(who, &mut |n| nemesis::lose_writes(n, &daemon)),
             FaultPlan::Pause(who) => each(who, &mut |n| {
                 nemesis::pause(n, &daemon.pidfile())
                     .map(|pid| format!("{} (pid {pid}) stopped (state T)", daemon.name))

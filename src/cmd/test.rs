@@ -113,6 +113,14 @@ fn seconds(flag: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
     }
 }
 
+/// A binary built with shakedown, beside this one.
+fn beside_me(name: &str) -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .map(|p| p.with_file_name(name))
+        .filter(|p| p.is_file())
+}
+
 /// The `--opt` keys of the delay fault.
 const DELAY_OPTS: [&str; 4] = ["delay-ms", "jitter-ms", "reorder", "duplicate"];
 
@@ -338,10 +346,8 @@ pub fn run(args: TestArgs) -> u8 {
         leave_running: args.leave_running,
         partitions,
         delay,
-        netem_binary: std::env::current_exe()
-            .ok()
-            .map(|p| p.with_file_name("shakedown-netem"))
-            .filter(|p| p.is_file()),
+        netem_binary: beside_me("shakedown-netem"),
+        lostfs_binary: beside_me("shakedown-lostfs"),
     };
     let outcome = match sel.execute(prepared, &spec, &run_dir) {
         Ok(o) => o,

@@ -117,7 +117,7 @@ impl System for Postgres {
         // A fresh cluster, trusting the test network; prepared transactions on.
         node.run(
             &format!(
-                "rm -rf {dir}/data && mkdir -p {dir} && chown postgres:postgres {dir} && \
+                "mkdir -p {dir}/data && find {dir}/data -mindepth 1 -delete && chown postgres:postgres {dir} {dir}/data && chmod 700 {dir}/data && \
                  runuser -u postgres -- {BIN}/initdb -D {dir}/data -U postgres -A trust --no-sync -E UTF8 >/dev/null && \
                  echo 'host all all 0.0.0.0/0 trust' >> {dir}/data/pg_hba.conf"
             ),
