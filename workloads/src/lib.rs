@@ -120,6 +120,7 @@ pub const SYSTEMS: &[SystemInfo] = &[
             OptInfo { key: "shards", default: "2", summary: "servers holding accounts (the first nodes)" },
             OptInfo { key: "read", default: "per-shard", summary: "per-shard (each shard in its own transaction) or locking (FOR SHARE on every shard until all are read)" },
             OptInfo { key: "crash-after-prepare", default: "0.02", summary: "how often the coordinator stops between its commit decision and COMMIT PREPARED, leaving both sides in doubt (0 to 1)" },
+            OptInfo { key: "synchronous-commit", default: "on", summary: "on, or off (a commit is acknowledged before its WAL is flushed: --nemesis lost-writes may lose it)" },
         ],
     },
     SystemInfo {
@@ -278,6 +279,10 @@ impl Selection {
             if r != "per-shard" && r != "locking" {
                 return Err(format!("--opt read={r}: choose per-shard or locking"));
             }
+            let sc = &s.opts["synchronous-commit"];
+            if sc != "on" && sc != "off" {
+                return Err(format!("--opt synchronous-commit={sc}: choose on or off"));
+            }
             let c = &s.opts["crash-after-prepare"];
             if !c.parse::<f64>().is_ok_and(|p| (0.0..=1.0).contains(&p)) {
                 return Err(format!(
@@ -355,6 +360,7 @@ impl Selection {
         postgres::PgOpts {
             accounts: self.num("accounts", 8) as usize,
             shards: self.num("shards", 2) as usize,
+            synchronous_commit: self.opts["synchronous-commit"] != "off",
         }
     }
 

@@ -22,6 +22,9 @@ pub const BALANCE: i64 = 100;
 pub struct PgOpts {
     pub accounts: usize,
     pub shards: usize,
+    /// PostgreSQL's synchronous_commit: "off" acknowledges a commit before
+    /// its WAL is flushed (a power cut may lose it).
+    pub synchronous_commit: bool,
 }
 
 impl PgOpts {
@@ -127,7 +130,9 @@ impl System for Postgres {
         let command = format!(
             "setpriv --reuid=postgres --regid=postgres --init-groups {BIN}/postgres -D {dir}/data -p {PORT} -c listen_addresses='*' \
              -c unix_socket_directories={dir} -c max_prepared_transactions=100 -c max_connections=200 \
-             -c shared_buffers=16MB -c log_line_prefix='%m [%p] ' -c log_min_messages=notice"
+             -c shared_buffers=16MB -c log_line_prefix='%m [%p] ' -c log_min_messages=notice \
+             -c synchronous_commit={}",
+            if self.opts.synchronous_commit { "on" } else { "off" }
         );
         d.start(node, &command, &dir)?;
         Ok(())
