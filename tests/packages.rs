@@ -110,7 +110,8 @@ fn every_need() -> Vec<(Need, &'static [&'static str])> {
         all.push((n, NODE));
     }
     for sys in workloads::SYSTEMS {
-        let opts: Vec<(String, String)> = if sys.name == "http" {
+        // Systems that run the user's binary need one named.
+        let opts: Vec<(String, String)> = if sys.options.iter().any(|o| o.key == "binary") {
             vec![("binary".into(), "/bin/true".into())]
         } else {
             Vec::new()
