@@ -841,7 +841,7 @@ pub fn faketime_strobe<R: Remote + ?Sized>(
         ),
         T,
     )?;
-    node.run(&format!("{}", pidfile::live_or_exit(STROBE)), T)?;
+    node.run(&pidfile::live_or_exit(STROBE), T)?;
     let seen = offset_seen(node, lib)?;
     if seen.abs() > 0.5 && (seen - delta).abs() > 0.5 {
         return Err(unverified(
