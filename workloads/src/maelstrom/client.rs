@@ -372,4 +372,35 @@ mod tests {
             Completion::Fail(json!([1, 2]), "error 22: t".into())
         );
     }
+
+    #[test]
+    fn txns_fill_reads_and_fail_only_when_maelstrom_says_definite() {
+        let op = Op::new("txn", None, json!([["append", 1, 5], ["r", 1, null]]));
+        assert_eq!(
+            request(Kind::TxnListAppend, &op),
+            Some(json!({"type": "txn", "txn": [["append", 1, 5], ["r", 1, null]]}))
+        );
+        let ok = json!({"type": "txn_ok", "txn": [["append", 1, 5], ["r", 1, [3, 5]]]});
+        assert_eq!(
+            complete(Kind::TxnListAppend, &op, &ok, false),
+            Completion::Ok(json!([["append", 1, 5], ["r", 1, [3, 5]]]))
+        );
+        // A reply that is not the txn asked for is no proof of anything.
+        let other = json!({"type": "txn_ok", "txn": [["append", 1, 6], ["r", 1, [6]]]});
+        assert!(matches!(
+            complete(Kind::TxnListAppend, &op, &other, false),
+            Completion::Info(m) if m.contains("does not match")
+        ));
+        // 30 txn-conflict is definite; the failure keeps the micro-ops.
+        let conflict = json!({"type": "error", "code": 30, "text": "conflict"});
+        assert_eq!(
+            complete(Kind::TxnListAppend, &op, &conflict, false),
+            Completion::Fail(op.value.clone(), "error 30: conflict".into())
+        );
+        let crash = json!({"type": "error", "code": 13, "text": "crash"});
+        assert!(matches!(
+            complete(Kind::TxnRwRegister, &op, &crash, false),
+            Completion::Info(_)
+        ));
+    }
 }

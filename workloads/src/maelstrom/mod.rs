@@ -571,4 +571,26 @@ mod tests {
         assert_eq!(f.next(&mut rng).unwrap().f, "read");
         assert!(f.next(&mut rng).is_none());
     }
+
+    #[test]
+    fn txn_values_are_unique_per_key_and_keys_rotate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for slot in 0..3 {
+            let mut g = TxnGen::new(slot, 3);
+            for _ in 0..200 {
+                let op = g.next(&mut rng, "append");
+                let mops = op.value.as_array().unwrap();
+                assert!((1..=4).contains(&mops.len()), "{}", op.value);
+                for m in mops {
+                    keys.insert(m[1].as_u64().unwrap());
+                    if m[0] == "append" {
+                        assert!(seen.insert((m[1].clone(), m[2].clone())), "{m} twice");
+                    }
+                }
+            }
+        }
+        assert!(keys.len() > TxnGen::ACTIVE_KEYS, "keys never rotated");
+    }
 }
