@@ -1,7 +1,9 @@
 //! `--system maelstrom` with our own Python demo nodes
 //! (tests/maelstrom-nodes/) on a real local cluster: the correct nodes pass
 //! under partitions and kills; the broken ones are caught with a sentence
-//! that says what went wrong.
+//! that says what went wrong. The transactional workloads have a test of
+//! their own (subnet 10.95): the txn node forwarding to n1 is valid, the one
+//! answering read-only txns from a stale local copy is caught.
 
 use harness::testing::TestCluster;
 use serde_json::Value;
@@ -177,4 +179,46 @@ fn demo_nodes_pass_under_partitions_and_kills_and_broken_ones_are_caught() {
     let m = first_message(&results, "kv");
     assert!(m.contains(" read "), "{m}");
     common::assert_none_running("agent maelstrom --id n[0-9]* --listen 10.91.0.");
+}
+
+#[test]
+fn txn_nodes_are_valid_under_partitions_and_kills_and_stale_reads_are_caught() {
+    if !TestCluster::possible() {
+        eprintln!("skipped: the local cluster needs root");
+        return;
+    }
+    let t = TestCluster::up("sdt", 95, 3).expect("cluster up");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+
+    for (workload, checker) in [
+        ("txn-list-append", "list-append"),
+        ("txn-rw-register", "rw-register"),
+    ] {
+        let (code, out, results) = run(&t, &store, workload, "txn", "partition,kill", "1");
+        assert_eq!(code, Some(0), "{workload}: {out}");
+        let r = &results["checkers"][checker];
+        assert!(
+            r["ops"].as_u64().unwrap_or(0) >= 50,
+            "{workload}: {results}"
+        );
+    }
+
+    let caught = common::first_invalid(&["2", "3", "4"], |seed| {
+        run(
+            &t,
+            &store,
+            "txn-list-append",
+            "txn-stale",
+            "partition",
+            seed,
+        )
+    });
+    let (out, results) = caught.expect("the node reading a stale copy was not caught");
+    let m = results["checkers"]["list-append"]["anomalies"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!m.is_empty(), "{out}\n{results}");
+    common::assert_none_running("agent maelstrom --id n[0-9]* --listen 10.95.0.");
 }

@@ -77,6 +77,8 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
     WorkloadInfo { name: "pn-counter", summary: "Maelstrom pn-counter: adds of -5..5; final reads equal the sum, every read within bounds", options: &[] },
     WorkloadInfo { name: "kafka", summary: "Maelstrom kafka: send to 4 logs, poll from each client's positions, commit and list offsets; ten polls per worker after the heal; kafka checker", options: &[] },
     WorkloadInfo { name: "lin-kv", summary: "Maelstrom lin-kv: read, write, cas on a few keys at a time; linearizable (kv model)", options: &[] },
+    WorkloadInfo { name: "txn-list-append", summary: "Maelstrom txn-list-append: txns of 1-4 appends and reads on 5 rotating keys; list-append checker (strict-serializable)", options: &[] },
+    WorkloadInfo { name: "txn-rw-register", summary: "Maelstrom txn-rw-register: txns of 1-4 writes and reads on 5 rotating keys; rw-register checker (strict-serializable)", options: &[] },
 ];
 
 pub const SYSTEMS: &[SystemInfo] = &[
@@ -137,7 +139,7 @@ pub const SYSTEMS: &[SystemInfo] = &[
     SystemInfo {
         name: "maelstrom",
         summary: "your Maelstrom node (a Gossip Glomers solution), unchanged, on every node under shakedown's shim; services seq-kv, lin-kv, lww-kv, lin-tso on the control host",
-        workloads: &["echo", "unique-ids", "broadcast", "g-set", "g-counter", "pn-counter", "lin-kv", "kafka"],
+        workloads: &["echo", "unique-ids", "broadcast", "g-set", "g-counter", "pn-counter", "lin-kv", "kafka", "txn-list-append", "txn-rw-register"],
         options: &[
             OptInfo { key: "binary", default: "", summary: "your node: an executable, or a directory uploaded whole (required)" },
             OptInfo { key: "run", default: "run", summary: "a directory's entry point, relative to it" },

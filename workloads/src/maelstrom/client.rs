@@ -62,10 +62,14 @@ impl MaelstromClient {
 
     /// Whether `op` changes nothing (so an unknown outcome is a failure).
     fn read_only(&self, op: &Op) -> bool {
-        matches!(
-            op.f.as_str(),
-            "read" | "echo" | "generate" | "poll" | "list_committed_offsets"
-        )
+        match op.f.as_str() {
+            "read" | "echo" | "generate" | "poll" | "list_committed_offsets" => true,
+            "txn" => op
+                .value
+                .as_array()
+                .is_some_and(|m| m.iter().all(|m| m[0] == "r")),
+            _ => false,
+        }
     }
 
     async fn call(&mut self, body: Value) -> Result<Value, Completion> {
@@ -151,6 +155,9 @@ pub fn request(kind: Kind, op: &Op) -> Option<Value> {
         // Filled in from the client's positions.
         (Kind::Kafka, "poll") => json!({"type": "poll"}),
         (Kind::Kafka, "commit_offsets") => json!({"type": "commit_offsets"}),
+        (Kind::TxnListAppend | Kind::TxnRwRegister, "txn") => {
+            json!({"type": "txn", "txn": op.value})
+        }
         _ => return None,
     })
 }
@@ -168,14 +175,9 @@ pub fn complete(kind: Kind, op: &Op, reply: &Value, read_only: bool) -> Completi
         if kind == Kind::LinKv && op.f == "read" && code == Some(20) {
             return Completion::Ok(Value::Null);
         }
-        let fail_value = if op.f == "cas" {
-            op.value.clone()
-        } else {
-            Value::Null
-        };
         return match code {
-            Some(c) if DEFINITE.contains(&c) => Completion::Fail(fail_value, text),
-            _ if read_only => Completion::Fail(Value::Null, text),
+            Some(c) if DEFINITE.contains(&c) => Completion::Fail(fail_value(op), text),
+            _ if read_only => Completion::Fail(fail_value(op), text),
             _ => Completion::Info(text),
         };
     }
@@ -190,12 +192,13 @@ pub fn complete(kind: Kind, op: &Op, reply: &Value, read_only: bool) -> Completi
         "poll" => "poll_ok",
         "commit_offsets" => "commit_offsets_ok",
         "list_committed_offsets" => "list_committed_offsets_ok",
+        "txn" => "txn_ok",
         _ => "cas_ok",
     };
     if reply["type"] != want {
         let m = format!("expected {want}, got {}", reply["type"]);
         return if read_only {
-            Completion::Fail(Value::Null, m)
+            Completion::Fail(fail_value(op), m)
         } else {
             Completion::Info(m)
         };
@@ -210,8 +213,42 @@ pub fn complete(kind: Kind, op: &Op, reply: &Value, read_only: bool) -> Completi
         }
         (_, "poll") => json!({"msgs": reply["msgs"]}),
         (_, "list_committed_offsets") => reply["offsets"].clone(),
+        (_, "txn") => return txn_result(op, &reply["txn"]),
         _ => op.value.clone(),
     })
+}
+
+/// What a failed operation records: cas and txn keep what was asked (the
+/// checkers read their micro-ops), the others nothing.
+fn fail_value(op: &Op) -> Value {
+    if op.f == "cas" || op.f == "txn" {
+        op.value.clone()
+    } else {
+        Value::Null
+    }
+}
+
+/// A `txn_ok`'s micro-ops, checked against the request: the same length,
+/// functions, keys and written values; reads filled in. Anything else is
+/// info (the node did something, but not clearly what was asked).
+fn txn_result(op: &Op, got: &Value) -> Completion {
+    let asked = op.value.as_array().map(Vec::as_slice).unwrap_or_default();
+    let Some(got) = got.as_array() else {
+        return Completion::Info(format!("txn_ok without a txn list: {got}"));
+    };
+    let same = got.len() == asked.len()
+        && asked
+            .iter()
+            .zip(got)
+            .all(|(a, g)| a[0] == g[0] && a[1] == g[1] && (a[0] == "r" || a[2] == g[2]));
+    if !same {
+        return Completion::Info(format!(
+            "txn_ok does not match the request: asked {}, got {}",
+            op.value,
+            Value::Array(got.clone())
+        ));
+    }
+    Completion::Ok(Value::Array(got.clone()))
 }
 
 impl MaelstromClient {
@@ -283,7 +320,7 @@ impl Client for MaelstromClient {
                 }
                 c => c,
             },
-            Err(Completion::Info(m)) if ro => Completion::Fail(Value::Null, m),
+            Err(Completion::Info(m)) if ro => Completion::Fail(fail_value(op), m),
             Err(c) => c,
         }
     }
@@ -334,5 +371,36 @@ mod tests {
             complete(Kind::LinKv, &cas, &err(22), false),
             Completion::Fail(json!([1, 2]), "error 22: t".into())
         );
+    }
+
+    #[test]
+    fn txns_fill_reads_and_fail_only_when_maelstrom_says_definite() {
+        let op = Op::new("txn", None, json!([["append", 1, 5], ["r", 1, null]]));
+        assert_eq!(
+            request(Kind::TxnListAppend, &op),
+            Some(json!({"type": "txn", "txn": [["append", 1, 5], ["r", 1, null]]}))
+        );
+        let ok = json!({"type": "txn_ok", "txn": [["append", 1, 5], ["r", 1, [3, 5]]]});
+        assert_eq!(
+            complete(Kind::TxnListAppend, &op, &ok, false),
+            Completion::Ok(json!([["append", 1, 5], ["r", 1, [3, 5]]]))
+        );
+        // A reply that is not the txn asked for is no proof of anything.
+        let other = json!({"type": "txn_ok", "txn": [["append", 1, 6], ["r", 1, [6]]]});
+        assert!(matches!(
+            complete(Kind::TxnListAppend, &op, &other, false),
+            Completion::Info(m) if m.contains("does not match")
+        ));
+        // 30 txn-conflict is definite; the failure keeps the micro-ops.
+        let conflict = json!({"type": "error", "code": 30, "text": "conflict"});
+        assert_eq!(
+            complete(Kind::TxnListAppend, &op, &conflict, false),
+            Completion::Fail(op.value.clone(), "error 30: conflict".into())
+        );
+        let crash = json!({"type": "error", "code": 13, "text": "crash"});
+        assert!(matches!(
+            complete(Kind::TxnRwRegister, &op, &crash, false),
+            Completion::Info(_)
+        ));
     }
 }

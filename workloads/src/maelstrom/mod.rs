@@ -13,6 +13,7 @@ pub mod services;
 
 use crate::gen::{RegisterGen, Unique};
 use checkers::model::ModelKind;
+use checkers::txn::{Models, TxnKind};
 use checkers::Checker;
 use harness::control::{shell_quote, ControlError, Remote};
 use harness::daemon::Daemon;
@@ -39,10 +40,12 @@ pub enum Kind {
     PnCounter,
     LinKv,
     Kafka,
+    TxnListAppend,
+    TxnRwRegister,
 }
 
 impl Kind {
-    pub const ALL: [(&'static str, Kind); 8] = [
+    pub const ALL: [(&'static str, Kind); 10] = [
         ("echo", Kind::Echo),
         ("unique-ids", Kind::UniqueIds),
         ("broadcast", Kind::Broadcast),
@@ -51,6 +54,8 @@ impl Kind {
         ("pn-counter", Kind::PnCounter),
         ("lin-kv", Kind::LinKv),
         ("kafka", Kind::Kafka),
+        ("txn-list-append", Kind::TxnListAppend),
+        ("txn-rw-register", Kind::TxnRwRegister),
     ];
 
     pub fn parse(name: &str) -> Option<Kind> {
@@ -66,6 +71,8 @@ impl Kind {
             Kind::GCounter | Kind::PnCounter => Checker::EventualCounter,
             Kind::LinKv => Checker::Linear(ModelKind::Kv),
             Kind::Kafka => Checker::Kafka,
+            Kind::TxnListAppend => Checker::Txn(TxnKind::ListAppend, Models::STRICT_SERIALIZABLE),
+            Kind::TxnRwRegister => Checker::Txn(TxnKind::RwRegister, Models::STRICT_SERIALIZABLE),
         }
     }
 
@@ -344,6 +351,7 @@ pub struct MaelstromGen {
     n: u64,
     values: Unique,
     register: RegisterGen,
+    txn: TxnGen,
     /// Final phase: reads left.
     finals: Option<u32>,
 }
@@ -356,6 +364,7 @@ impl MaelstromGen {
             n: 0,
             values: Unique::new(slot, concurrency),
             register: RegisterGen::new(slot, concurrency, 5, 100),
+            txn: TxnGen::new(slot, concurrency),
             finals: None,
         }
     }
@@ -404,6 +413,8 @@ impl Generator for MaelstromGen {
             Kind::GCounter => Op::new("add", None, json!(rng.gen_range(0..=5))),
             Kind::PnCounter => Op::new("add", None, json!(rng.gen_range(-5..=5))),
             Kind::LinKv => return self.register.next(rng),
+            Kind::TxnListAppend => self.txn.next(rng, "append"),
+            Kind::TxnRwRegister => self.txn.next(rng, "w"),
             Kind::Kafka => match rng.gen_range(0..20) {
                 0..=11 => {
                     let key = KAFKA_KEYS[rng.gen_range(0..KAFKA_KEYS.len())];
@@ -414,6 +425,55 @@ impl Generator for MaelstromGen {
                 _ => Op::new("list_committed_offsets", None, json!(KAFKA_KEYS)),
             },
         })
+    }
+}
+
+/// Transactions as Jepsen's and Maelstrom's generators make them: 1-4
+/// micro-ops, half reads, on a few active keys; a key is retired for a fresh
+/// one after `WRITES_PER_KEY` writes of this worker, so keys' histories stay
+/// short. Every worker walks the same sequence of keys; values are unique
+/// across workers (slot + 1 + k * concurrency).
+pub struct TxnGen {
+    active: Vec<u64>,
+    next_key: u64,
+    writes: std::collections::HashMap<u64, u64>,
+    values: Unique,
+}
+
+impl TxnGen {
+    pub const ACTIVE_KEYS: usize = 5;
+    pub const WRITES_PER_KEY: u64 = 16;
+
+    pub fn new(slot: usize, concurrency: usize) -> TxnGen {
+        TxnGen {
+            active: (0..Self::ACTIVE_KEYS as u64).collect(),
+            next_key: Self::ACTIVE_KEYS as u64,
+            writes: Default::default(),
+            values: Unique::new(slot, concurrency),
+        }
+    }
+
+    /// One `txn` operation; `write` is `append` or `w`.
+    pub fn next(&mut self, rng: &mut ChaCha8Rng, write: &str) -> Op {
+        let n = rng.gen_range(1..=4);
+        let mut mops = Vec::with_capacity(n);
+        for _ in 0..n {
+            let slot = rng.gen_range(0..self.active.len());
+            let k = self.active[slot];
+            if rng.gen_bool(0.5) {
+                mops.push(json!(["r", k, null]));
+                continue;
+            }
+            mops.push(json!([write, k, self.values.take()]));
+            let w = self.writes.entry(k).or_insert(0);
+            *w += 1;
+            if *w >= Self::WRITES_PER_KEY {
+                self.writes.remove(&k);
+                self.active[slot] = self.next_key;
+                self.next_key += 1;
+            }
+        }
+        Op::new("txn", None, Value::Array(mops))
     }
 }
 
@@ -510,5 +570,27 @@ mod tests {
         let mut f = MaelstromGen::final_read(Kind::Broadcast, 3);
         assert_eq!(f.next(&mut rng).unwrap().f, "read");
         assert!(f.next(&mut rng).is_none());
+    }
+
+    #[test]
+    fn txn_values_are_unique_per_key_and_keys_rotate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for slot in 0..3 {
+            let mut g = TxnGen::new(slot, 3);
+            for _ in 0..200 {
+                let op = g.next(&mut rng, "append");
+                let mops = op.value.as_array().unwrap();
+                assert!((1..=4).contains(&mops.len()), "{}", op.value);
+                for m in mops {
+                    keys.insert(m[1].as_u64().unwrap());
+                    if m[0] == "append" {
+                        assert!(seen.insert((m[1].clone(), m[2].clone())), "{m} twice");
+                    }
+                }
+            }
+        }
+        assert!(keys.len() > TxnGen::ACTIVE_KEYS, "keys never rotated");
     }
 }
