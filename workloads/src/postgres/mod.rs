@@ -6,6 +6,7 @@
 //! documents' two-phase commit.
 
 pub mod client;
+pub mod txn;
 
 use harness::control::{shell_quote, ControlError, Remote};
 use harness::daemon::Daemon;
@@ -158,8 +159,10 @@ impl System for Postgres {
             .filter(|(k, _)| self.opts.shard_of(*k) == i)
             .map(|(_, n)| format!("('{n}', {BALANCE})"))
             .collect();
+        // And the list-append workload's lists (used on node 1 only).
         let mut sql =
-            "CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, balance bigint NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, balance bigint NOT NULL); \
+             CREATE TABLE IF NOT EXISTS lists (k bigint PRIMARY KEY, v bigint[] NOT NULL);"
                 .to_string();
         if !mine.is_empty() {
             sql += &format!("INSERT INTO accounts VALUES {};", mine.join(","));
