@@ -472,9 +472,9 @@ impl Selection {
             ]))),
             "bank" => Some(AnyGen::Once(Once(Vec::new()))),
             // One transaction reading every key used.
-            "list-append" if slot == 0 => {
-                Some(AnyGen::FinalReads(FinalReads::new(self.highest_key.clone())))
-            }
+            "list-append" if slot == 0 => Some(AnyGen::FinalReads(FinalReads::new(
+                self.highest_key.clone(),
+            ))),
             "list-append" => Some(AnyGen::Once(Once(Vec::new()))),
             _ => None,
         }

@@ -165,7 +165,10 @@ impl System for Postgres {
              CREATE TABLE IF NOT EXISTS lists (k bigint PRIMARY KEY, v bigint[] NOT NULL);"
                 .to_string();
         if !mine.is_empty() {
-            sql += &format!("INSERT INTO accounts VALUES {};", mine.join(","));
+            sql += &format!(
+                "INSERT INTO accounts VALUES {} ON CONFLICT (id) DO NOTHING;",
+                mine.join(",")
+            );
         }
         node.run(&self.psql(&sql), Duration::from_secs(30))
             .map(|_| ())

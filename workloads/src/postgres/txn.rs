@@ -61,7 +61,9 @@ fn parse(v: &Value) -> Result<Vec<Mop>, String> {
         .ok_or_else(|| format!("a txn is a list of micro-ops: {v}"))?;
     mops.iter()
         .map(|m| match (m[0].as_str(), m[1].as_i64(), &m[2]) {
-            (Some("append"), Some(k), x) if x.is_i64() => Ok(Mop::Append(k, x.as_i64().unwrap_or(0))),
+            (Some("append"), Some(k), x) if x.is_i64() => {
+                Ok(Mop::Append(k, x.as_i64().unwrap_or(0)))
+            }
             (Some("r"), Some(k), Value::Null) => Ok(Mop::Read(k)),
             _ => Err(format!(
                 "micro-op {m}: expected [\"append\", k, v] or [\"r\", k, null] with integers"
@@ -92,8 +94,12 @@ impl PgTxnClient {
             let (client, connection) =
                 tokio::time::timeout(Duration::from_secs(2), tokio_postgres::connect(&cfg, NoTls))
                     .await
-                    .map_err(|_| Error::NotDone(format!("connecting to {} timed out", self.node.name)))?
-                    .map_err(|e| Error::NotDone(format!("connecting to {}: {e}", self.node.name)))?;
+                    .map_err(|_| {
+                        Error::NotDone(format!("connecting to {} timed out", self.node.name))
+                    })?
+                    .map_err(|e| {
+                        Error::NotDone(format!("connecting to {}: {e}", self.node.name))
+                    })?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
@@ -156,7 +162,7 @@ impl PgTxnClient {
                 Err(Error::NotDone(pg_text(&e)))
             }
             Err(e) => Err(Error::Unknown(format!(
-                    "COMMIT sent, no answer: {}",
+                "COMMIT sent, no answer: {}",
                 pg_text(&e)
             ))),
         }
@@ -174,7 +180,10 @@ impl Client for PgTxnClient {
     async fn invoke(&mut self, op: &Op) -> Completion {
         let r = match op.f.as_str() {
             "txn" => self.txn(op).await,
-            f => Ok(Completion::Fail(Value::Null, format!("unknown operation {f}"))),
+            f => Ok(Completion::Fail(
+                Value::Null,
+                format!("unknown operation {f}"),
+            )),
         };
         crate::call::complete(r)
     }
