@@ -695,6 +695,23 @@ mod tests {
     }
 
     #[test]
+    fn postgres_list_append_is_checked_as_list_append_at_a_valid_isolation() {
+        let s = Selection::new("postgres", "list-append", &[]).unwrap();
+        assert_eq!(s.opts["isolation"], "serializable");
+        let names: Vec<&str> = s.checkers().iter().map(|(c, _)| c.name()).collect();
+        assert_eq!(names, ["list-append"]);
+        let e = Selection::new(
+            "postgres",
+            "list-append",
+            &opts(&[("isolation", "snapshot")]),
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("--opt isolation=snapshot"), "{e}");
+        assert!(Selection::new("etcd", "list-append", &[]).is_err());
+    }
+
+    #[test]
     fn redlock_runs_independent_primaries_and_says_so() {
         let s = Selection::new("redis", "lock", &opts(&[("recipe", "redlock")])).unwrap();
         assert_eq!(s.opts["failover"], "none");
