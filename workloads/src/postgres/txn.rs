@@ -8,6 +8,7 @@
 //! the transaction back: `fail`, never retried. COMMIT refused: `fail`;
 //! COMMIT sent and no answer (connection lost, timeout): `info`.
 
+use super::client::pg_text;
 use super::PORT;
 use crate::call::CallError as Error;
 use harness::runner::{Client, Completion, Op};
@@ -166,13 +167,6 @@ impl PgTxnClient {
                 pg_text(&e)
             ))),
         }
-    }
-}
-
-fn pg_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(d) => format!("{}: {}", d.code().code(), d.message()),
-        None => e.to_string(),
     }
 }
 
