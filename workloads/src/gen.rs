@@ -8,6 +8,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Unique values for one worker.
@@ -181,12 +183,90 @@ impl Generator for LockGen {
     }
 }
 
+/// Jepsen's list-append transactions: 1-4 micro-ops, each an append of a
+/// unique value or a read, on `keys` active keys at a time; after
+/// `per_keys` transactions the worker moves to the next group of keys.
+/// `highest` records the highest key any worker used, for the final reads.
+pub struct AppendGen {
+    pub keys: u64,
+    pub per_keys: u64,
+    n: u64,
+    values: Unique,
+    highest: Arc<AtomicU64>,
+}
+
+impl AppendGen {
+    pub fn new(
+        slot: usize,
+        concurrency: usize,
+        keys: u64,
+        per_keys: u64,
+        highest: Arc<AtomicU64>,
+    ) -> AppendGen {
+        AppendGen {
+            keys: keys.max(1),
+            per_keys: per_keys.max(1),
+            n: 0,
+            values: Unique::new(slot, concurrency),
+            highest,
+        }
+    }
+}
+
+impl Generator for AppendGen {
+    fn next(&mut self, rng: &mut ChaCha8Rng) -> Option<Op> {
+        let group = self.n / self.per_keys;
+        self.n += 1;
+        let mops: Vec<Value> = (0..rng.gen_range(1..=4))
+            .map(|_| {
+                let k = group * self.keys + rng.gen_range(0..self.keys);
+                self.highest.fetch_max(k, Ordering::Relaxed);
+                if rng.gen_bool(0.5) {
+                    json!(["append", k, self.values.take()])
+                } else {
+                    json!(["r", k, null])
+                }
+            })
+            .collect();
+        Some(Op::new("txn", None, Value::Array(mops)))
+    }
+}
+
+/// The final phase of list-append: one transaction reading every key used
+/// (0 to the highest, in key order), made when it is due.
+pub struct FinalReads {
+    pub highest: Arc<AtomicU64>,
+    done: bool,
+}
+
+impl FinalReads {
+    pub fn new(highest: Arc<AtomicU64>) -> FinalReads {
+        FinalReads {
+            highest,
+            done: false,
+        }
+    }
+}
+
+impl Generator for FinalReads {
+    fn next(&mut self, _rng: &mut ChaCha8Rng) -> Option<Op> {
+        if std::mem::replace(&mut self.done, true) {
+            return None;
+        }
+        let top = self.highest.load(Ordering::Relaxed);
+        let mops = (0..=top).map(|k| json!(["r", k, null])).collect();
+        Some(Op::new("txn", None, Value::Array(mops)))
+    }
+}
+
 /// Any of the above, so a workload has one generator type.
 pub enum AnyGen {
     Register(RegisterGen),
     Set(SetGen),
     Lock(LockGen),
     Bank(BankGen),
+    Append(AppendGen),
+    FinalReads(FinalReads),
     Once(Once),
 }
 
@@ -197,6 +277,8 @@ impl Generator for AnyGen {
             AnyGen::Set(g) => g.next(rng),
             AnyGen::Lock(g) => g.next(rng),
             AnyGen::Bank(g) => g.next(rng),
+            AnyGen::Append(g) => g.next(rng),
+            AnyGen::FinalReads(g) => g.next(rng),
             AnyGen::Once(g) => g.next(rng),
         }
     }
@@ -251,5 +333,34 @@ mod tests {
         let mut s = SetGen::new(0, 1, 3);
         let fs: Vec<String> = (0..6).map(|_| s.next(&mut rng).unwrap().f).collect();
         assert_eq!(fs, ["add", "add", "read", "add", "add", "read"]);
+    }
+
+    #[test]
+    fn appends_are_unique_small_and_final_reads_cover_every_key() {
+        let highest = Arc::new(AtomicU64::new(0));
+        let mut seen = std::collections::HashSet::new();
+        for slot in 0..3 {
+            let mut g = AppendGen::new(slot, 3, 4, 10, highest.clone());
+            let mut rng = ChaCha8Rng::seed_from_u64(slot as u64);
+            for _ in 0..50 {
+                let op = g.next(&mut rng).unwrap();
+                let mops = op.value.as_array().unwrap();
+                assert!((1..=4).contains(&mops.len()) && op.f == "txn");
+                for m in mops {
+                    assert!(m[1].as_u64().unwrap() < 20, "5 groups of 4 keys: {m}");
+                    match m[0].as_str().unwrap() {
+                        "append" => assert!(seen.insert(m[2].as_u64().unwrap())),
+                        f => assert!(f == "r" && m[2].is_null()),
+                    }
+                }
+            }
+        }
+        let top = highest.load(Ordering::Relaxed);
+        let mut f = FinalReads::new(highest);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let op = f.next(&mut rng).unwrap();
+        assert_eq!(op.value.as_array().unwrap().len() as u64, top + 1);
+        assert_eq!(op.value[0], json!(["r", 0, null]));
+        assert!(f.next(&mut rng).is_none());
     }
 }

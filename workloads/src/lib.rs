@@ -14,13 +14,14 @@ pub mod zookeeper;
 
 use checkers::model::ModelKind;
 use checkers::Checker;
-use gen::{AnyGen, BankGen, LockGen, Once, RegisterGen, SetGen};
+use gen::{AnyGen, AppendGen, BankGen, FinalReads, LockGen, Once, RegisterGen, SetGen};
 use harness::lifecycle::{Outcome, Prepared, TestError, TestSpec, Workload};
 use harness::runner::{Client, Op};
 use harness::store::RunDir;
 use harness::system::{NodeInfo, Noop, System};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 pub struct OptInfo {
@@ -67,6 +68,14 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
         name: "set",
         summary: "add unique elements, reads now and then, a final read of every worker after the heal; set checker",
         options: &[],
+    },
+    WorkloadInfo {
+        name: "list-append",
+        summary: "transactions of 1-4 appends of unique values and reads on a few keys at a time, a final read of every key; Elle-style list-append checker (strict-serializable)",
+        options: &[
+            OptInfo { key: "keys", default: "8", summary: "keys in use at a time" },
+            OptInfo { key: "ops-per-key", default: "100", summary: "transactions of each worker on a group of keys before the next group" },
+        ],
     },
     // Maelstrom's workloads (--system maelstrom), with its message bodies.
     WorkloadInfo { name: "echo", summary: "Maelstrom echo (some payloads of 4 KB); every answer equals what was sent", options: &[] },
@@ -116,12 +125,13 @@ pub const SYSTEMS: &[SystemInfo] = &[
     SystemInfo {
         name: "postgres",
         summary: "PostgreSQL 15 (Debian's postgresql-15 on every node, not uploaded): one independent server per node; the client coordinates two-phase commit",
-        workloads: &["bank"],
+        workloads: &["bank", "list-append"],
         options: &[
             OptInfo { key: "accounts", default: "8", summary: "bank accounts a0, a1, ..., 100 each, spread over the shards" },
             OptInfo { key: "shards", default: "2", summary: "servers holding accounts (the first nodes)" },
             OptInfo { key: "read", default: "per-shard", summary: "per-shard (each shard in its own transaction) or locking (FOR SHARE on every shard until all are read)" },
             OptInfo { key: "crash-after-prepare", default: "0.02", summary: "how often the coordinator stops between its commit decision and COMMIT PREPARED, leaving both sides in doubt (0 to 1)" },
+            OptInfo { key: "isolation", default: "serializable", summary: "list-append: read-committed, repeatable-read or serializable (node 1's server only)" },
             OptInfo { key: "synchronous-commit", default: "on", summary: "on, or off (a commit is acknowledged before its WAL is flushed: --nemesis lost-writes may lose it)" },
         ],
     },
@@ -159,6 +169,8 @@ pub struct Selection {
     pub system: &'static SystemInfo,
     pub workload: &'static WorkloadInfo,
     pub opts: BTreeMap<String, String>,
+    /// list-append: the highest key any worker used, for the final reads.
+    highest_key: Arc<AtomicU64>,
 }
 
 impl Selection {
@@ -219,6 +231,7 @@ impl Selection {
             system: sys,
             workload: wl,
             opts,
+            highest_key: Arc::default(),
         };
         // Parse every option now, so a bad value is a usage error before the run.
         s.number("keys")?;
@@ -280,6 +293,12 @@ impl Selection {
             let r = &s.opts["read"];
             if r != "per-shard" && r != "locking" {
                 return Err(format!("--opt read={r}: choose per-shard or locking"));
+            }
+            let i = &s.opts["isolation"];
+            if postgres::txn::Isolation::parse(i).is_none() {
+                return Err(format!(
+                    "--opt isolation={i}: choose read-committed, repeatable-read or serializable"
+                ));
             }
             let sc = &s.opts["synchronous-commit"];
             if sc != "on" && sc != "off" {
@@ -348,6 +367,9 @@ impl Selection {
                 ),
             )],
             "set" => vec![(Checker::Set, Value::Null)],
+            "list-append" => Checker::parse("list-append")
+                .map(|c| vec![(c, Value::Null)])
+                .unwrap_or_default(),
             w => maelstrom::Kind::parse(w)
                 .map(|k| vec![(k.checker(), Value::Null)])
                 .unwrap_or_default(),
@@ -430,6 +452,13 @@ impl Selection {
             "bank" => AnyGen::Bank(BankGen {
                 accounts: self.pg_opts().accounts,
             }),
+            "list-append" => AnyGen::Append(AppendGen::new(
+                slot,
+                concurrency,
+                self.num("keys", 8),
+                self.num("ops-per-key", 100),
+                self.highest_key.clone(),
+            )),
             _ => AnyGen::Set(SetGen::new(slot, concurrency, 50)),
         }
     }
@@ -444,6 +473,11 @@ impl Selection {
                 read(),
             ]))),
             "bank" => Some(AnyGen::Once(Once(Vec::new()))),
+            // One transaction reading every key used.
+            "list-append" if slot == 0 => Some(AnyGen::FinalReads(FinalReads::new(
+                self.highest_key.clone(),
+            ))),
+            "list-append" => Some(AnyGen::Once(Once(Vec::new()))),
             _ => None,
         }
     }
@@ -498,6 +532,18 @@ impl Selection {
                     gens,
                     make: move |slot: usize, nodes: &[NodeInfo]| {
                         redis::client::RedisClient::new(slot, nodes, cfg.clone())
+                    },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
+            "postgres" if self.workload.name == "list-append" => {
+                let isolation = postgres::txn::Isolation::parse(&self.opts["isolation"])
+                    .unwrap_or(postgres::txn::Isolation::Serializable);
+                let timeout = spec.run.op_timeout;
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |_slot: usize, nodes: &[NodeInfo]| {
+                        postgres::txn::PgTxnClient::new(nodes, isolation, timeout)
                     },
                 });
                 prepared.run(system, w, spec, run_dir)
@@ -648,6 +694,23 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn postgres_list_append_is_checked_as_list_append_at_a_valid_isolation() {
+        let s = Selection::new("postgres", "list-append", &[]).unwrap();
+        assert_eq!(s.opts["isolation"], "serializable");
+        let names: Vec<&str> = s.checkers().iter().map(|(c, _)| c.name()).collect();
+        assert_eq!(names, ["list-append"]);
+        let e = Selection::new(
+            "postgres",
+            "list-append",
+            &opts(&[("isolation", "snapshot")]),
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("--opt isolation=snapshot"), "{e}");
+        assert!(Selection::new("etcd", "list-append", &[]).is_err());
     }
 
     #[test]

@@ -396,7 +396,8 @@ impl From<TxError> for Error {
     }
 }
 
-fn pg_text(e: &tokio_postgres::Error) -> String {
+/// A PostgreSQL error with its SQLSTATE when the server sent one.
+pub(crate) fn pg_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{}: {}", d.code().code(), d.message()),
         None => e.to_string(),

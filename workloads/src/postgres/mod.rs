@@ -6,6 +6,7 @@
 //! documents' two-phase commit.
 
 pub mod client;
+pub mod txn;
 
 use harness::control::{shell_quote, ControlError, Remote};
 use harness::daemon::Daemon;
@@ -158,11 +159,16 @@ impl System for Postgres {
             .filter(|(k, _)| self.opts.shard_of(*k) == i)
             .map(|(_, n)| format!("('{n}', {BALANCE})"))
             .collect();
+        // And the list-append workload's lists (used on node 1 only).
         let mut sql =
-            "CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, balance bigint NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, balance bigint NOT NULL); \
+             CREATE TABLE IF NOT EXISTS lists (k bigint PRIMARY KEY, v bigint[] NOT NULL);"
                 .to_string();
         if !mine.is_empty() {
-            sql += &format!("INSERT INTO accounts VALUES {};", mine.join(","));
+            sql += &format!(
+                "INSERT INTO accounts VALUES {} ON CONFLICT (id) DO NOTHING;",
+                mine.join(",")
+            );
         }
         node.run(&self.psql(&sql), Duration::from_secs(30))
             .map(|_| ())
