@@ -255,6 +255,9 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
         .collect()
 }
 
+/// (invoke index, completion index or None if crashed, key, value, ok).
+type Writer = (usize, Option<usize>, Option<Value>, i64, bool);
+
 /// Adds one read, alone in a quiet gap (nothing in flight), that returns a
 /// value certainly overwritten before it began: a value `v` written by an
 /// operation that completed before another write `X` to the same key was
@@ -272,7 +275,7 @@ pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
     // Operations that may write: (invoke index, completion index (None:
     // crashed, at the end of time), key, value, completed ok).
     let mut inv_of = std::collections::HashMap::new();
-    let mut writers: Vec<(usize, Option<usize>, Option<Value>, i64, bool)> = Vec::new();
+    let mut writers: Vec<Writer> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         if e.kind == EventType::Invoke {
             inv_of.insert(e.process, i);

@@ -327,26 +327,27 @@ mod tests {
         assert!(!c.insert(&q));
         // Counts: two 3-bit fields with guard bits 3 and 7. A vector at
         // least as big as one stored, field by field, is not new.
-        let g: &'static [u64] = &[(1 << 3) | (1 << 7)];
-        let r = |extra: &'static [u64]| Probe {
-            set_hash: 1,
-            m: 2,
-            depth: 3,
-            bits: &[0b1011, 0],
-            state: six,
-            extra,
-            guards: g,
+        let g: &[u64] = &[(1 << 3) | (1 << 7)];
+        let v = |a: u64, b: u64| [a | (b << 4)];
+        let mut ins = |extra: &[u64]| {
+            c.insert(&Probe {
+                set_hash: 1,
+                m: 2,
+                depth: 3,
+                bits: &[0b1011, 0],
+                state: six,
+                extra,
+                guards: g,
+            })
         };
-        let v = |a: u64, b: u64| a | (b << 4);
-        let (v12, v21, v22, v11) = (&[v(1, 2)], &[v(2, 1)], &[v(2, 2)], &[v(1, 1)]);
-        assert!(c.insert(&r(v12)));
-        assert!(!c.insert(&r(v12)));
-        assert!(c.insert(&r(v21)));
-        assert!(!c.insert(&r(v22)));
-        assert!(c.insert(&r(v11)));
-        assert!(!c.insert(&r(v12)));
-        assert!(!c.insert(&r(v21)));
-        assert!(fields_le(&[v(3, 0)], &[v(7, 0)], g));
-        assert!(!fields_le(&[v(0, 7)], &[v(7, 6)], g));
+        assert!(ins(&v(1, 2)));
+        assert!(!ins(&v(1, 2)));
+        assert!(ins(&v(2, 1)));
+        assert!(!ins(&v(2, 2)));
+        assert!(ins(&v(1, 1)));
+        assert!(!ins(&v(1, 2)));
+        assert!(!ins(&v(2, 1)));
+        assert!(fields_le(&v(3, 0), &v(7, 0), g));
+        assert!(!fields_le(&v(0, 7), &v(7, 6), g));
     }
 }
