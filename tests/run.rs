@@ -327,12 +327,22 @@ fn runs_record_faults_and_survive_interrupts_and_kills() {
     // 4. Clock faults on local hosts move a faked clock (libfaketime), which
     // a Go binary does not read: etcd is refused before anything starts.
     let out = verb("test", &t, &store)
-        .args(["--system", "etcd", "--nemesis", "clock", "--time-limit", "5"])
+        .args([
+            "--system",
+            "etcd",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "5",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("clock faults on etcd need real machines"), "{err}");
+    assert!(
+        err.contains("clock faults on etcd need real machines"),
+        "{err}"
+    );
 }
 
 fn nemesis_kill(n: &mut SshNode) {

@@ -2,9 +2,12 @@
 //!
 //! cargo run --release -p checkers --example gen_history -- \
 //!     --ops 1000000 --keys 8 --processes 20 --crash 0.01 [--no-cas] [--quiet-every N] \
-//!     [--stale] [--seed N] > h.jsonl
+//!     [--values N] [--stale | --impossible] [--seed N] > h.jsonl
 //!
-//! With --stale, one stale read is injected and its event index printed on stderr.
+//! --values N draws written values from 0..N (Jepsen's register workloads use 0..5)
+//! instead of unique ones; then only writes and cas crash.
+//! With --stale, one stale read is injected and its event index printed on stderr;
+//! with --impossible, one read of a value nothing writes.
 //! --model counter|set|bank|lock generates a valid history for that checker
 //! instead (bank: --accounts N, 100 each, and the --init JSON is printed on stderr;
 //! set: --reads N whole-set reads during the run, default 10, then a final read).
@@ -12,11 +15,12 @@
 //! rotating set of --keys active keys (32 writes each), then final reads;
 //! --min-mops/--max-mops set the length range (default 1-4, as Jepsen's).
 
-use checkers::gen::{generate, inject_stale_read, GenConfig};
+use checkers::gen::{generate, inject_impossible_read, inject_stale_read, GenConfig};
 
 fn main() {
     let mut cfg = GenConfig::default();
     let mut stale = false;
+    let mut impossible = false;
     let mut model = String::from("register");
     let mut accounts = 5usize;
     let mut reads = 10usize;
@@ -37,6 +41,7 @@ fn main() {
             "--processes" => cfg.processes = num("--processes") as usize,
             "--crash" => cfg.crash_rate = num("--crash"),
             "--quiet-every" => cfg.quiet_every = num("--quiet-every") as usize,
+            "--values" => cfg.values = num("--values") as u64,
             "--accounts" => accounts = num("--accounts") as usize,
             "--reads" => reads = num("--reads") as usize,
             "--min-mops" => min_mops = num("--min-mops") as usize,
@@ -60,6 +65,11 @@ fn main() {
             }
             "--stale" => {
                 stale = true;
+                i += 1;
+                continue;
+            }
+            "--impossible" => {
+                impossible = true;
                 i += 1;
                 continue;
             }
@@ -100,11 +110,16 @@ fn main() {
         }
         _ => generate(&cfg),
     };
-    if stale {
-        match inject_stale_read(&mut events, cfg.seed) {
-            Some(at) => eprintln!("stale read injected at event {at}"),
+    if stale || impossible {
+        let injected = if stale {
+            inject_stale_read(&mut events, cfg.seed)
+        } else {
+            inject_impossible_read(&mut events, cfg.seed)
+        };
+        match injected {
+            Some(at) => eprintln!("read injected at event {at}"),
             None => {
-                eprintln!("gen_history: no read could be made stale");
+                eprintln!("gen_history: no such read could be injected");
                 std::process::exit(1)
             }
         }

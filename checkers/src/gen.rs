@@ -5,9 +5,11 @@
 //! is invoked, takes effect at a random instant inside its interval (its
 //! linearization point), and completes. Crashed operations complete as
 //! `info`, take effect or not at random, and their process continues under a
-//! new number, as CONTRACT.md requires. Written values are unique, so the
-//! history is linearizable by construction; [`inject_stale_read`] then
-//! makes it certainly not.
+//! new number, as CONTRACT.md requires. Written values are unique (or, with
+//! [`GenConfig::values`], drawn from a small domain as Jepsen's register
+//! workloads do); the history is linearizable by construction either way.
+//! [`inject_stale_read`] and [`inject_impossible_read`] then make it
+//! certainly not.
 //!
 //! ```
 //! use checkers::gen::{generate, GenConfig};
@@ -36,6 +38,10 @@ pub struct GenConfig {
     /// Every this many operations, clients wait until nothing is in flight,
     /// leaving a quiet gap (0: never).
     pub quiet_every: usize,
+    /// 0: every written value is unique. N: values are drawn from 0..N, as
+    /// Jepsen's cas-register workload does (0..5), and only writes and cas
+    /// crash (a crashed read says nothing).
+    pub values: u64,
     pub seed: u64,
 }
 
@@ -48,6 +54,7 @@ impl Default for GenConfig {
             crash_rate: 0.0,
             cas: true,
             quiet_every: 0,
+            values: 0,
             seed: 1,
         }
     }
@@ -114,8 +121,24 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
         } else {
             F::Cas
         };
+        let domain = cfg.values as i64;
         let arg = match f {
             F::Read => (0, 0),
+            F::Write if domain > 0 => {
+                let v = rng.gen_range(0..domain);
+                last_written[key] = Some(v);
+                (v, 0)
+            }
+            F::Cas if domain > 0 => {
+                let old = if rng.gen_bool(0.8) {
+                    last_written[key].unwrap_or(0)
+                } else {
+                    rng.gen_range(0..domain)
+                };
+                let new = rng.gen_range(0..domain);
+                last_written[key] = Some(new);
+                (old, new)
+            }
             F::Write => {
                 next_value += 1;
                 last_written[key] = Some(next_value);
@@ -135,7 +158,7 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
         };
         let lin = t + 1 + rng.gen_range(0..SPAN);
         let complete = lin + 1 + rng.gen_range(0..SPAN);
-        let crashed = rng.gen_bool(cfg.crash_rate.clamp(0.0, 1.0));
+        let crashed = (domain == 0 || f != F::Read) && rng.gen_bool(cfg.crash_rate.clamp(0.0, 1.0));
         ops.push(Op {
             process: pid[slot],
             key,
@@ -232,27 +255,27 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
         .collect()
 }
 
+/// (invoke index, completion index or None if crashed, key, value, ok).
+type Writer = (usize, Option<usize>, Option<Value>, i64, bool);
+
 /// Adds one read, alone in a quiet gap (nothing in flight), that returns a
-/// value certainly overwritten before it began: a value written by an
-/// operation that completed before another write to the same key was
-/// invoked, which completed before the gap. With unique values no
-/// linearization can explain it. Returns the index of the read's completion.
+/// value certainly overwritten before it began: a value `v` written by an
+/// operation that completed before another write `X` to the same key was
+/// invoked, where `X` completed before the gap and no operation that could
+/// write `v` (crashed ones included: they may take effect at any time) may
+/// be linearized after `X`. No linearization can explain it, whatever the
+/// value domain. Returns the index of the read's completion.
 ///
-/// Needs quiet gaps (GenConfig::quiet_every, or the end of the history).
+/// Needs quiet gaps (GenConfig::quiet_every, or the end of the history). With
+/// a small value domain and crashed writes, such a read exists only before
+/// the first crashed write of its value: later, that write explains it.
 pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Gaps: positions after which nothing is in flight.
-    let mut open = 0i64;
-    let mut gaps = Vec::new();
-    for (i, e) in events.iter().enumerate() {
-        open += if e.kind == EventType::Invoke { 1 } else { -1 };
-        if open == 0 {
-            gaps.push(i);
-        }
-    }
-    // Completed writes and successful cas: (invoke index, completion index, key, value).
+    let gaps = quiet_gaps(events);
+    // Operations that may write: (invoke index, completion index (None:
+    // crashed, at the end of time), key, value, completed ok).
     let mut inv_of = std::collections::HashMap::new();
-    let mut writes: Vec<(usize, usize, Option<Value>, i64)> = Vec::new();
+    let mut writers: Vec<Writer> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         if e.kind == EventType::Invoke {
             inv_of.insert(e.process, i);
@@ -261,57 +284,138 @@ pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
         let Some(inv) = inv_of.remove(&e.process) else {
             continue;
         };
-        let v = match (e.kind, e.f.as_str()) {
-            (EventType::Ok, "write") => e.value.as_i64(),
-            (EventType::Ok, "cas") => e.value.get(1).and_then(Value::as_i64),
+        let v = match e.f.as_str() {
+            "write" => e.value.as_i64(),
+            "cas" => e.value.get(1).and_then(Value::as_i64),
             _ => None,
         };
-        if let Some(v) = v {
-            writes.push((inv, i, e.key.clone(), v));
-        }
+        let (Some(v), true) = (v, matches!(e.kind, EventType::Ok | EventType::Info)) else {
+            continue;
+        };
+        let ok = e.kind == EventType::Ok;
+        writers.push((inv, ok.then_some(i), e.key.clone(), v, ok));
     }
+    let mut by_value: std::collections::HashMap<(Option<String>, i64), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (k, w) in writers.iter().enumerate() {
+        by_value
+            .entry((w.2.as_ref().map(Value::to_string), w.3))
+            .or_default()
+            .push(k);
+    }
+    // Ok writers in completion order.
+    let mut done: Vec<usize> = (0..writers.len()).filter(|&k| writers[k].4).collect();
+    done.sort_by_key(|&k| writers[k].1);
+    // No writer of `v` (other than completed ones before `x` was invoked)
+    // may take effect after `x`, invoked before the gap.
+    let certain = |x: usize, v: i64, gap: usize| {
+        let (x_inv, key) = (writers[x].0, writers[x].2.as_ref().map(Value::to_string));
+        writers[x].3 != v
+            && by_value[&(key, v)]
+                .iter()
+                .all(|&w| writers[w].0 > gap || writers[w].1.is_some_and(|r| r < x_inv))
+    };
     let start = rng.gen_range(0..gaps.len().max(1));
     for k in 0..gaps.len() {
         let gap = gaps[(start + k) % gaps.len()];
-        for (new_inv, new_done, key, _) in writes.iter().rev() {
-            if *new_done > gap {
-                continue;
-            }
-            let old = writes
+        let upto = done.partition_point(|&w| writers[w].1.is_some_and(|r| r <= gap));
+        for &x in done[..upto].iter().rev() {
+            let key = &writers[x].2;
+            let before = done[..upto]
                 .iter()
                 .rev()
-                .find(|w| w.2 == *key && w.1 < *new_inv)
-                .map(|w| w.3);
-            let Some(old) = old else { continue };
-            let t = events[gap].time.unwrap_or(0);
-            let process = events
-                .iter()
-                .filter_map(|e| match e.process {
-                    Process::Client(p) => Some(p),
-                    Process::Nemesis => None,
-                })
-                .max()
-                .map_or(0, |p| p + 1);
-            let read = |kind, time, value| Event {
-                index: 0,
-                time: Some(time),
-                process: Process::Client(process),
-                kind,
-                f: "read".into(),
-                key: key.clone(),
-                value,
-                node: None,
-                error: None,
-            };
-            events.insert(gap + 1, read(EventType::Invoke, t + 1, Value::Null));
-            events.insert(gap + 2, read(EventType::Ok, t + 2, Value::from(old)));
-            for (i, e) in events.iter_mut().enumerate() {
-                e.index = i as u64;
+                .filter(|&&w| writers[w].2 == *key && writers[w].1 < Some(writers[x].0));
+            let mut tried = std::collections::HashSet::new();
+            for &w in before {
+                let old = writers[w].3;
+                if !tried.insert(old) || !certain(x, old, gap) {
+                    continue;
+                }
+                let t = events[gap].time.unwrap_or(0);
+                let key = key.clone();
+                return Some(insert_read(
+                    events,
+                    gap,
+                    (t + 1, t + 2),
+                    key,
+                    Value::from(old),
+                ));
             }
-            return Some(gap + 2);
         }
     }
     None
+}
+
+/// Adds one read of a value no operation writes (one more than the largest
+/// integer in the history), at a random place: a violation with an obvious
+/// witness. Returns the index of the read's completion.
+pub fn inject_impossible_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let max = events
+        .iter()
+        .flat_map(|e| match &e.value {
+            Value::Array(a) => a.iter().filter_map(Value::as_i64).collect(),
+            v => v.as_i64().into_iter().collect::<Vec<_>>(),
+        })
+        .max()
+        .unwrap_or(0);
+    let key = events
+        .iter()
+        .find(|e| e.f == "read")
+        .map(|e| e.key.clone())?;
+    let at = rng.gen_range(0..events.len());
+    let t = events[at].time.unwrap_or(0);
+    Some(insert_read(events, at, (t, t), key, Value::from(max + 1)))
+}
+
+/// Positions after which nothing is in flight.
+fn quiet_gaps(events: &[Event]) -> Vec<usize> {
+    let mut open = 0i64;
+    let mut gaps = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        open += if e.kind == EventType::Invoke { 1 } else { -1 };
+        if open == 0 {
+            gaps.push(i);
+        }
+    }
+    gaps
+}
+
+/// Inserts a read by a new process right after event `at`, invoked and
+/// completed at the times `at_times`, returning `value`; renumbers. Returns
+/// the completion's index.
+fn insert_read(
+    events: &mut Vec<Event>,
+    at: usize,
+    at_times: (u64, u64),
+    key: Option<Value>,
+    value: Value,
+) -> usize {
+    let process = events
+        .iter()
+        .filter_map(|e| match e.process {
+            Process::Client(p) => Some(p),
+            Process::Nemesis => None,
+        })
+        .max()
+        .map_or(0, |p| p + 1);
+    let read = |kind, time, value| Event {
+        index: 0,
+        time: Some(time),
+        process: Process::Client(process),
+        kind,
+        f: "read".into(),
+        key: key.clone(),
+        value,
+        node: None,
+        error: None,
+    };
+    events.insert(at + 1, read(EventType::Invoke, at_times.0, Value::Null));
+    events.insert(at + 2, read(EventType::Ok, at_times.1, value));
+    for (i, e) in events.iter_mut().enumerate() {
+        e.index = i as u64;
+    }
+    at + 2
 }
 
 /// What one simulated operation is: its name, its argument, and whether

@@ -6,6 +6,11 @@
 //!   word per linearized operation), so hashing a configuration is O(1).
 //! - A probe compares a stored key with the live bitset directly; only a
 //!   configuration that is really new is copied into the table.
+//! - A search with jokers (see `search`) adds a vector of counts, of crashed
+//!   operations used per class. Configurations that differ only there share a
+//!   key, whose last word names a bucket of count vectors; a configuration
+//!   whose counts are all at least those of one already explored has fewer
+//!   operations left to use, so it cannot succeed where that one failed.
 //! - Sharded so that no single rehash moves more than a sliver of the table
 //!   (a rehash is one uninterruptible step, and the time limit is honoured to
 //!   100 ms).
@@ -48,6 +53,20 @@ pub(crate) struct Probe<'a> {
     /// The whole bitset of linearized items.
     pub bits: &'a [u64],
     pub state: u32,
+    /// The counts of crashed operations used per class, packed in fields
+    /// whose top bit (in `guards`) is zero; the same length for one search.
+    pub extra: &'a [u64],
+    pub guards: &'a [u64],
+}
+
+/// Whether every field of `a` is at most the same field of `b` (fields
+/// packed with a zero guard bit on top, the guard bits in `g`).
+#[inline]
+fn fields_le(a: &[u64], b: &[u64], g: &[u64]) -> bool {
+    a.iter()
+        .zip(b)
+        .zip(g)
+        .all(|((a, b), g)| ((b | g).wrapping_sub(*a)) & g == *g)
 }
 
 impl Probe<'_> {
@@ -83,7 +102,9 @@ impl Probe<'_> {
             let at = k.words[0] as usize;
             &spill[at..at + k.nwords as usize]
         };
-        stored
+        // With counts, the last word is the bucket's index.
+        let window = &stored[..stored.len() - usize::from(!self.extra.is_empty())];
+        window
             .iter()
             .enumerate()
             .all(|(j, w)| self.live_word(j) == *w)
@@ -96,6 +117,9 @@ pub(crate) struct Cache<S> {
     states: Vec<S>,
     state_hashes: Vec<u64>,
     state_index: HashTable<u32>,
+    /// Count vectors per key, for searches with jokers.
+    buckets: Vec<Vec<u64>>,
+    bucket_words: usize,
     len: u64,
     state_heap: usize,
 }
@@ -114,6 +138,8 @@ impl<S: Eq + Hash> Cache<S> {
             states: Vec::new(),
             state_hashes: Vec::new(),
             state_index: HashTable::new(),
+            buckets: Vec::new(),
+            bucket_words: 0,
             len: 0,
             state_heap: 0,
         }
@@ -164,9 +190,44 @@ impl<S: Eq + Hash> Cache<S> {
         let hash = probe.hash(self.state_hashes[probe.state as usize]);
         // Bits 40..46 pick the shard: hashbrown uses the low bits for the
         // bucket and the top 7 for its tags, which must stay random within a shard.
-        let Cache { shards, spill, .. } = self;
+        let Cache {
+            shards,
+            spill,
+            buckets,
+            bucket_words,
+            ..
+        } = self;
         let shard = &mut shards[((hash >> 40) as usize) % SHARDS];
         match shard.entry(hash, |k| probe.matches(hash, k, spill), |k| k.hash) {
+            Entry::Occupied(o) if !probe.extra.is_empty() => {
+                let k = o.get();
+                let at = if k.nwords <= 2 {
+                    k.words[k.nwords as usize - 1]
+                } else {
+                    spill[k.words[0] as usize + k.nwords as usize - 1]
+                };
+                let bucket = &mut buckets[at as usize];
+                let n = probe.extra.len();
+                if bucket
+                    .chunks_exact(n)
+                    .any(|old| fields_le(old, probe.extra, probe.guards))
+                {
+                    return false;
+                }
+                // Vectors the new one dominates are no longer needed.
+                let before = bucket.len();
+                let mut kept = Vec::with_capacity(before + n);
+                for old in bucket.chunks_exact(n) {
+                    if !fields_le(probe.extra, old, probe.guards) {
+                        kept.extend_from_slice(old);
+                    }
+                }
+                kept.extend_from_slice(probe.extra);
+                *bucket_words = *bucket_words + kept.len() - before;
+                *bucket = kept;
+                self.len += 1;
+                true
+            }
             Entry::Occupied(_) => false,
             Entry::Vacant(v) => {
                 let mut words = Vec::new();
@@ -175,6 +236,11 @@ impl<S: Eq + Hash> Cache<S> {
                     let w = probe.live_word(words.len());
                     seen += w.count_ones();
                     words.push(w);
+                }
+                if !probe.extra.is_empty() {
+                    words.push(buckets.len() as u64);
+                    buckets.push(probe.extra.to_vec());
+                    *bucket_words += probe.extra.len();
                 }
                 let mut key = Key {
                     hash,
@@ -212,6 +278,8 @@ impl<S: Eq + Hash> Cache<S> {
             + self.spill.capacity() * 8
             + self.states.capacity() * (std::mem::size_of::<S>() + 8)
             + self.state_index.capacity() * 5
+            + self.buckets.capacity() * 24
+            + self.bucket_words * 8
             + self.state_heap
     }
 }
@@ -234,6 +302,8 @@ mod tests {
             depth: 3,
             bits,
             state,
+            extra: &[],
+            guards: &[],
         };
         assert!(c.insert(&p(&[0b1011, 0], five)));
         assert!(!c.insert(&p(&[0b1011, 0], five)));
@@ -250,8 +320,34 @@ mod tests {
             depth: 5,
             bits: wide,
             state: five,
+            extra: &[],
+            guards: &[],
         };
         assert!(c.insert(&q));
         assert!(!c.insert(&q));
+        // Counts: two 3-bit fields with guard bits 3 and 7. A vector at
+        // least as big as one stored, field by field, is not new.
+        let g: &[u64] = &[(1 << 3) | (1 << 7)];
+        let v = |a: u64, b: u64| [a | (b << 4)];
+        let mut ins = |extra: &[u64]| {
+            c.insert(&Probe {
+                set_hash: 1,
+                m: 2,
+                depth: 3,
+                bits: &[0b1011, 0],
+                state: six,
+                extra,
+                guards: g,
+            })
+        };
+        assert!(ins(&v(1, 2)));
+        assert!(!ins(&v(1, 2)));
+        assert!(ins(&v(2, 1)));
+        assert!(!ins(&v(2, 2)));
+        assert!(ins(&v(1, 1)));
+        assert!(!ins(&v(1, 2)));
+        assert!(!ins(&v(2, 1)));
+        assert!(fields_le(&v(3, 0), &v(7, 0), g));
+        assert!(!fields_le(&v(0, 7), &v(7, 6), g));
     }
 }

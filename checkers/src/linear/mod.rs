@@ -204,6 +204,12 @@ fn explain<M: Model>(
         r.release(shared);
         r.capture
     };
+    // A read of a value nothing writes explains itself: no prefix search.
+    if Searcher::new(model, &part.items, None).doomed().is_some() {
+        if let Some(c) = replay(part, 0) {
+            return witness(model, history, part, &c);
+        }
+    }
     let hint = blocked
         .and_then(|b| part.items.get(b as usize))
         .map(|it| it.src);
@@ -567,6 +573,18 @@ fn witness<M: Model>(
         w => w,
     };
     let pending = match (why, c.pending.len()) {
+        (Why::Never, _) => {
+            let value = match model.footprint(&blocked.op) {
+                crate::model::Footprint::Reads(v) | crate::model::Footprint::ReadsWrites(v, _) => {
+                    model.state_json(&v).to_string()
+                }
+                _ => "it".to_string(),
+            };
+            format!(
+                "no operation{key_clause} ever wrote {value}, and {} at the start",
+                model.describe_state(&init)
+            )
+        }
         (Why::Unreachable, _) => {
             "and no operation invoked before it completed could lead there".to_string()
         }
@@ -581,7 +599,19 @@ fn witness<M: Model>(
             format!("and none of the {k} operations pending then could make it possible")
         }
     };
-    let message = match stale_read(model, history, part, c.blocked) {
+    let stale = match why {
+        Why::Never => None,
+        _ => stale_read(model, history, part, c.blocked),
+    };
+    let message = match stale {
+        _ if why == Why::Never => format!(
+            "process {} {}{} ({}), but {}",
+            bop.process,
+            model.describe_op(&blocked.op),
+            key_clause,
+            when(bop),
+            pending
+        ),
         Some(why) => format!(
             "process {} {}{} ({}), but {}",
             bop.process,

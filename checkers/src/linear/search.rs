@@ -12,12 +12,31 @@
 //! configuration is `m` plus the few bits after it. Its size follows the
 //! concurrency of the history, not its length.
 //!
+//! Crashed operations (never completed, so concurrent with everything after
+//! their invocation) are what makes Jepsen's histories hard: with values from
+//! a small domain none can be left out or bounded in advance. In a part whose
+//! operations all have footprints they become *jokers*, taken out of the walk:
+//!
+//! - A crashed write or cas is only ever needed right before an operation
+//!   that reads the value it wrote: in a linearization with the fewest
+//!   operations, one followed by a write (or by nothing) can be removed, and
+//!   so can a run of crashed operations that returns to the state it started
+//!   from. So jokers are linearized only as a chain (a simple path of values)
+//!   right before a read or cas that cannot otherwise be taken.
+//! - Crashed operations with the same footprint are interchangeable: the one
+//!   invoked first can stand in for any other. So each class is used in
+//!   invocation order, and the configuration records how many of each class
+//!   are used, not which.
+//! - A read or cas of a value that nothing writes (and not the initial
+//!   state) makes the part invalid before any search.
+//!
 //! A [`Searcher`] is resumable: it runs in slices of steps, so parts can
 //! share the cores round-robin and one hard part never starves the others.
 
 use super::cache::{zobrist, Cache, Probe};
 use super::prepare::{Item, PENDING};
 use crate::model::{Footprint, Model};
+use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -25,8 +44,11 @@ const NIL: u32 = u32::MAX;
 /// Loop iterations between looks at the clock and the budgets. Each
 /// iteration is one model step or one backtrack, well under a microsecond.
 const CHECK_EVERY: u64 = 1024;
-/// Entries read-guided pruning looks ahead.
-const GUIDE_SCAN: usize = 16;
+/// Entries read-guided pruning looks ahead. With 30 clients, 16 entries are
+/// mostly invocations and prune next to nothing: 64 reach the completions
+/// of the reads in flight (steps on Jepsen-shaped histories drop 10-100x;
+/// the 1M-operation kv history takes the same steps and time).
+const GUIDE_SCAN: usize = 64;
 /// Caches bigger than this are freed on a background thread, so that
 /// answering never waits for millions of frees.
 const DROP_IN_BACKGROUND: usize = 64 << 20;
@@ -83,6 +105,38 @@ pub(crate) enum Why {
     Unreachable,
     /// It could be taken, but every continuation was tried and failed.
     Exhausted,
+    /// It reads a value that no operation of the part writes.
+    Never,
+}
+
+/// A stack frame: one linearized operation.
+#[derive(Clone, Copy)]
+struct Frame {
+    /// Its call entry.
+    e: u32,
+    /// The state id before it.
+    old: u32,
+    /// DIRECT, or the index of the joker chain taken before it.
+    alt: u32,
+    /// A joker of the chain before the next frame.
+    joker: bool,
+}
+
+const DIRECT: u32 = u32::MAX;
+
+/// Crashed operations with one footprint, used in invocation order.
+struct Class {
+    /// Items, in invocation order.
+    members: Vec<u32>,
+    /// The state id a cas needs; None for a write.
+    from: Option<u32>,
+    /// The state id it writes.
+    to: u32,
+    used: u32,
+    /// Where its count sits in `Searcher::packed`: word, shift, width.
+    word: usize,
+    shift: u32,
+    width: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -120,8 +174,29 @@ pub(crate) struct Searcher<'a, M: Model> {
     /// The first unlinearized item.
     m: u32,
     cache: Cache<M::State>,
-    /// (call entry, state id before it) per linearized operation.
-    stack: Vec<(u32, u32)>,
+    stack: Vec<Frame>,
+    /// Non-joker items linearized.
+    lin_count: u32,
+    /// Jokers: per item its class (NIL: not a joker), the classes, the
+    /// classes writing each state id, the call entry of every item, the
+    /// used counts packed for the memo, and how many jokers are unused.
+    class_of: Vec<u32>,
+    classes: Vec<Class>,
+    writers_of: Vec<SmallVec<[u32; 4]>>,
+    call_entry: Vec<u32>,
+    packed: Vec<u64>,
+    /// The guard bit above each field of `packed`.
+    guards: Vec<u64>,
+    jokers_left: usize,
+    /// `bits` with every joker's bit set: `m` is its first unset bit.
+    occupied: Vec<u64>,
+    /// Jokers among the items below each index.
+    jokers_before: Vec<u32>,
+    /// A read of a value nothing writes: the part is invalid.
+    doomed: Option<u32>,
+    /// DIRECT: try `entry` as it is; else the next chain of jokers to try
+    /// before it.
+    alt: u32,
     /// The current state's id in the cache.
     state: u32,
     entry: u32,
@@ -180,8 +255,9 @@ impl<'a, M: Model> Searcher<'a, M> {
             .iter()
             .map(|i| match model.footprint(&i.op) {
                 Footprint::Reads(v) => Print::Reads(cache.intern(v, 0)),
-                Footprint::Writes(w) | Footprint::ReadsWrites(_, w) => {
-                    Print::Writes(cache.intern(w, 0))
+                Footprint::Writes(w) => Print::Writes(cache.intern(w, 0)),
+                Footprint::ReadsWrites(o, w) => {
+                    Print::ReadsWrites(cache.intern(o, 0), cache.intern(w, 0))
                 }
                 Footprint::Opaque => Print::Opaque,
             })
@@ -189,6 +265,89 @@ impl<'a, M: Model> Searcher<'a, M> {
         let any_monotone = monotone.iter().any(|&m| m);
         let footprints = !any_monotone && prints.iter().all(|p| !matches!(p, Print::Opaque));
         let marks = vec![0u32; cache.states()];
+        let bits = vec![0u64; n.div_ceil(64) + 1];
+        let mut skip = vec![0u64; n.div_ceil(64) + 1];
+        let mut class_of = vec![NIL; n];
+        let mut classes: Vec<Class> = Vec::new();
+        let mut writers_of: Vec<SmallVec<[u32; 4]>> = vec![SmallVec::new(); cache.states()];
+        let mut doomed = None;
+        if footprints {
+            let mut index: rustc_hash::FxHashMap<(u32, u32), u32> = Default::default();
+            let mut written = vec![false; cache.states()];
+            written[state as usize] = true;
+            for (i, it) in items.iter().enumerate() {
+                let (from, to) = match prints[i] {
+                    Print::Writes(w) => (None, w),
+                    Print::ReadsWrites(o, w) => (Some(o), w),
+                    _ => continue,
+                };
+                written[to as usize] = true;
+                // A crashed cas that keeps the value is a read: never needed.
+                if it.ret != PENDING || from == Some(to) {
+                    continue;
+                }
+                let c = *index.entry((from.unwrap_or(NIL), to)).or_insert_with(|| {
+                    writers_of[to as usize].push(classes.len() as u32);
+                    classes.push(Class {
+                        members: Vec::new(),
+                        from,
+                        to,
+                        used: 0,
+                        word: 0,
+                        shift: 0,
+                        width: 0,
+                    });
+                    classes.len() as u32 - 1
+                });
+                classes[c as usize].members.push(i as u32);
+                class_of[i] = c;
+                skip[i >> 6] |= 1 << (i & 63);
+            }
+            // The first read (by completion) of a value nothing writes.
+            doomed = items
+                .iter()
+                .enumerate()
+                .filter(|(i, it)| {
+                    class_of[*i] == NIL
+                        && it.ret != PENDING
+                        && match prints[*i] {
+                            Print::Reads(v) | Print::ReadsWrites(v, _) => !written[v as usize],
+                            _ => false,
+                        }
+                })
+                .min_by_key(|(_, it)| it.ret)
+                .map(|(i, _)| i as u32);
+        }
+        // Pack the used counts: each in as few bits as its class needs,
+        // with a guard bit on top (see cache::fields_le).
+        let mut at = 0u32;
+        let mut guards = Vec::new();
+        for c in &mut classes {
+            c.width = 32 - (c.members.len() as u32).leading_zeros();
+            if at % 64 + c.width + 1 > 64 {
+                at = at.next_multiple_of(64);
+            }
+            c.word = (at / 64) as usize;
+            c.shift = at % 64;
+            at += c.width + 1;
+            guards.resize(c.word + 1, 0);
+            guards[c.word] |= 1 << (c.shift + c.width);
+        }
+        let packed = vec![0u64; guards.len()];
+        let mut call_entry = vec![0u32; n];
+        for (e, en) in entries.iter().enumerate().skip(1) {
+            if en.call {
+                call_entry[en.item as usize] = e as u32;
+            }
+        }
+        let jokers = classes.iter().map(|c| c.members.len()).sum::<usize>();
+        let mut jokers_before = Vec::with_capacity(n + 1);
+        let mut k = 0u32;
+        for &c in &class_of {
+            jokers_before.push(k);
+            k += u32::from(c != NIL);
+        }
+        jokers_before.push(k);
         let mut s = Searcher {
             model,
             items,
@@ -205,12 +364,24 @@ impl<'a, M: Model> Searcher<'a, M> {
             matching,
             next,
             prev,
-            bits: vec![0u64; n.div_ceil(64) + 1],
+            bits,
             zob: (0..n as u32).map(zobrist).collect(),
             set_hash: 0,
             m: 0,
             cache,
             stack: Vec::new(),
+            lin_count: 0,
+            class_of,
+            classes,
+            writers_of,
+            call_entry,
+            packed,
+            guards,
+            jokers_left: jokers,
+            occupied: skip,
+            jokers_before,
+            doomed,
+            alt: DIRECT,
             state,
             iter: 0,
             best_depth: 0,
@@ -220,10 +391,27 @@ impl<'a, M: Model> Searcher<'a, M> {
             mem_reported: 0,
             capture: None,
         };
+        // Jokers leave the walk (and `m` passes them).
+        for i in 0..n {
+            if s.class_of[i] != NIL {
+                let e = s.call_entry[i];
+                s.lift(e);
+            }
+        }
+        s.m = advance(&s.occupied, 0);
+        s.entry = s.next[0];
+        if let Some(d) = s.doomed {
+            s.best_blocked = Some(d);
+        }
         if stop_at == Some(0) {
             s.capture = Some(s.capture_now());
         }
         s
+    }
+
+    /// The read of a value nothing writes, if the part has one.
+    pub fn doomed(&self) -> Option<u32> {
+        self.doomed
     }
 
     pub fn cached(&self) -> u64 {
@@ -258,10 +446,10 @@ impl<'a, M: Model> Searcher<'a, M> {
 
     fn capture_now(&mut self) -> Capture<M::State> {
         let mut prefix = Vec::with_capacity(self.stack.len());
-        for (k, (e, _)) in self.stack.iter().enumerate() {
-            let after = self.stack.get(k + 1).map_or(self.state, |(_, s)| *s);
+        for (k, f) in self.stack.iter().enumerate() {
+            let after = self.stack.get(k + 1).map_or(self.state, |g| g.old);
             prefix.push((
-                self.entries[*e as usize].item as usize,
+                self.entries[f.e as usize].item as usize,
                 self.cache.state(after).clone(),
             ));
         }
@@ -280,6 +468,16 @@ impl<'a, M: Model> Searcher<'a, M> {
         }
         let mut why = Why::Step;
         let mut state = self.cache.state(self.state).clone();
+        if let Some(d) = self.doomed {
+            pending.retain(|&q| q != d as usize);
+            return Capture {
+                prefix,
+                state,
+                blocked: d as usize,
+                pending,
+                why: Why::Never,
+            };
+        }
         if let Some(item) = self.items.get(blocked) {
             if self.model.step(&state, &item.op).is_some() {
                 // Not impossible in itself: every continuation failed.
@@ -341,7 +539,7 @@ impl<'a, M: Model> Searcher<'a, M> {
 
     fn account(&mut self, shared: &Shared) -> Option<Outcome> {
         let mine = self.cache.bytes()
-            + self.stack.capacity() * 8
+            + self.stack.capacity() * std::mem::size_of::<Frame>()
             + self.bits.len() * 8
             + self.entries.len() * 16;
         if mine > self.mem_reported {
@@ -398,19 +596,35 @@ impl<'a, M: Model> Searcher<'a, M> {
                     return Some(o);
                 }
             }
+            if let Some(d) = self.doomed {
+                self.best_blocked = Some(d);
+                if self.stop_at.is_some() {
+                    return Some(self.stop());
+                }
+                return Some(Outcome::Invalid { best_iter: 0 });
+            }
             if self.entry == NIL {
                 return Some(Outcome::Valid);
             }
             let en = self.entries[self.entry as usize];
             if en.call {
-                match self.try_linearize(self.entry) {
+                let step = if self.alt == DIRECT {
+                    self.try_linearize(self.entry)
+                } else {
+                    self.try_chain(self.entry, self.alt)
+                };
+                match step {
                     Step::Pushed => {
                         if self.stop_at == Some(self.iter) {
                             return Some(self.stop());
                         }
                     }
-                    Step::Seen | Step::Impossible => {
+                    // Not possible as it is: with jokers before it, then.
+                    Step::Impossible if self.alt == DIRECT && self.jokers_left > 0 => self.alt = 0,
+                    Step::Seen | Step::Impossible if self.alt != DIRECT => self.alt += 1,
+                    Step::Seen | Step::Impossible | Step::NoMore => {
                         self.entry = self.next[self.entry as usize];
+                        self.alt = DIRECT;
                     }
                 }
             } else {
@@ -452,11 +666,158 @@ impl<'a, M: Model> Searcher<'a, M> {
         if self.guided && !self.read_only[item as usize] && !self.viable(new_state, item) {
             return Step::Impossible;
         }
+        self.commit(e, new_state, DIRECT)
+    }
+
+    /// Linearizes the call entry `e` after the `alt`-th chain of jokers that
+    /// leads from the state to the value it reads (NoMore past the last).
+    fn try_chain(&mut self, e: u32, alt: u32) -> Step {
+        let item = self.entries[e as usize].item;
+        let need = match self.prints[item as usize] {
+            Print::Reads(v) | Print::ReadsWrites(v, _) => v,
+            _ => return Step::NoMore,
+        };
+        // Only jokers invoked before the first completion still linked.
+        let mut lim = self.next[0];
+        while lim != NIL && self.entries[lim as usize].call {
+            lim = self.next[lim as usize];
+        }
+        let lim = if lim == NIL { u32::MAX } else { lim };
+        // Every chain ends with a joker that writes the value.
+        if !self.joker_writes(need, lim) {
+            return Step::NoMore;
+        }
+        let Some(chain) = self.chain(self.state, need, lim, alt) else {
+            return Step::NoMore;
+        };
+        let base = self.stack.len();
+        for &c in &chain {
+            let cls = &mut self.classes[c as usize];
+            let j = cls.members[cls.used as usize];
+            cls.used += 1;
+            let (used, word, shift, width) = (cls.used, cls.word, cls.shift, cls.width);
+            set_field(&mut self.packed[word], shift, width, used);
+            self.jokers_left -= 1;
+            let next = self
+                .model
+                .step(self.cache.state(self.state), &self.items[j as usize].op);
+            let next = match next {
+                Some(n) => {
+                    let heap = self.model.state_heap_bytes(&n);
+                    self.cache.intern(n, heap)
+                }
+                // Footprints promise otherwise; undo rather than trust.
+                None => self.state,
+            };
+            self.stack.push(Frame {
+                e: self.call_entry[j as usize],
+                old: self.state,
+                alt: DIRECT,
+                joker: true,
+            });
+            self.state = next;
+        }
+        let step = match self
+            .model
+            .step(self.cache.state(self.state), &self.items[item as usize].op)
+        {
+            Some(n) if self.state == need => {
+                let heap = self.model.state_heap_bytes(&n);
+                let n = self.cache.intern(n, heap);
+                if self.guided && !self.viable(n, item) {
+                    Step::Impossible
+                } else {
+                    self.commit(e, n, alt)
+                }
+            }
+            _ => Step::Impossible,
+        };
+        if !matches!(step, Step::Pushed) {
+            while self.stack.len() > base {
+                self.pop_joker();
+            }
+        }
+        step
+    }
+
+    /// The `alt`-th simple path of values (a write first, then cas steps;
+    /// each class once) from state `from` to state `to` through unused jokers
+    /// invoked before entry `lim`, in a fixed order.
+    fn chain(&self, from: u32, to: u32, lim: u32, alt: u32) -> Option<SmallVec<[u32; 4]>> {
+        let mut path: SmallVec<[u32; 4]> = SmallVec::new();
+        let mut seen: SmallVec<[u32; 8]> = SmallVec::new();
+        seen.push(from);
+        let mut left = alt;
+        self.paths(from, to, lim, true, &mut path, &mut seen, &mut left)
+            .then_some(path)
+    }
+
+    /// Depth-first over the paths from `at`; true once the path numbered
+    /// `left` (counting down) is in `path`.
+    #[allow(clippy::too_many_arguments)]
+    fn paths(
+        &self,
+        at: u32,
+        to: u32,
+        lim: u32,
+        first: bool,
+        path: &mut SmallVec<[u32; 4]>,
+        seen: &mut SmallVec<[u32; 8]>,
+        left: &mut u32,
+    ) -> bool {
+        for (c, cls) in self.classes.iter().enumerate() {
+            let fits = match cls.from {
+                None => first,
+                Some(o) => o == at,
+            };
+            if !fits || seen.contains(&cls.to) {
+                continue;
+            }
+            match cls.members.get(cls.used as usize) {
+                Some(&j) if self.call_entry[j as usize] < lim => {}
+                _ => continue,
+            }
+            path.push(c as u32);
+            if cls.to == to {
+                if *left == 0 {
+                    return true;
+                }
+                *left -= 1;
+            } else {
+                seen.push(cls.to);
+                if self.paths(cls.to, to, lim, false, path, seen, left) {
+                    return true;
+                }
+                seen.pop();
+            }
+            path.pop();
+        }
+        false
+    }
+
+    /// Undoes the joker on top of the stack.
+    fn pop_joker(&mut self) {
+        let Some(f) = self.stack.pop() else { return };
+        let j = self.entries[f.e as usize].item;
+        let cls = &mut self.classes[self.class_of[j as usize] as usize];
+        cls.used -= 1;
+        let (used, word, shift, width) = (cls.used, cls.word, cls.shift, cls.width);
+        set_field(&mut self.packed[word], shift, width, used);
+        self.jokers_left += 1;
+        self.state = f.old;
+    }
+
+    /// Records the configuration after the non-joker call entry `e` (taken
+    /// into `new_state`) unless it was seen before, and pushes it.
+    #[inline]
+    fn commit(&mut self, e: u32, new_state: u32, alt: u32) -> Step {
+        let item = self.entries[e as usize].item;
         let (w, bit) = ((item >> 6) as usize, 1u64 << (item & 63));
         self.bits[w] |= bit;
+        self.occupied[w] |= bit;
         let depth = self.stack.len() + 1;
         let m = if item == self.m {
-            advance(&self.bits, self.m)
+            advance(&self.occupied, self.m)
         } else {
             self.m
         };
@@ -464,16 +825,27 @@ impl<'a, M: Model> Searcher<'a, M> {
         let probe = Probe {
             set_hash,
             m,
-            depth: depth as u32,
+            // Every non-joker below m is linearized: this makes depth - m
+            // the number of bits set from m on.
+            depth: self.lin_count + 1 + self.jokers_before[m as usize],
             bits: &self.bits,
             state: new_state,
+            extra: &self.packed,
+            guards: &self.guards,
         };
         if !self.cache.insert(&probe) {
             self.bits[w] &= !bit;
+            self.occupied[w] &= !bit;
             return Step::Seen;
         }
         let old = std::mem::replace(&mut self.state, new_state);
-        self.stack.push((e, old));
+        self.stack.push(Frame {
+            e,
+            old,
+            alt,
+            joker: false,
+        });
+        self.lin_count += 1;
         self.m = m;
         self.set_hash = set_hash;
         self.lift(e);
@@ -488,6 +860,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             self.best_blocked = (f != NIL).then(|| self.entries[f as usize].item);
         }
         self.entry = self.next[0];
+        self.alt = DIRECT;
         Step::Pushed
     }
 
@@ -521,6 +894,7 @@ impl<'a, M: Model> Searcher<'a, M> {
         let mut e = self.next[0];
         let mut seen = 0;
         while e != NIL && seen < GUIDE_SCAN {
+            let here = e;
             let en = self.entries[e as usize];
             let i = en.item as usize;
             seen += 1;
@@ -539,21 +913,22 @@ impl<'a, M: Model> Searcher<'a, M> {
                     continue;
                 }
                 match self.prints[i] {
-                    Print::Writes(w) if self.footprints => {
+                    Print::Writes(w) | Print::ReadsWrites(_, w) if self.footprints => {
                         writers = true;
                         self.marks[w as usize] = self.stamp;
                     }
                     _ => return None,
                 }
             } else if self.read_only[i] {
-                if !writers {
-                    let state = self.cache.state(state_id);
-                    if !self.model.reachable(state, &self.items[i].op) {
+                if let (true, Print::Reads(v)) = (self.footprints, self.prints[i]) {
+                    let keeps = v == state_id && self.overwritten[i] != self.stamp;
+                    if !keeps && self.marks[v as usize] != self.stamp && !self.joker_writes(v, here)
+                    {
                         return Some(en.item);
                     }
-                } else if let Print::Reads(v) = self.prints[i] {
-                    let keeps = v == state_id && self.overwritten[i] != self.stamp;
-                    if !keeps && self.marks[v as usize] != self.stamp {
+                } else if !writers {
+                    let state = self.cache.state(state_id);
+                    if !self.model.reachable(state, &self.items[i].op) {
                         return Some(en.item);
                     }
                 }
@@ -564,22 +939,47 @@ impl<'a, M: Model> Searcher<'a, M> {
         None
     }
 
-    /// Undoes the last linearization and moves past it. Popping a read-only
-    /// operation means the configuration below it fails too: keep popping.
-    /// False when there is nothing left to undo.
+    /// Whether an unused joker invoked before entry `lim` writes state `v`.
+    fn joker_writes(&self, v: u32, lim: u32) -> bool {
+        self.writers_of.get(v as usize).is_some_and(|cs| {
+            cs.iter().any(|&c| {
+                let cls = &self.classes[c as usize];
+                cls.members
+                    .get(cls.used as usize)
+                    .is_some_and(|&j| self.call_entry[j as usize] < lim)
+            })
+        })
+    }
+
+    /// Undoes the last linearization (and the jokers before it) and moves
+    /// to the next alternative. Popping a read-only operation taken directly
+    /// means the configuration below it fails too: keep popping. False when
+    /// there is nothing left to undo.
     fn backtrack(&mut self) -> bool {
         loop {
-            let Some((e, s)) = self.stack.pop() else {
+            let Some(f) = self.stack.pop() else {
                 return false;
             };
-            let item = self.entries[e as usize].item;
+            let item = self.entries[f.e as usize].item;
             self.bits[(item >> 6) as usize] &= !(1u64 << (item & 63));
+            self.occupied[(item >> 6) as usize] &= !(1u64 << (item & 63));
             self.set_hash ^= self.zob[item as usize];
+            self.lin_count -= 1;
             self.m = self.m.min(item);
-            self.state = s;
-            self.unlift(e);
-            self.entry = self.next[e as usize];
-            if !self.read_only[item as usize] {
+            self.state = f.old;
+            self.unlift(f.e);
+            while self.stack.last().is_some_and(|g| g.joker) {
+                self.pop_joker();
+            }
+            if f.alt == DIRECT {
+                self.entry = self.next[f.e as usize];
+                self.alt = DIRECT;
+                if !self.read_only[item as usize] {
+                    return true;
+                }
+            } else {
+                self.entry = f.e;
+                self.alt = f.alt + 1;
                 return true;
             }
         }
@@ -590,8 +990,10 @@ impl<'a, M: Model> Searcher<'a, M> {
 #[derive(Clone, Copy)]
 enum Print {
     Reads(u32),
-    /// Can set the state to this value (a write, or a cas's new value).
+    /// Sets the state to this value whatever it was.
     Writes(u32),
+    /// Needs the first, sets the second (a cas).
+    ReadsWrites(u32, u32),
     Opaque,
 }
 
@@ -599,6 +1001,19 @@ enum Step {
     Impossible,
     Seen,
     Pushed,
+    /// No chain of jokers left to try at this entry.
+    NoMore,
+}
+
+/// Sets the `width`-bit field at `shift` of `word` to `v`.
+#[inline]
+fn set_field(word: &mut u64, shift: u32, width: u32, v: u32) {
+    let mask = if width >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << width) - 1) << shift
+    };
+    *word = (*word & !mask) | (((v as u64) << shift) & mask);
 }
 
 /// The first unset bit at or after `m`.
