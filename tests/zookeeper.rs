@@ -1,6 +1,7 @@
 //! ZooKeeper end to end on a real local cluster (Debian's zookeeperd on
 //! the hosts, one zoo.cfg each): plain reads from a lagging server are
-//! found stale; reads after `sync` stay linearizable under partitions; the
+//! found stale; reads after `sync` stay linearizable except, possibly, while
+//! the leader is cut off (sync is not a quorum operation); the
 //! lock recipe (ephemeral sequential children, the session as the lease)
 //! runs under partitions of the leader and kills, and checks.
 
@@ -75,7 +76,46 @@ fn zookeeper_plain_reads_lag_sync_reads_do_not_and_the_lock_runs() {
             "3",
         ],
     );
-    assert_eq!(code, Some(0), "{out}");
+    // `sync` is not a quorum operation: a leader cut off from the others
+    // may, until it notices, answer sync + read with what it has (the known
+    // caveat of ZooKeeper's sync; seen once in CI with this very seed). So:
+    // valid, or a stale read while the leader was cut off (or within 2 s of
+    // the heal), never one outside a partition.
+    match code {
+        Some(0) => {}
+        Some(1) => {
+            let at = results["checkers"]["kv"]["counterexample"]["op"]["call_time"]
+                .as_u64()
+                .unwrap_or(u64::MAX);
+            let history = std::fs::read_to_string(store.join("latest/history.jsonl")).unwrap();
+            let mut windows = Vec::new();
+            let mut open = None;
+            for l in history
+                .lines()
+                .filter(|l| l.contains(r#""process":"nemesis""#))
+            {
+                let e: Value = serde_json::from_str(l).unwrap();
+                let t = e["time"].as_u64().unwrap();
+                match (e["type"].as_str(), e["f"].as_str()) {
+                    (Some("invoke"), Some("start-partition")) => open = Some(t),
+                    (Some("info"), Some("stop-partition" | "heal")) => {
+                        if let Some(s) = open.take() {
+                            windows.push((s, t + 2_000_000_000));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(s) = open {
+                windows.push((s, u64::MAX));
+            }
+            assert!(
+                windows.iter().any(|(s, e)| (*s..=*e).contains(&at)),
+                "a stale sync read outside any partition of the leader (at {at} ns; windows {windows:?}):\n{out}"
+            );
+        }
+        _ => panic!("exit {code:?}\n{out}"),
+    }
     assert!(
         results["checkers"]["kv"]["ops"].as_u64().unwrap() > 1000,
         "{out}"
