@@ -109,7 +109,7 @@ fn every_need() -> Vec<(Need, &'static [&'static str])> {
     for n in faults {
         all.push((n, NODE));
     }
-    for sys in workloads::SYSTEMS {
+    for sys in workloads::systems() {
         // Systems that run the user's binary need one named.
         let opts: Vec<(String, String)> = if sys.options.iter().any(|o| o.key == "binary") {
             vec![("binary".into(), "/bin/true".into())]

@@ -11,7 +11,7 @@ use harness::store::Store;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use workloads::{Selection, SYSTEMS, WORKLOADS};
+use workloads::{systems, Selection, WORKLOADS};
 
 pub const INTERRUPTED: u8 = 130;
 
@@ -19,7 +19,7 @@ fn help() -> String {
     let mut s = String::from(
         "Systems (--system) and their options (--opt KEY=VALUE, default in brackets):\n",
     );
-    for sys in SYSTEMS {
+    for sys in systems() {
         s += &format!(
             "  {:<9} {}\n            workloads: {}\n",
             sys.name,
@@ -210,7 +210,7 @@ pub fn run(args: TestArgs) -> u8 {
     };
     let sel = match Selection::new(&args.system, &args.workload, &given) {
         Ok(s) => s,
-        Err(m) => return usage(m),
+        Err(e) => return usage(e.to_string()),
     };
     let faults = match Fault::parse_list(&args.nemesis) {
         Ok(f) => f,
@@ -294,7 +294,7 @@ pub fn run(args: TestArgs) -> u8 {
     }
     use crate::cmd::quote::shell_quote;
     for (k, v) in sel
-        .opts
+        .opts()
         .iter()
         .chain(delay_opts.iter().map(|(k, v)| (k, v)))
     {

@@ -268,6 +268,7 @@ pub enum AnyGen {
     Append(AppendGen),
     FinalReads(FinalReads),
     Once(Once),
+    Maelstrom(crate::maelstrom::MaelstromGen),
 }
 
 impl Generator for AnyGen {
@@ -280,13 +281,20 @@ impl Generator for AnyGen {
             AnyGen::Append(g) => g.next(rng),
             AnyGen::FinalReads(g) => g.next(rng),
             AnyGen::Once(g) => g.next(rng),
+            AnyGen::Maelstrom(g) => g.next(rng),
         }
     }
 
     fn must_finish(&self) -> bool {
         match self {
             AnyGen::Lock(g) => g.must_finish(),
-            _ => false,
+            AnyGen::Maelstrom(g) => g.must_finish(),
+            AnyGen::Register(_)
+            | AnyGen::Set(_)
+            | AnyGen::Bank(_)
+            | AnyGen::Append(_)
+            | AnyGen::FinalReads(_)
+            | AnyGen::Once(_) => false,
         }
     }
 }

@@ -7,9 +7,14 @@
 //! anything else, a timeout or a reset is unknown (info), except for reads,
 //! which change nothing and so fail. A refused connection is a fail.
 
+use crate::opts::{OptInfo, Opts, UsageError};
+use crate::registry::{self, Configured, Definition, Gens, Plan, SystemInfo};
+use crate::work::Work;
 use harness::control::{ControlError, Remote};
 use harness::daemon::Daemon;
+use harness::lifecycle::{Outcome, Prepared, TestError, TestSpec};
 use harness::runner::{Client, Completion, Op};
+use harness::store::RunDir;
 use harness::system::{NodeInfo, System};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -223,7 +228,8 @@ impl Client for HttpClient {
     }
 }
 
-/// Options of `--system http`.
+/// Options of `--system http`, read.
+#[derive(Clone)]
 pub struct HttpOpts {
     pub binary: PathBuf,
     pub start: String,
@@ -237,4 +243,69 @@ pub fn system(o: &HttpOpts) -> Arc<HttpSystem> {
         start: o.start.clone(),
         port: o.port,
     })
+}
+
+/// The catalogue entry of `--system http`.
+pub struct Def;
+
+static INFO: SystemInfo = SystemInfo {
+    name: "http",
+    summary: "your own binary speaking shakedown's node protocol (docs/node-protocol.md), uploaded to every node",
+    workloads: &["register", "lock", "set"],
+    options: &[
+        OptInfo { key: "binary", default: "", summary: "the node binary on this machine (required)" },
+        OptInfo { key: "start", default: DEFAULT_START, summary: "start command; {binary} {id} {ip} {port} {peers} {data_dir} are filled in" },
+        OptInfo { key: "port", default: "8080", summary: "the port the protocol is served on" },
+        OptInfo { key: "lease-ms", default: "0", summary: "lock workload: lease asked for on acquire, ms (0: none)" },
+    ],
+};
+
+impl Definition for Def {
+    fn info(&self) -> &'static SystemInfo {
+        &INFO
+    }
+
+    fn configure(&self, work: &Work, opts: &mut Opts) -> Result<Box<dyn Configured>, UsageError> {
+        match work {
+            Work::Register { .. } | Work::Lock { .. } | Work::Set => {}
+            other => return Err(registry::unsupported(INFO.name, other)),
+        }
+        let binary = opts.str("binary");
+        if binary.is_empty() {
+            return Err(UsageError::Missing {
+                system: INFO.name.into(),
+                key: "binary",
+                what: "the node binary to upload",
+            });
+        }
+        if !std::path::Path::new(binary).is_file() {
+            return Err(opts.invalid("binary", "no such file"));
+        }
+        Ok(Box::new(HttpOpts {
+            binary: binary.into(),
+            start: opts.str("start").into(),
+            port: opts.port("port")?,
+            lease_ms: Some(opts.whole("lease-ms", "ms")?).filter(|ms| *ms > 0),
+        }))
+    }
+}
+
+impl Configured for HttpOpts {
+    fn system(&self) -> Arc<dyn System> {
+        system(self)
+    }
+
+    fn run(
+        &self,
+        prepared: Prepared,
+        spec: &TestSpec,
+        run_dir: &RunDir,
+        gens: Gens,
+    ) -> Result<Outcome, TestError> {
+        let (port, lease, timeout) = (self.port, self.lease_ms, spec.run.op_timeout);
+        let plan = Plan::new(gens, move |slot: usize, nodes: &[NodeInfo]| {
+            HttpClient::new(slot, nodes, port, timeout, lease)
+        });
+        prepared.run(self.system(), plan, spec, run_dir)
+    }
 }

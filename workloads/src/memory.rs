@@ -3,7 +3,13 @@
 //! testable without a real system (faults hit the nodes' sleeping daemons,
 //! not these clients).
 
+use crate::opts::{Opts, UsageError};
+use crate::registry::{self, Configured, Definition, Gens, Plan, SystemInfo};
+use crate::work::Work;
+use harness::lifecycle::{Outcome, Prepared, TestError, TestSpec};
 use harness::runner::{Client, Completion, Op};
+use harness::store::RunDir;
+use harness::system::{NodeInfo, Noop, System};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,5 +84,51 @@ impl Client for Memory {
 
     fn node(&self) -> Option<String> {
         Some("memory".into())
+    }
+}
+
+/// The catalogue entry of `--system noop`.
+pub struct Def;
+
+static INFO: SystemInfo = SystemInfo {
+    name: "noop",
+    summary: "nothing real: a sleeping process per node (the target of kill and pause) and correct in-process clients; tests the harness",
+    workloads: &["register", "lock", "set"],
+    options: &[],
+};
+
+/// `--system noop` has no options.
+struct Configuration;
+
+impl Definition for Def {
+    fn info(&self) -> &'static SystemInfo {
+        &INFO
+    }
+
+    fn configure(&self, work: &Work, _: &mut Opts) -> Result<Box<dyn Configured>, UsageError> {
+        match work {
+            Work::Register { .. } | Work::Lock { .. } | Work::Set => Ok(Box::new(Configuration)),
+            other => Err(registry::unsupported(INFO.name, other)),
+        }
+    }
+}
+
+impl Configured for Configuration {
+    fn system(&self) -> Arc<dyn System> {
+        Arc::new(Noop)
+    }
+
+    fn run(
+        &self,
+        prepared: Prepared,
+        spec: &TestSpec,
+        run_dir: &RunDir,
+        gens: Gens,
+    ) -> Result<Outcome, TestError> {
+        let state = Arc::new(Mutex::new(State::default()));
+        let plan = Plan::new(gens, move |slot: usize, _: &[NodeInfo]| {
+            Memory::new(state.clone(), slot)
+        });
+        prepared.run(self.system(), plan, spec, run_dir)
     }
 }

@@ -3,6 +3,7 @@
 //! on its v3 JSON gateway (see [`client`]).
 
 pub mod client;
+pub mod def;
 
 use harness::control::{ControlError, Remote};
 use harness::daemon::Daemon;

@@ -9,15 +9,16 @@
 //! the control host ([`services`]).
 
 pub mod client;
+pub mod def;
 pub mod services;
 
 use crate::gen::{RegisterGen, Unique};
+use crate::opts::UsageError;
 use checkers::model::ModelKind;
 use checkers::txn::{Models, TxnKind};
 use checkers::Checker;
 use harness::control::{shell_quote, ControlError, Remote};
 use harness::daemon::Daemon;
-use harness::lifecycle::Workload;
 use harness::runner::{Generator, Op};
 use harness::system::{NodeInfo, System};
 use rand::Rng;
@@ -96,32 +97,55 @@ pub struct Opts {
 
 impl Opts {
     /// Checks the options: a usage error names the option.
-    pub fn new(binary: &str, run: &str, port: &str) -> Result<Opts, String> {
+    pub fn new(binary: &str, run: &str, port: &str) -> Result<Opts, UsageError> {
+        let bad = |key: &str, value: &str, need: String| UsageError::BadValue {
+            key: key.into(),
+            value: value.into(),
+            need,
+        };
         if binary.is_empty() {
-            return Err("--system maelstrom needs --opt binary=PATH (your node: an executable, or a directory with an executable `run`)".into());
+            return Err(UsageError::Missing {
+                system: "maelstrom".into(),
+                key: "binary",
+                what: "your node: an executable, or a directory with an executable `run`",
+            });
         }
         let b = Path::new(binary);
         let entry = if b.is_dir() {
             if run.contains("..") || run.starts_with('/') {
-                return Err(format!("--opt run={run}: a path inside {binary} is needed"));
+                return Err(bad("run", run, format!("a path inside {binary} is needed")));
             }
             b.join(run)
         } else if b.is_file() {
             b.to_path_buf()
         } else {
-            return Err(format!("--opt binary={binary}: no such file or directory"));
+            return Err(bad("binary", binary, "no such file or directory".into()));
         };
         let mode = std::fs::metadata(&entry).map(|m| m.permissions().mode());
         match mode {
             Ok(m) if m & 0o111 != 0 && entry.is_file() => {}
-            Ok(_) => return Err(format!("{}: not an executable file (chmod +x it, or name another with --opt run=NAME)", entry.display())),
-            Err(_) => return Err(format!("--opt binary={binary}: {} does not exist (name the entry point with --opt run=NAME)", entry.display())),
+            Ok(_) => {
+                return Err(UsageError::Invalid(format!(
+                    "{}: not an executable file (chmod +x it, or name another with --opt run=NAME)",
+                    entry.display()
+                )))
+            }
+            Err(_) => {
+                return Err(bad(
+                    "binary",
+                    binary,
+                    format!(
+                        "{} does not exist (name the entry point with --opt run=NAME)",
+                        entry.display()
+                    ),
+                ))
+            }
         }
         let port = port
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("--opt port={port}: a TCP port is needed"))?;
+            .ok_or_else(|| bad("port", port, "a TCP port is needed".into()))?;
         Ok(Opts {
             binary: b.to_path_buf(),
             run: run.into(),
@@ -477,37 +501,6 @@ impl TxnGen {
     }
 }
 
-/// The workload: clients of the shims, the generators above.
-pub struct Plan {
-    pub kind: Kind,
-    pub port: u16,
-    pub timeout: Duration,
-    pub concurrency: usize,
-}
-
-impl Workload for Plan {
-    type Client = client::MaelstromClient;
-    type Gen = MaelstromGen;
-
-    fn client(&self, slot: usize, nodes: &[NodeInfo]) -> client::MaelstromClient {
-        client::MaelstromClient::new(self.kind, slot, nodes, self.port, self.timeout)
-    }
-
-    fn generator(&self, slot: usize) -> MaelstromGen {
-        MaelstromGen::new(self.kind, slot, self.concurrency)
-    }
-
-    fn has_final_phase(&self) -> bool {
-        self.kind.final_reads()
-    }
-
-    fn final_generator(&self, slot: usize) -> Option<MaelstromGen> {
-        self.kind
-            .final_reads()
-            .then(|| MaelstromGen::final_read(self.kind, slot))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,18 +510,20 @@ mod tests {
     fn options_name_what_is_wrong() {
         let dir = env!("CARGO_MANIFEST_DIR").to_string() + "/../tests/maelstrom-nodes";
         assert!(Opts::new(&dir, "broadcast", "7070").is_ok());
-        let e = Opts::new(&dir, "nothing-here", "7070").unwrap_err();
+        let e = Opts::new(&dir, "nothing-here", "7070")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("nothing-here") && e.contains("--opt run="),
             "{e}"
         );
-        let e = Opts::new(&dir, "node.py", "7070").unwrap_err();
+        let e = Opts::new(&dir, "node.py", "7070").unwrap_err().to_string();
         assert!(e.contains("not an executable"), "{e}");
-        let e = Opts::new("", "run", "7070").unwrap_err();
+        let e = Opts::new("", "run", "7070").unwrap_err().to_string();
         assert!(e.contains("--opt binary=PATH"), "{e}");
-        let e = Opts::new(&dir, "echo", "0").unwrap_err();
+        let e = Opts::new(&dir, "echo", "0").unwrap_err().to_string();
         assert!(e.contains("--opt port=0"), "{e}");
-        let e = Opts::new(&dir, "../x", "1").unwrap_err();
+        let e = Opts::new(&dir, "../x", "1").unwrap_err().to_string();
         assert!(e.contains("--opt run=../x"), "{e}");
     }
 

@@ -6,6 +6,7 @@
 //! documents' two-phase commit.
 
 pub mod client;
+pub mod def;
 pub mod txn;
 
 use harness::control::{shell_quote, ControlError, Remote};
@@ -31,13 +32,18 @@ pub struct PgOpts {
 impl PgOpts {
     /// Account names, a0, a1, ...
     pub fn names(&self) -> Vec<String> {
-        (0..self.accounts).map(|i| format!("a{i}")).collect()
+        account_names(self.accounts)
     }
 
     /// The shard (node index) of account `i`.
     pub fn shard_of(&self, i: usize) -> usize {
         i % self.shards
     }
+}
+
+/// The names of `n` bank accounts: a0, a1, ...
+pub fn account_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("a{i}")).collect()
 }
 
 pub struct Postgres {

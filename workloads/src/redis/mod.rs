@@ -9,6 +9,7 @@
 //! Clients in [`client`].
 
 pub mod client;
+pub mod def;
 pub mod resp;
 
 use harness::control::{shell_quote, tcp_probe, ControlError, Remote};

@@ -4,6 +4,7 @@
 //! jars. Clients (the zookeeper-client crate) in [`client`].
 
 pub mod client;
+pub mod def;
 
 use harness::control::{shell_quote, ControlError, Remote};
 use harness::daemon::Daemon;
