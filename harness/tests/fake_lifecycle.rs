@@ -199,6 +199,22 @@ fn heal_on(node: &'static str) -> impl Fn(&Entry) -> bool {
     move |e| e.node == node && e.action == Action::Exec(script.clone())
 }
 
+/// Nothing of a fault left on any node.
+fn assert_healed(cluster: &FakeCluster) {
+    for node in ["n1", "n2", "n3"] {
+        assert!(
+            !cluster
+                .rules(node)
+                .iter()
+                .any(|r| r.starts_with("-A SHAKEDOWN ")),
+            "{node}: {:?}",
+            cluster.rules(node)
+        );
+        assert!(!cluster.path(node, nemesis::PAUSED).exists(), "{node}");
+        assert!(!cluster.path(node, nemesis::KILLED).exists(), "{node}");
+    }
+}
+
 /// A command that applies a partition, a kill or a pause.
 fn is_fault(c: &str) -> bool {
     c.contains("iptables-restore")
@@ -261,6 +277,7 @@ fn phases_run_in_order_and_the_final_heal_comes_before_the_final_phase() {
             "{node}: after the logs only the teardown"
         );
     }
+    assert_healed(&cluster);
     // The final heal is in the history, verified on every node.
     let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
     let last_nemesis: Value = history
@@ -350,15 +367,6 @@ fn a_panic_in_a_phase_stops_the_faults_and_heals_every_node() {
             faults_after.iter().all(|i| *i < last_heal),
             "{node}: a fault applied after the heal"
         );
-        assert!(
-            !cluster
-                .rules(node)
-                .iter()
-                .any(|r| r.starts_with("-A SHAKEDOWN ")),
-            "{node}: {:?}",
-            cluster.rules(node)
-        );
-        assert!(!cluster.path(node, nemesis::PAUSED).exists(), "{node}");
-        assert!(!cluster.path(node, nemesis::KILLED).exists(), "{node}");
     }
+    assert_healed(&cluster);
 }
