@@ -27,7 +27,8 @@
 //!
 //! Dropping the last handle kills every process the cluster's commands
 //! started (found by a marker in their environment) and removes the
-//! directory.
+//! directory; a new cluster also removes what clusters of test processes
+//! that died before their drops ran left behind.
 //!
 //! As init does on a node, the test process reaps the daemons its fake
 //! nodes started (it becomes a child subreaper, and a thread reaps exited
@@ -162,6 +163,7 @@ impl FakeCluster {
     pub fn new(n: usize) -> std::io::Result<FakeCluster> {
         assert!((1..=200).contains(&n), "1 to 200 fake nodes");
         start_reaper();
+        sweep_stale();
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -521,15 +523,58 @@ impl Drop for Shared {
 
 /// Live processes whose environment holds `marker` (zombies have none).
 fn marked(marker: &str) -> Vec<i32> {
+    marked_where(|kv| kv == marker.as_bytes())
+}
+
+/// Live processes with an environment entry that `pick` picks.
+fn marked_where(pick: impl Fn(&[u8]) -> bool) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(&pick))
         })
         .collect()
+}
+
+/// The pid of the test process that made a cluster, from its directory's
+/// name (`shakedown-fake-PID-...`).
+fn maker(name: &str) -> Option<i32> {
+    name.strip_prefix("shakedown-fake-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// What fake clusters of test processes that are gone left behind (a
+/// process killed before its drops ran): their processes and directories.
+fn sweep_stale() {
+    let tmp = std::env::temp_dir();
+    let gone = |pid: i32| !Path::new(&format!("/proc/{pid}")).exists();
+    let prefix = format!("{MARKER}={}/", tmp.display());
+    let stale = marked_where(|kv| {
+        std::str::from_utf8(kv)
+            .ok()
+            .and_then(|kv| kv.strip_prefix(&prefix))
+            .and_then(maker)
+            .is_some_and(gone)
+    });
+    for pid in stale {
+        // SAFETY: kill(2) of a process a fake cluster started, whose test
+        // process is gone.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    if let Ok(dir) = std::fs::read_dir(&tmp) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if maker(&name).is_some_and(gone) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 fn write_shims(dir: &Path) -> std::io::Result<()> {
