@@ -161,7 +161,11 @@ fn reap_orphans() {
 impl FakeCluster {
     /// `n` fake nodes (1 to 200) in a new temporary directory.
     pub fn new(n: usize) -> std::io::Result<FakeCluster> {
-        assert!((1..=200).contains(&n), "1 to 200 fake nodes");
+        if !(1..=200).contains(&n) {
+            return Err(std::io::Error::other(format!(
+                "{n} fake nodes: from 1 to 200"
+            )));
+        }
         start_reaper();
         sweep_stale();
         static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -658,12 +662,16 @@ case "$op" in
       f="$FAKE_UDP/$src/$FAKE_IP/9"; [ -f "$f" ] && wc -c < "$f" > "$R/base/$src" || echo 0 > "$R/base/$src";;
     esac
     if [ "$op" = -A ]; then echo "$rule" >> "$F"
-    else awk -v c="-A $c " -v r="$rule" 'BEGIN{d=0} !d && index($0,c)==1 {print r; d=1} {print} END{if(!d) print r}' "$F" > "$F.new" && mv "$F.new" "$F"; fi;;
-  -D) c="$1"; shift; rule="-A $c $(norm "$@")"; grep -qxF -- "$rule" "$F" || nochain
-      awk -v r="$rule" '!d && $0==r {d=1; next} {print}' "$F" > "$F.new" && mv "$F.new" "$F";;
-  -F) exists "$1" || nochain; awk -v c="-A $1 " 'index($0,c)!=1' "$F" > "$F.new" && mv "$F.new" "$F";;
-  -X) exists "$1" || nochain; grep -q -- "^-A $1 " "$F" && { echo "iptables: Directory not empty." >&2; exit 1; }
-      grep -vxF -- "-N $1" "$F" > "$F.new"; mv "$F.new" "$F";;
+    else
+      put=; : > "$F.new"
+      while IFS= read -r l; do
+        case "$l" in "-A $c "*) [ -z "$put" ] && { echo "$rule" >> "$F.new"; put=1; };; esac
+        echo "$l" >> "$F.new"
+      done < "$F"
+      [ -n "$put" ] || echo "$rule" >> "$F.new"
+      mv "$F.new" "$F"
+    fi;;
+  -F) exists "$1" || nochain; grep -v -- "^-A $1 " "$F" > "$F.new"; mv "$F.new" "$F";;
   -S)
     if [ -n "$1" ]; then
       exists "$1" || nochain

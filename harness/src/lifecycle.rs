@@ -18,7 +18,7 @@
 //! thread) heals every node too; every event is flushed as it is recorded.
 //!
 //! Generic over the [`Connector`]: SSH in a run, a
-//! [`FakeCluster`](crate::fake::FakeCluster) in the unit tests below.
+//! [`FakeCluster`](crate::fake::FakeCluster) in harness/tests/fake_lifecycle.rs.
 
 use crate::control::{self, Connector, ControlError, NodeErrors, Remote, SshOptions};
 use crate::doctor;
