@@ -185,9 +185,9 @@ impl FakeCluster {
         }
         std::fs::create_dir_all(root.join("shims"))?;
         let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
-        for i in 0..n {
+        for (i, name) in names.iter().enumerate() {
             for d in ["opt", "run", "iptables/base"] {
-                std::fs::create_dir_all(root.join(&names[i]).join(d))?;
+                std::fs::create_dir_all(root.join(name).join(d))?;
             }
             for j in 0..n {
                 std::fs::create_dir_all(

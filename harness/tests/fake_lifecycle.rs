@@ -282,8 +282,8 @@ fn phases_run_in_order_and_the_final_heal_comes_before_the_final_phase() {
     let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
     let last_nemesis: Value = history
         .lines()
-        .filter(|l| l.contains("\"nemesis\""))
-        .last()
+        .rev()
+        .find(|l| l.contains("\"nemesis\""))
         .map(|l| serde_json::from_str(l).unwrap())
         .unwrap();
     assert_eq!(last_nemesis["type"], "info", "{last_nemesis}");
