@@ -222,11 +222,40 @@ pub fn all_ok<T>(results: Vec<NodeResult<T>>) -> Result<Vec<T>, NodeErrors> {
     }
 }
 
+/// How the harness reaches nodes: over SSH ([`SshOptions`]) in a run, or a
+/// [`FakeCluster`](crate::fake::FakeCluster) in unit tests. The lifecycle,
+/// the fault schedule and heal are generic over it.
+pub trait Connector: Clone + Send + Sync + 'static {
+    type Node: Remote + Send + 'static;
+
+    /// A session to the node at `addr`.
+    fn connect(&self, addr: &NodeAddr) -> Result<Self::Node, ControlError>;
+
+    /// The node's address as connected to, and the control host's address
+    /// as the node sees it (never dropped by a fault).
+    fn addresses(&self, node: &Self::Node) -> (std::net::IpAddr, std::net::IpAddr);
+}
+
+impl Connector for SshOptions {
+    type Node = SshNode;
+
+    fn connect(&self, addr: &NodeAddr) -> Result<SshNode, ControlError> {
+        SshNode::connect(addr, self)
+    }
+
+    fn addresses(&self, node: &SshNode) -> (std::net::IpAddr, std::net::IpAddr) {
+        (node.ip(), node.control_ip())
+    }
+}
+
 /// Connects to every node in parallel; the sessions, and an error for each
 /// node that could not be reached.
-pub fn connect_all(addrs: &[NodeAddr], opts: &SshOptions) -> (Vec<SshNode>, Vec<ControlError>) {
+pub fn connect_all<C: Connector>(
+    addrs: &[NodeAddr],
+    connector: &C,
+) -> (Vec<C::Node>, Vec<ControlError>) {
     let mut refs: Vec<&NodeAddr> = addrs.iter().collect();
-    let results = in_parallel(&mut refs, |_, a| SshNode::connect(a, opts));
+    let results = in_parallel(&mut refs, |_, a| connector.connect(a));
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for (r, a) in results.into_iter().zip(addrs) {

@@ -15,6 +15,7 @@ macro_rules! say_err {
 pub mod control;
 pub mod daemon;
 pub mod doctor;
+pub mod fake;
 pub mod lifecycle;
 pub mod local;
 pub mod needs;

@@ -1,17 +1,26 @@
-//! `shakedown test` from nodes to logs: the lifecycle Jepsen users know.
+//! `shakedown test` from nodes to logs: the lifecycle Jepsen users know,
+//! one method per phase:
 //!
-//! connect -> preflight (clock faults refused on shared-clock hosts) ->
-//! heal leftovers, wipe, set up the system on every node, wait until ready
-//! -> main phase (clients + fault schedule) -> final heal -> recovery wait
-//! -> final phase (e.g. final reads) -> fetch logs -> tear down.
+//! 1. [`prepare`]: connect, clock mode (clock faults refused on hosts that
+//!    share this machine's clock and cannot fake it), preflight;
+//! 2. `heal_leftovers`, `teardown_leftovers`: what an earlier run left;
+//! 3. `set_up`: fault tools, ports, the system on every node, ready;
+//! 4. `main_phase`: clients and the fault schedule on its own thread;
+//! 5. `final_heal` (through [`HealGuard`]), 6. `recovery`, 7. `final_phase`
+//!    (e.g. final reads), 8. `fetch_logs`, 9. `tear_down`.
+//!
 //! Checking and the report come after, from the stored run.
 //!
-//! Invariants: faults are journaled before they are applied; the final heal
-//! runs whatever happened (signals, errors, a panicking fault thread, and a
-//! panic in this function via [`HealGuard`]); every event is flushed as it
-//! is recorded.
+//! Invariants: faults are journaled before they are applied; from the
+//! first set-up step on, the final heal is owned by a [`HealGuard`]: the
+//! normal path heals through the fault schedule (recorded in the history),
+//! and any other way out (an error or a panic in a phase, a panicking fault
+//! thread) heals every node too; every event is flushed as it is recorded.
+//!
+//! Generic over the [`Connector`]: SSH in a run, a
+//! [`FakeCluster`](crate::fake::FakeCluster) in harness/tests/fake_lifecycle.rs.
 
-use crate::control::{self, ControlError, NodeErrors, Remote, SshNode, SshOptions};
+use crate::control::{self, Connector, ControlError, NodeErrors, Remote, SshOptions};
 use crate::doctor;
 use crate::needs::{self, Need};
 use crate::nemesis;
@@ -22,6 +31,7 @@ use crate::schedule::{ClockMode, Fault, Nemesis, Targets};
 use crate::signals;
 use crate::store::RunDir;
 use crate::system::{NodeInfo, System};
+use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,18 +99,18 @@ pub struct TestSpec {
 }
 
 /// Connected nodes, checked and ready for a run.
-pub struct Prepared {
+pub struct Prepared<C: Connector = SshOptions> {
     addrs: Vec<NodeAddr>,
-    ssh: SshOptions,
-    sessions: Vec<SshNode>,
+    connector: C,
+    sessions: Vec<C::Node>,
     pub nodes: Vec<NodeInfo>,
     control: Ipv4Addr,
     clock: ClockMode,
 }
 
 /// Every node, or an infrastructure error naming each one that failed.
-fn connect_every(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<Vec<SshNode>, TestError> {
-    match control::connect_all(addrs, ssh) {
+fn connect_every<C: Connector>(addrs: &[NodeAddr], c: &C) -> Result<Vec<C::Node>, TestError> {
+    match control::connect_all(addrs, c) {
         (nodes, failed) if failed.is_empty() => Ok(nodes),
         (_, failed) => Err(TestError::Infra(NodeErrors(failed).to_string())),
     }
@@ -117,9 +127,9 @@ fn v4(ip: IpAddr, node: &str) -> Result<Ipv4Addr, TestError> {
 
 /// Runs `f` on every session at once; every node's answer, or an error
 /// naming each node that failed.
-fn on_each<T: Send>(
-    sessions: &mut [SshNode],
-    f: impl Fn(usize, &mut SshNode) -> Result<T, ControlError> + Sync,
+fn on_each<R: Remote + Send, T: Send>(
+    sessions: &mut [R],
+    f: impl Fn(usize, &mut R) -> Result<T, ControlError> + Sync,
 ) -> Result<Vec<T>, TestError> {
     control::all_ok(control::on_nodes(sessions, f)).map_err(|e| TestError::Infra(e.to_string()))
 }
@@ -139,95 +149,118 @@ pub fn node_needs(faults: &[Fault], system: &dyn System) -> doctor::Needs {
     }
 }
 
-/// Connects, and refuses what these nodes cannot do before anything starts.
-pub fn prepare(
+/// Phase 1: connects, and refuses what these nodes cannot do before
+/// anything starts.
+pub fn prepare<C: Connector>(
     addrs: Vec<NodeAddr>,
-    ssh: SshOptions,
+    connector: C,
     faults: &[Fault],
     system: &dyn System,
-) -> Result<Prepared, TestError> {
+) -> Result<Prepared<C>, TestError> {
     if addrs.is_empty() {
         return Err(TestError::Usage("the nodes file lists no nodes".into()));
     }
-    let mut sessions = connect_every(&addrs, &ssh)?;
+    let mut sessions = connect_every(&addrs, &connector)?;
     let mut nodes = Vec::new();
     for s in &sessions {
-        v4(s.ip(), s.name())?;
+        let (ip, _) = connector.addresses(s);
+        v4(ip, s.name())?;
         nodes.push(NodeInfo {
             name: s.name().into(),
-            ip: s.ip(),
+            ip,
         });
     }
-    let control = v4(sessions[0].control_ip(), sessions[0].name())?;
-    let mut clock = ClockMode::Date;
-    if faults.contains(&Fault::Clock) {
-        // Same kernel boot id: the node shares this machine's clock, and
-        // `date -s` would move the control host's (and every test host's).
-        // There, clock faults move a faked clock (libfaketime) of the
-        // system's daemons instead.
-        let ours = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-        let theirs = on_each(&mut sessions, |_, n| {
-            n.run(
-                "cat /proc/sys/kernel/random/boot_id",
-                Duration::from_secs(10),
-            )
-        })?;
-        let shared: Vec<&str> = theirs
-            .iter()
-            .zip(&nodes)
-            .filter(|(b, _)| b.trim() == ours.trim())
-            .map(|(_, n)| n.name.as_str())
-            .collect();
-        if shared.len() == nodes.len() {
-            if !system.clock_via_libc() {
-                return Err(TestError::Usage(format!(
-                    "--nemesis clock: these are local test hosts (they share this machine's clock), where clock faults \
-                     move a clock faked with libfaketime in the system's daemons; {} reads the time without libc \
-                     (a Go binary reads the vDSO directly), so its clock cannot be moved here; clock faults on {} need real machines",
-                    system.name(),
-                    system.name()
-                )));
-            }
-            clock = ClockMode::Faketime {
-                lib: needs::faketime_lib(),
-            };
-        } else if !shared.is_empty() {
+    let control = v4(connector.addresses(&sessions[0]).1, sessions[0].name())?;
+    let clock = clock_mode(&mut sessions, &nodes, faults, system)?;
+    preflight(&mut sessions, &nodes, faults, system, clock)?;
+    Ok(Prepared {
+        addrs,
+        connector,
+        sessions,
+        nodes,
+        control,
+        clock,
+    })
+}
+
+/// How clock faults move clocks on these nodes: `date -s` on real machines;
+/// a faked clock on hosts that share this machine's kernel (same boot id),
+/// where `date -s` would move the control host's clock and every test
+/// host's. Refused where neither works.
+fn clock_mode<R: Remote + Send>(
+    sessions: &mut [R],
+    nodes: &[NodeInfo],
+    faults: &[Fault],
+    system: &dyn System,
+) -> Result<ClockMode, TestError> {
+    if !faults.contains(&Fault::Clock) {
+        return Ok(ClockMode::Date);
+    }
+    let ours = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let theirs = on_each(sessions, |_, n| {
+        n.run(
+            "cat /proc/sys/kernel/random/boot_id",
+            Duration::from_secs(10),
+        )
+    })?;
+    let shared: Vec<&str> = theirs
+        .iter()
+        .zip(nodes)
+        .filter(|(b, _)| b.trim() == ours.trim())
+        .map(|(_, n)| n.name.as_str())
+        .collect();
+    if shared.len() == nodes.len() {
+        if !system.clock_via_libc() {
             return Err(TestError::Usage(format!(
-                "--nemesis clock: {} share this machine's clock and the other nodes do not; use either local test hosts or real machines",
-                shared.join(", ")
+                "--nemesis clock: these are local test hosts (they share this machine's clock), where clock faults \
+                 move a clock faked with libfaketime in the system's daemons; {} reads the time without libc \
+                 (a Go binary reads the vDSO directly), so its clock cannot be moved here; clock faults on {} need real machines",
+                system.name(),
+                system.name()
             )));
         }
+        return Ok(ClockMode::Faketime {
+            lib: needs::faketime_lib(),
+        });
     }
-    // Preflight: everything this run needs, on every node, before anything
-    // is set up. A fault that cannot happen must not become a quiet "valid".
+    if !shared.is_empty() {
+        return Err(TestError::Usage(format!(
+            "--nemesis clock: {} share this machine's clock and the other nodes do not; use either local test hosts or real machines",
+            shared.join(", ")
+        )));
+    }
+    Ok(ClockMode::Date)
+}
+
+/// Everything this run needs, on every node, before anything is set up. A
+/// fault that cannot happen must not become a quiet "valid".
+fn preflight<R: Remote + Send>(
+    sessions: &mut [R],
+    nodes: &[NodeInfo],
+    faults: &[Fault],
+    system: &dyn System,
+    clock: ClockMode,
+) -> Result<(), TestError> {
     let mut needs = node_needs(faults, system);
     if matches!(clock, ClockMode::Faketime { .. }) {
         needs.commands.extend(needs::faketime());
     }
-    let failed: Vec<String> =
-        control::in_parallel(&mut sessions, |_, n| doctor::inspect(n, &needs))
-            .into_iter()
-            .zip(&nodes)
-            .filter_map(|(r, n)| match r {
-                Some(r) if r.ok() => None,
-                Some(r) => Some(r.line()),
-                None => Some(format!("{}  FAIL  the preflight itself failed", n.name)),
-            })
-            .collect();
+    let failed: Vec<String> = control::in_parallel(sessions, |_, n| doctor::inspect(n, &needs))
+        .into_iter()
+        .zip(nodes)
+        .filter_map(|(r, n)| match r {
+            Some(r) if r.ok() => None,
+            Some(r) => Some(r.line()),
+            None => Some(format!("{}  FAIL  the preflight itself failed", n.name)),
+        })
+        .collect();
     if !failed.is_empty() {
         return Err(TestError::Infra(format!(
             "preflight failed; nothing was started:\n{}",
             failed.join("\n")
         )));
     }
-    Ok(Prepared {
-        addrs,
-        ssh,
-        sessions,
-        nodes,
-        control,
-        clock,
-    })
+    Ok(())
 }
 
 /// What happened.
@@ -245,8 +278,8 @@ pub struct Outcome {
 
 /// Heals every node with fresh sessions: Ok when each one was reached and
 /// healed (verified), else an error naming each node that was not.
-pub fn heal_all(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<usize, NodeErrors> {
-    let (mut nodes, mut failed) = control::connect_all(addrs, ssh);
+pub fn heal_all<C: Connector>(addrs: &[NodeAddr], connector: &C) -> Result<usize, NodeErrors> {
+    let (mut nodes, mut failed) = control::connect_all(addrs, connector);
     // The run is over: its lost-writes layers go too (lazily: a daemon
     // still running there keeps what it has open).
     let healed = control::all_ok(nemesis::heal(&mut nodes)).and_then(|_| {
@@ -264,25 +297,119 @@ pub fn heal_all(addrs: &[NodeAddr], ssh: &SshOptions) -> Result<usize, NodeError
     }
 }
 
-/// Heals with fresh sessions if dropped while panicking.
-struct HealGuard {
+/// Owns a run's final heal. The normal path calls [`HealGuard::heal`] with
+/// the fault schedule (the heal is verified and recorded in the history)
+/// or [`HealGuard::nothing_to_heal`]; on any other way out (an error or a
+/// panic in a phase, or in the heal itself) dropping the guard heals every
+/// node with fresh sessions and says so.
+struct HealGuard<C: Connector> {
     addrs: Vec<NodeAddr>,
-    ssh: SshOptions,
+    connector: C,
+    done: bool,
 }
 
-impl Drop for HealGuard {
+impl<C: Connector> HealGuard<C> {
+    fn new(addrs: Vec<NodeAddr>, connector: C) -> Self {
+        HealGuard {
+            addrs,
+            connector,
+            done: false,
+        }
+    }
+
+    /// The final heal, through the fault schedule. Once done (even when it
+    /// failed: it said so), the guard has nothing left to do.
+    fn heal<W: std::io::Write>(&mut self, nem: &mut Nemesis<C::Node, W>) -> Result<(), String> {
+        let r = nem.heal();
+        self.done = true;
+        r
+    }
+
+    /// No fault was asked for: nothing of this run to undo.
+    fn nothing_to_heal(&mut self) {
+        self.done = true;
+    }
+}
+
+impl<C: Connector> Drop for HealGuard<C> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            say_err!("shakedown: a panic during the run; healing every node");
-            if let Err(e) = heal_all(&self.addrs, &self.ssh) {
-                say_err!("shakedown: heal after panic failed:\n{e}\nrun `shakedown heal`");
-            }
+        if self.done {
+            return;
+        }
+        let why = if std::thread::panicking() {
+            "a panic during the run"
+        } else {
+            "the run stopped early"
+        };
+        say_err!("shakedown: {why}; healing every node");
+        if let Err(e) = heal_all(&self.addrs, &self.connector) {
+            say_err!("shakedown: heal after {why} failed:\n{e}\nrun `shakedown heal`");
         }
     }
 }
 
-impl Prepared {
-    /// The whole run. `run_dir` already holds test.json.
+/// The fault schedule's thread. Dropped without [`FaultThread::join`]
+/// (a panic in the main phase), it stops the schedule and waits for it, so
+/// no fault is applied after the guard's heal.
+struct FaultThread<R: Remote + Send + 'static> {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Nemesis<R, File>>>,
+}
+
+impl<R: Remote + Send + 'static> FaultThread<R> {
+    fn start(
+        mut nem: Nemesis<R, File>,
+        faults: Vec<Fault>,
+        interval: Duration,
+        deadline: Instant,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            nem.run(&faults, interval, deadline, &s);
+            nem
+        });
+        FaultThread {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Ends the schedule (it ends with the clients) and takes it back; an
+    /// error when its thread panicked.
+    fn join(mut self) -> std::thread::Result<Nemesis<R, File>> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.handle.take() {
+            Some(h) => h.join(),
+            None => Err(Box::new("the fault thread was already joined")),
+        }
+    }
+}
+
+impl<R: Remote + Send + 'static> Drop for FaultThread<R> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// What the main phase hands on: the clients' runtime and workers (the
+/// final phase goes on with them), the history, the fault schedule.
+struct MainPhase<R: Remote + Send + 'static> {
+    runtime: tokio::runtime::Runtime,
+    workers: Workers,
+    watcher: tokio::task::JoinHandle<()>,
+    recorder: Arc<Recorder<File>>,
+    targets: Targets,
+    stats: std::io::Result<RunStats>,
+    nemesis: std::thread::Result<Nemesis<R, File>>,
+}
+
+impl<C: Connector> Prepared<C> {
+    /// The whole run, phase by phase (see the module's documentation).
+    /// `run_dir` already holds test.json.
     pub fn run<W: Workload>(
         mut self,
         system: Arc<dyn System>,
@@ -291,24 +418,114 @@ impl Prepared {
         run_dir: &RunDir,
     ) -> Result<Outcome, TestError> {
         signals::install();
-        let _guard = HealGuard {
-            addrs: self.addrs.clone(),
-            ssh: self.ssh.clone(),
-        };
         let mut outcome = Outcome::default();
-        let nodes = Arc::new(self.nodes.clone());
+        self.heal_leftovers()?;
+        // From here on every way out heals: the guard owns the final heal.
+        let mut guard = HealGuard::new(self.addrs.clone(), self.connector.clone());
+        self.teardown_leftovers(system.as_ref())?;
+        self.set_up(system.as_ref(), spec, run_dir, &mut outcome)?;
+        let mut main = self.main_phase(&system, &workload, spec, run_dir)?;
+        self.final_heal(&mut guard, &mut main, spec, run_dir, &mut outcome);
+        let main_ok = match std::mem::replace(&mut main.stats, Ok(RunStats::default())) {
+            Ok(s) => {
+                outcome.main = s;
+                true
+            }
+            Err(e) => {
+                outcome
+                    .warnings
+                    .push(format!("the history could not be written: {e}"));
+                false
+            }
+        };
+        outcome.interrupted = signals::interrupted();
+        if !outcome.interrupted && main_ok {
+            recovery(spec.recovery);
+            if workload.has_final_phase() && !signals::interrupted() {
+                self.final_phase(&workload, &mut main, spec, &mut outcome);
+            }
+            outcome.interrupted = signals::interrupted();
+        }
+        main.watcher.abort();
+        drop(main.runtime);
+        if signals::count() >= 2 {
+            tracing::warn!("second interrupt: not fetching logs");
+            outcome
+                .warnings
+                .push("logs were not fetched (interrupted twice)".into());
+        } else {
+            self.fetch_logs(system.as_ref(), run_dir, &mut outcome);
+        }
+        self.tear_down(system.as_ref(), spec, &mut outcome);
+        Ok(outcome)
+    }
 
-        // Leftovers of an earlier run first: heal, wipe; then set up.
+    /// Phase 2a: heals what an earlier run (or a crash) left on the nodes.
+    fn heal_leftovers(&mut self) -> Result<(), TestError> {
         control::all_ok(nemesis::heal(&mut self.sessions)).map_err(|e| {
             TestError::Infra(format!("could not heal what an earlier run left:\n{e}"))
         })?;
-        tracing::info!("setting up {} on {} nodes", system.name(), nodes.len());
-        let sys = system.clone();
+        Ok(())
+    }
+
+    /// Phase 2b: unmounts an earlier run's lost-writes layers and tears
+    /// the system down on every node.
+    fn teardown_leftovers(&mut self, system: &dyn System) -> Result<(), TestError> {
         on_each(&mut self.sessions, |_, n| {
             n.run(nemesis::LOSTFS_UNMOUNT, Duration::from_secs(30))
         })?;
-        on_each(&mut self.sessions, |i, n| sys.teardown(n, i))?;
-        // Daemons started from here on run under the faked clock, or not.
+        on_each(&mut self.sessions, |i, n| system.teardown(n, i))?;
+        Ok(())
+    }
+
+    /// Phase 3: the faults' tools, the ports, then the system on every node
+    /// at once until each serves. When the system cannot be set up, its
+    /// logs are fetched and it is torn down (unless left running).
+    fn set_up(
+        &mut self,
+        system: &dyn System,
+        spec: &TestSpec,
+        run_dir: &RunDir,
+        outcome: &mut Outcome,
+    ) -> Result<(), TestError> {
+        tracing::info!("setting up {} on {} nodes", system.name(), self.nodes.len());
+        self.install_fault_tools(system, spec)?;
+        self.check_ports(system)?;
+        let nodes = self.nodes.clone();
+        let setup = on_each(&mut self.sessions, |i, n| system.setup(n, i, &nodes))
+            .and_then(|_| on_each(&mut self.sessions, |i, n| system.await_ready(n, i, &nodes)));
+        if let Err(e) = setup {
+            self.fetch_logs(system, run_dir, outcome);
+            if !spec.leave_running {
+                let _ = on_each(&mut self.sessions, |i, n| system.teardown(n, i));
+            }
+            return Err(TestError::Infra(format!(
+                "could not set up {}: {e}",
+                system.name()
+            )));
+        }
+        tracing::info!("{} is ready", system.name());
+        if spec.faults.contains(&Fault::LostWrites) {
+            // What set-up wrote counts as on disk (as on a machine that ran
+            // a while): the faults lose what the run writes, not the install.
+            let sock = format!("/run/shakedown-lostfs-{}.sock", system.daemon().name);
+            on_each(&mut self.sessions, |_, n| {
+                n.run(
+                    &format!("{}/shakedown-lostfs ctl {sock} flush", nemesis::LOSTFS_DIR),
+                    Duration::from_secs(30),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The faked clock (or none) for daemons started from here on, and the
+    /// node-side tools of the lost-writes and delay faults.
+    fn install_fault_tools(
+        &mut self,
+        system: &dyn System,
+        spec: &TestSpec,
+    ) -> Result<(), TestError> {
         let clock_script = match self.clock {
             ClockMode::Faketime { lib } => nemesis::faketime_setup_script(lib),
             ClockMode::Date => nemesis::FAKETIME_OFF.to_string(),
@@ -351,50 +568,59 @@ impl Prepared {
                 )
             })?;
         }
-        let ports = system.ports();
-        if !ports.is_empty() {
-            let busy: Vec<String> =
-                control::in_parallel(&mut self.sessions, |_, n| doctor::ports_free(n, &ports))
-                    .into_iter()
-                    .zip(nodes.iter())
-                    .filter_map(|(f, n)| match f {
-                        Some(f) if f.ok => None,
-                        Some(f) => Some(format!("{}: {}", n.name, f.detail)),
-                        None => Some(format!("{}: the port check failed", n.name)),
-                    })
-                    .collect();
-            if !busy.is_empty() {
-                return Err(TestError::Infra(format!(
-                    "preflight failed; nothing was started:\n{}",
-                    busy.join("\n")
-                )));
-            }
-        }
-        let setup = on_each(&mut self.sessions, |i, n| sys.setup(n, i, &nodes))
-            .and_then(|_| on_each(&mut self.sessions, |i, n| sys.await_ready(n, i, &nodes)));
-        if let Err(e) = setup {
-            self.fetch_logs(system.as_ref(), run_dir, &mut outcome);
-            if !spec.leave_running {
-                let _ = on_each(&mut self.sessions, |i, n| sys.teardown(n, i));
-            }
-            return Err(TestError::Infra(format!(
-                "could not set up {}: {e}",
-                system.name()
-            )));
-        }
-        tracing::info!("{} is ready", system.name());
-        if spec.faults.contains(&Fault::LostWrites) {
-            // What set-up wrote counts as on disk (as on a machine that ran
-            // a while): the faults lose what the run writes, not the install.
-            let sock = format!("/run/shakedown-lostfs-{}.sock", system.daemon().name);
-            on_each(&mut self.sessions, |_, n| {
-                n.run(
-                    &format!("{}/shakedown-lostfs ctl {sock} flush", nemesis::LOSTFS_DIR),
-                    Duration::from_secs(30),
-                )
-            })?;
-        }
+        Ok(())
+    }
 
+    /// The system's ports must be free once leftovers are torn down.
+    fn check_ports(&mut self, system: &dyn System) -> Result<(), TestError> {
+        let ports = system.ports();
+        if ports.is_empty() {
+            return Ok(());
+        }
+        let busy: Vec<String> =
+            control::in_parallel(&mut self.sessions, |_, n| doctor::ports_free(n, &ports))
+                .into_iter()
+                .zip(self.nodes.iter())
+                .filter_map(|(f, n)| match f {
+                    Some(f) if f.ok => None,
+                    Some(f) => Some(format!("{}: {}", n.name, f.detail)),
+                    None => Some(format!("{}: the port check failed", n.name)),
+                })
+                .collect();
+        if busy.is_empty() {
+            Ok(())
+        } else {
+            Err(TestError::Infra(format!(
+                "preflight failed; nothing was started:\n{}",
+                busy.join("\n")
+            )))
+        }
+    }
+
+    /// A fault schedule on `sessions`, writing to this run's journal and
+    /// history.
+    fn schedule(
+        &self,
+        sessions: Vec<C::Node>,
+        targets: Targets,
+        run_dir: &RunDir,
+        recorder: Arc<Recorder<File>>,
+        seed: u64,
+    ) -> Nemesis<C::Node, File> {
+        Nemesis::new(sessions, targets, run_dir.journal(), recorder, seed)
+    }
+
+    /// Phase 4: the clients until the time limit, and the fault schedule
+    /// on its own thread and sessions (it ends with the clients; the last
+    /// fault stays in force for the final heal). A signal stops both.
+    fn main_phase<W: Workload>(
+        &mut self,
+        system: &Arc<dyn System>,
+        workload: &Arc<W>,
+        spec: &TestSpec,
+        run_dir: &RunDir,
+    ) -> Result<MainPhase<C::Node>, TestError> {
+        let nodes = Arc::new(self.nodes.clone());
         let history = run_dir
             .history()
             .map_err(|e| TestError::Infra(e.to_string()))?;
@@ -410,7 +636,7 @@ impl Prepared {
         let nemesis_nodes = if spec.faults.is_empty() {
             Vec::new()
         } else {
-            connect_every(&self.addrs, &self.ssh)?
+            connect_every(&self.addrs, &self.connector)?
         };
         let targets = Targets {
             nodes: nodes.clone(),
@@ -420,10 +646,10 @@ impl Prepared {
             clock: self.clock,
             delay: spec.delay,
         };
-        let nem = Nemesis::new(
+        let nem = self.schedule(
             nemesis_nodes,
             targets.clone(),
-            run_dir.journal(),
+            run_dir,
             recorder.clone(),
             spec.run.seed,
         );
@@ -452,22 +678,10 @@ impl Prepared {
             })
         };
 
-        // Main phase.
         let deadline = Instant::now() + spec.run.time_limit;
-        let faults = spec.faults.clone();
-        let interval = spec.interval;
-        let stop2 = stop.clone();
-        let nemesis_thread = std::thread::spawn(move || {
-            let mut nem = nem;
-            nem.run(&faults, interval, deadline, &stop2);
-            nem
-        });
-        let progress = Progress::start(
-            spec.run.time_limit,
-            workers.counters.clone(),
-            active.clone(),
-        );
-        let main = {
+        let faults = FaultThread::start(nem, spec.faults.clone(), spec.interval, deadline, stop);
+        let progress = Progress::start(spec.run.time_limit, workers.counters.clone(), active);
+        let stats = {
             let (w, n) = (workload.clone(), nodes.clone());
             let wg = workload.clone();
             runtime.block_on(run_clients(
@@ -479,103 +693,110 @@ impl Prepared {
             ))
         };
         drop(progress);
-        stop.store(true, Ordering::Relaxed); // the schedule ends with the clients
-        let nem = nemesis_thread.join();
+        let nemesis = faults.join();
+        Ok(MainPhase {
+            runtime,
+            workers,
+            watcher,
+            recorder,
+            targets,
+            stats,
+            nemesis,
+        })
+    }
 
-        // Final heal: always.
-        let mut nem = match nem {
+    /// Phase 5: the final heal, whatever happened in the main phase:
+    /// through the fault schedule, or through a new one on fresh sessions
+    /// when its thread panicked. A heal that fails is `heal_failed`.
+    fn final_heal(
+        &self,
+        guard: &mut HealGuard<C>,
+        main: &mut MainPhase<C::Node>,
+        spec: &TestSpec,
+        run_dir: &RunDir,
+        outcome: &mut Outcome,
+    ) {
+        if spec.faults.is_empty() {
+            guard.nothing_to_heal();
+            return;
+        }
+        let taken = std::mem::replace(&mut main.nemesis, Err(Box::new("taken")));
+        let mut nem = match taken {
             Ok(n) => n,
             Err(_) => {
                 tracing::error!("the fault thread panicked; healing with new sessions");
-                let (sessions, unreachable) = control::connect_all(&self.addrs, &self.ssh);
+                let (sessions, unreachable) = control::connect_all(&self.addrs, &self.connector);
                 if !unreachable.is_empty() {
                     outcome.heal_failed = Some(NodeErrors(unreachable).to_string());
                 }
-                Nemesis::new(
+                self.schedule(
                     sessions,
-                    targets,
-                    run_dir.journal(),
-                    recorder.clone(),
+                    main.targets.clone(),
+                    run_dir,
+                    main.recorder.clone(),
                     spec.run.seed,
                 )
             }
         };
-        if !spec.faults.is_empty() {
-            if let Err(e) = nem.heal() {
-                outcome.heal_failed = Some(match outcome.heal_failed.take() {
-                    Some(unreachable) => format!("{unreachable}\n{e}"),
-                    None => e,
-                });
-            }
+        if let Err(e) = guard.heal(&mut nem) {
+            outcome.heal_failed = Some(match outcome.heal_failed.take() {
+                Some(unreachable) => format!("{unreachable}\n{e}"),
+                None => e,
+            });
         }
-        let main_ok = main.is_ok();
-        match main {
-            Ok(s) => outcome.main = s,
-            Err(e) => {
-                outcome
-                    .warnings
-                    .push(format!("the history could not be written: {e}"));
-            }
-        }
-        outcome.interrupted = signals::interrupted();
-
-        // Recovery, then the final phase.
-        if !outcome.interrupted && main_ok {
-            let until = Instant::now() + spec.recovery;
-            while Instant::now() < until && !signals::interrupted() {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if workload.has_final_phase() && !signals::interrupted() {
-                tracing::info!("final phase");
-                let cfg = RunConfig {
-                    time_limit: spec.final_time,
-                    rate: None,
-                    ..spec.run.clone()
-                };
-                let (w, n) = (workload.clone(), nodes.clone());
-                let wg = workload.clone();
-                let r = runtime.block_on(run_clients(
-                    &cfg,
-                    &mut workers,
-                    move |slot| w.client(slot, &n),
-                    move |slot| FinalGen(wg.final_generator(slot)),
-                    recorder.clone(),
-                ));
-                match r {
-                    Ok(s) => outcome.final_phase = s,
-                    Err(e) => outcome
-                        .warnings
-                        .push(format!("the history could not be written: {e}")),
-                }
-            }
-            outcome.interrupted = signals::interrupted();
-        }
-        watcher.abort();
-        drop(runtime);
-
-        if signals::count() >= 2 {
-            tracing::warn!("second interrupt: not fetching logs");
-            outcome
-                .warnings
-                .push("logs were not fetched (interrupted twice)".into());
-        } else {
-            self.fetch_logs(system.as_ref(), run_dir, &mut outcome);
-        }
-        if spec.leave_running {
-            tracing::info!("leaving {} running (--leave-running)", system.name());
-        } else {
-            let sys = system.clone();
-            if let Err(e) = on_each(&mut self.sessions, |_, n| {
-                n.run(nemesis::LOSTFS_UNMOUNT, Duration::from_secs(30))
-            })
-            .and_then(|_| on_each(&mut self.sessions, |i, n| sys.teardown(n, i)))
-            {
-                outcome.warnings.push(format!("teardown: {e}"));
-            }
-        }
-        Ok(outcome)
     }
 
+    /// Phase 7: the workload's final operations (e.g. final reads), with
+    /// the main phase's workers, after the heal and the recovery wait.
+    fn final_phase<W: Workload>(
+        &self,
+        workload: &Arc<W>,
+        main: &mut MainPhase<C::Node>,
+        spec: &TestSpec,
+        outcome: &mut Outcome,
+    ) {
+        tracing::info!("final phase");
+        let cfg = RunConfig {
+            time_limit: spec.final_time,
+            rate: None,
+            ..spec.run.clone()
+        };
+        let nodes = Arc::new(self.nodes.clone());
+        let (w, n) = (workload.clone(), nodes);
+        let wg = workload.clone();
+        let r = main.runtime.block_on(run_clients(
+            &cfg,
+            &mut main.workers,
+            move |slot| w.client(slot, &n),
+            move |slot| FinalGen(wg.final_generator(slot)),
+            main.recorder.clone(),
+        ));
+        match r {
+            Ok(s) => outcome.final_phase = s,
+            Err(e) => outcome
+                .warnings
+                .push(format!("the history could not be written: {e}")),
+        }
+    }
+
+    /// Phase 9: unmounts the lost-writes layers and tears the system down
+    /// (unless it is to be left running); a failure is a warning.
+    fn tear_down(&mut self, system: &dyn System, spec: &TestSpec, outcome: &mut Outcome) {
+        if spec.leave_running {
+            tracing::info!("leaving {} running (--leave-running)", system.name());
+            return;
+        }
+        if let Err(e) = on_each(&mut self.sessions, |_, n| {
+            n.run(nemesis::LOSTFS_UNMOUNT, Duration::from_secs(30))
+        })
+        .and_then(|_| on_each(&mut self.sessions, |i, n| system.teardown(n, i)))
+        {
+            outcome.warnings.push(format!("teardown: {e}"));
+        }
+    }
+
+    /// Phase 8: the system's log files from every node into the run's
+    /// nodes/<node>/; what cannot be fetched is a warning.
     fn fetch_logs(&mut self, system: &dyn System, run_dir: &RunDir, outcome: &mut Outcome) {
         let files = system.log_files();
         let dirs: Vec<_> = self
@@ -603,6 +824,15 @@ impl Prepared {
             Ok(m) => outcome.warnings.extend(m.into_iter().flatten()),
             Err(e) => outcome.warnings.push(e.to_string()),
         }
+    }
+}
+
+/// Phase 6: time for the system to recover after the final heal (cut
+/// short by a signal).
+fn recovery(wait: Duration) {
+    let until = Instant::now() + wait;
+    while Instant::now() < until && !signals::interrupted() {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
