@@ -77,6 +77,14 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
             OptInfo { key: "ops-per-key", default: "100", summary: "transactions of each worker on a group of keys before the next group" },
         ],
     },
+    WorkloadInfo {
+        name: "rw-register",
+        summary: "transactions of 1-4 writes of unique values and reads on a few keys at a time, a final read of every key; Elle-style rw-register checker (strict-serializable)",
+        options: &[
+            OptInfo { key: "keys", default: "8", summary: "keys in use at a time" },
+            OptInfo { key: "ops-per-key", default: "100", summary: "transactions of each worker on a group of keys before the next group" },
+        ],
+    },
     // Maelstrom's workloads (--system maelstrom), with its message bodies.
     WorkloadInfo { name: "echo", summary: "Maelstrom echo (some payloads of 4 KB); every answer equals what was sent", options: &[] },
     WorkloadInfo { name: "unique-ids", summary: "Maelstrom unique-ids: generate; no id twice", options: &[] },
@@ -93,10 +101,10 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
 pub const SYSTEMS: &[SystemInfo] = &[
     SystemInfo {
         name: "etcd",
-        summary: "etcd (Raft), the control host's /usr/bin/etcd uploaded to every node; v3 JSON gateway clients",
-        workloads: &["register", "lock", "set"],
+        summary: "etcd (Raft), the control host's /usr/bin/etcd uploaded to every node; v3 JSON gateway clients; transactions compare mod revisions",
+        workloads: &["register", "lock", "set", "list-append", "rw-register"],
         options: &[
-            OptInfo { key: "read-mode", default: "linearizable", summary: "linearizable or serializable (may be stale)" },
+            OptInfo { key: "read-mode", default: "linearizable", summary: "linearizable or serializable (may be stale; list-append and rw-register: the transactions' reads)" },
             OptInfo { key: "lease-ttl", default: "5", summary: "lock workload: lease TTL in seconds, kept alive while held" },
         ],
     },
@@ -125,13 +133,13 @@ pub const SYSTEMS: &[SystemInfo] = &[
     SystemInfo {
         name: "postgres",
         summary: "PostgreSQL 15 (Debian's postgresql-15 on every node, not uploaded): one independent server per node; the client coordinates two-phase commit",
-        workloads: &["bank", "list-append"],
+        workloads: &["bank", "list-append", "rw-register"],
         options: &[
             OptInfo { key: "accounts", default: "8", summary: "bank accounts a0, a1, ..., 100 each, spread over the shards" },
             OptInfo { key: "shards", default: "2", summary: "servers holding accounts (the first nodes)" },
             OptInfo { key: "read", default: "per-shard", summary: "per-shard (each shard in its own transaction) or locking (FOR SHARE on every shard until all are read)" },
             OptInfo { key: "crash-after-prepare", default: "0.02", summary: "how often the coordinator stops between its commit decision and COMMIT PREPARED, leaving both sides in doubt (0 to 1)" },
-            OptInfo { key: "isolation", default: "serializable", summary: "list-append: read-committed, repeatable-read or serializable (node 1's server only)" },
+            OptInfo { key: "isolation", default: "serializable", summary: "list-append and rw-register: read-committed, repeatable-read or serializable (node 1's server only)" },
             OptInfo { key: "synchronous-commit", default: "on", summary: "on, or off (a commit is acknowledged before its WAL is flushed: --nemesis lost-writes may lose it)" },
         ],
     },
@@ -367,12 +375,21 @@ impl Selection {
                 ),
             )],
             "set" => vec![(Checker::Set, Value::Null)],
-            "list-append" => Checker::parse("list-append")
+            w @ ("list-append" | "rw-register") => Checker::parse(w)
                 .map(|c| vec![(c, Value::Null)])
                 .unwrap_or_default(),
             w => maelstrom::Kind::parse(w)
                 .map(|k| vec![(k.checker(), Value::Null)])
                 .unwrap_or_default(),
+        }
+    }
+
+    /// list-append and rw-register: what the transactions hold.
+    fn txn_kind(&self) -> Option<checkers::txn::TxnKind> {
+        match self.workload.name {
+            "list-append" => Some(checkers::txn::TxnKind::ListAppend),
+            "rw-register" => Some(checkers::txn::TxnKind::RwRegister),
+            _ => None,
         }
     }
 
@@ -452,13 +469,19 @@ impl Selection {
             "bank" => AnyGen::Bank(BankGen {
                 accounts: self.pg_opts().accounts,
             }),
-            "list-append" => AnyGen::Append(AppendGen::new(
-                slot,
-                concurrency,
-                self.num("keys", 8),
-                self.num("ops-per-key", 100),
-                self.highest_key.clone(),
-            )),
+            w @ ("list-append" | "rw-register") => {
+                let mut g = AppendGen::new(
+                    slot,
+                    concurrency,
+                    self.num("keys", 8),
+                    self.num("ops-per-key", 100),
+                    self.highest_key.clone(),
+                );
+                if w == "rw-register" {
+                    g.write = "w";
+                }
+                AnyGen::Append(g)
+            }
             _ => AnyGen::Set(SetGen::new(slot, concurrency, 50)),
         }
     }
@@ -473,11 +496,11 @@ impl Selection {
                 read(),
             ]))),
             "bank" => Some(AnyGen::Once(Once(Vec::new()))),
-            // One transaction reading every key used.
-            "list-append" if slot == 0 => Some(AnyGen::FinalReads(FinalReads::new(
-                self.highest_key.clone(),
-            ))),
-            "list-append" => Some(AnyGen::Once(Once(Vec::new()))),
+            // Transactions reading every key used.
+            "list-append" | "rw-register" if slot == 0 => Some(AnyGen::FinalReads(
+                FinalReads::new(self.highest_key.clone()),
+            )),
+            "list-append" | "rw-register" => Some(AnyGen::Once(Once(Vec::new()))),
             _ => None,
         }
     }
@@ -501,6 +524,21 @@ impl Selection {
             has_final: self.final_generator(0).is_some(),
         };
         match self.system.name {
+            "etcd" if self.txn_kind().is_some() => {
+                let cfg = Arc::new(etcd::client::Config {
+                    serializable: self.opts["read-mode"] == "serializable",
+                    lease_ttl: self.num("lease-ttl", 5),
+                    timeout: spec.run.op_timeout,
+                });
+                let kind = self.txn_kind().expect("a transactional workload");
+                let w = Arc::new(Plan {
+                    gens,
+                    make: move |slot: usize, nodes: &[NodeInfo]| {
+                        etcd::txn::EtcdTxnClient::new(slot, nodes, cfg.clone(), kind)
+                    },
+                });
+                prepared.run(system, w, spec, run_dir)
+            }
             "etcd" => {
                 let cfg = Arc::new(etcd::client::Config {
                     serializable: self.opts.get("read-mode").map(String::as_str)
@@ -536,14 +574,15 @@ impl Selection {
                 });
                 prepared.run(system, w, spec, run_dir)
             }
-            "postgres" if self.workload.name == "list-append" => {
+            "postgres" if self.txn_kind().is_some() => {
                 let isolation = postgres::txn::Isolation::parse(&self.opts["isolation"])
                     .unwrap_or(postgres::txn::Isolation::Serializable);
                 let timeout = spec.run.op_timeout;
+                let kind = self.txn_kind().expect("a transactional workload");
                 let w = Arc::new(Plan {
                     gens,
                     make: move |_slot: usize, nodes: &[NodeInfo]| {
-                        postgres::txn::PgTxnClient::new(nodes, isolation, timeout)
+                        postgres::txn::PgTxnClient::new(nodes, kind, isolation, timeout)
                     },
                 });
                 prepared.run(system, w, spec, run_dir)
@@ -710,7 +749,12 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("--opt isolation=snapshot"), "{e}");
-        assert!(Selection::new("etcd", "list-append", &[]).is_err());
+        for (sys, wl) in [("etcd", "list-append"), ("etcd", "rw-register"), ("postgres", "rw-register")] {
+            let s = Selection::new(sys, wl, &[]).unwrap();
+            let names: Vec<&str> = s.checkers().iter().map(|(c, _)| c.name()).collect();
+            assert_eq!(names, [wl]);
+        }
+        assert!(Selection::new("redis", "list-append", &[]).is_err());
     }
 
     #[test]
