@@ -38,6 +38,14 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// Emptied for the next chunk, keeping its memory: a fresh chunk's
+    /// buffers would grow (and fault in pages) again every 8 MiB of input.
+    fn clear(&mut self) {
+        self.mops.clear();
+        self.pool.clear();
+        self.others.clear();
+    }
+
     fn token(&mut self, v: Value) -> u64 {
         match v.as_u64() {
             Some(u) if u < 1 << 62 => u,
@@ -433,10 +441,16 @@ pub fn read_jsonl(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut st = Pairing::new(kind);
     let mut warnings = Vec::new();
+    // Chunks parsed earlier, emptied, for the next parts to fill.
+    let spare: std::sync::Mutex<Vec<Chunk>> = Default::default();
     for_each_chunk(file, &mut input, |lines, eof| {
         let last = lines.last().map(|(n, l)| (*n, l.ends_with('\n')));
         let parts: Vec<Parsed> = in_parts(lines, threads, |part| {
-            let mut c = Chunk::default();
+            let mut c = spare
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default();
             let mut out = Vec::with_capacity(part.len());
             for &(n, l) in part {
                 let l = l.trim_end_matches(['\n', '\r']);
@@ -447,7 +461,7 @@ pub fn read_jsonl(
             }
             (c, out)
         });
-        for (c, results) in parts {
+        for (mut c, results) in parts {
             for r in results {
                 match r {
                     Ok(l) => st.line(&c, l).map_err(|(n, m)| err(Some(n), m))?,
@@ -457,6 +471,8 @@ pub fn read_jsonl(
                     Err((n, m)) => return Err(err(Some(n), m)),
                 }
             }
+            c.clear();
+            spare.lock().unwrap_or_else(|p| p.into_inner()).push(c);
         }
         Ok(())
     })?;
@@ -477,6 +493,8 @@ struct Pairing {
     txns: Txns,
     /// Outstanding invocation per process: (txn header, its micro-ops).
     open: FxHashMap<u64, (Txn, Vec<Mop>)>,
+    /// Emptied micro-op lists of completed invocations, for the next ones.
+    spare: Vec<Vec<Mop>>,
     events: u64,
 }
 
@@ -485,6 +503,7 @@ impl Pairing {
         Pairing {
             txns: Txns::new(kind),
             open: FxHashMap::default(),
+            spare: Vec::new(),
             events: 0,
         }
     }
@@ -616,7 +635,7 @@ impl Pairing {
                         ),
                     ));
                 }
-                let mut mops = Vec::with_capacity(l.mops.len());
+                let mut mops = self.spare.pop().unwrap_or_default();
                 self.mops(c, &l, false, &mut mops).map_err(|m| (n, m))?;
                 let t = Txn {
                     process: p,
@@ -653,9 +672,12 @@ impl Pairing {
                     self.txns.mops = mops;
                     r.map_err(|m| (n, m))?;
                 } else {
-                    self.txns.mops.extend(inv);
+                    self.txns.mops.extend_from_slice(&inv);
                 }
                 self.txns.txns.push(t);
+                let mut inv = inv;
+                inv.clear();
+                self.spare.push(inv);
             }
         }
         Ok(())
