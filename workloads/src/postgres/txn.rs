@@ -52,6 +52,8 @@ pub struct PgTxnClient {
     isolation: Isolation,
     timeout: Duration,
     conn: Option<PgClient>,
+    /// The last call could not connect (the server is down or cut off).
+    refused: bool,
 }
 
 /// One micro-op, checked: an append (or a register write), or a read.
@@ -90,6 +92,7 @@ impl PgTxnClient {
             isolation,
             timeout,
             conn: None,
+            refused: false,
         }
     }
 
@@ -210,7 +213,19 @@ impl Client for PgTxnClient {
                 format!("unknown operation {f}"),
             )),
         };
-        crate::call::complete(r)
+        let c = crate::call::complete(r);
+        self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("connecting to"));
+        c
+    }
+
+    /// While the server is down, a worker waits 100 ms between attempts
+    /// rather than fail thousands of transactions a second.
+    fn backoff(&mut self) -> Duration {
+        if self.refused {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        }
     }
 
     fn node(&self) -> Option<String> {
