@@ -63,7 +63,7 @@ fn postgres_isolation_findings() {
     for workload in ["list-append", "rw-register"] {
         for iso in ["read-committed", "repeatable-read", "serializable"] {
             for nemesis in ["none", "partition,kill"] {
-                for seed in ["1"] {
+                for seed in ["1", "2"] {
                     let label = format!("postgres {workload} {iso} {nemesis} seed {seed}");
                     let opt = format!("isolation={iso}");
                     lines.push(run(
