@@ -26,7 +26,11 @@ fn txn_counts(store: &Path) -> (usize, usize, bool) {
             .filter(|l| l.contains(&format!(r#""type":"{t}""#)) && l.contains(r#""f":"txn""#))
             .count()
     };
-    (count("ok"), count("fail"), history.contains("compare failed"))
+    (
+        count("ok"),
+        count("fail"),
+        history.contains("compare failed"),
+    )
 }
 
 #[test]
@@ -60,7 +64,10 @@ fn transactions_on_etcd() {
     let (oks, fails, lost_compare) = txn_counts(&store);
     assert!(oks > 100, "only {oks} committed transactions:\n{out}");
     // Contended keys: some compare was lost, and that is a fail.
-    assert!(fails > 0 && lost_compare, "no lost compare in {fails} fails");
+    assert!(
+        fails > 0 && lost_compare,
+        "no lost compare in {fails} fails"
+    );
     // Every fault took effect, verified; both kinds happened.
     let faults = &results["faults"];
     assert!(faults["failed"].as_array().unwrap().is_empty(), "{faults}");

@@ -396,7 +396,9 @@ mod tests {
         for _ in 0..40 {
             for m in g.next(&mut rng).unwrap().value.as_array().unwrap() {
                 match m[0].as_str().unwrap() {
-                    "w" => assert!(seen.insert(m[2].as_u64().unwrap()) && m[2].as_u64().unwrap() % 2 == 0),
+                    "w" => assert!(
+                        seen.insert(m[2].as_u64().unwrap()) && m[2].as_u64().unwrap() % 2 == 0
+                    ),
                     f => assert_eq!(f, "r"),
                 }
             }

@@ -749,7 +749,11 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("--opt isolation=snapshot"), "{e}");
-        for (sys, wl) in [("etcd", "list-append"), ("etcd", "rw-register"), ("postgres", "rw-register")] {
+        for (sys, wl) in [
+            ("etcd", "list-append"),
+            ("etcd", "rw-register"),
+            ("postgres", "rw-register"),
+        ] {
             let s = Selection::new(sys, wl, &[]).unwrap();
             let names: Vec<&str> = s.checkers().iter().map(|(c, _)| c.name()).collect();
             assert_eq!(names, [wl]);

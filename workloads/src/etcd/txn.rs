@@ -140,9 +140,9 @@ impl EtcdTxnClient {
                     let value: Value = serde_json::from_str(&text)
                         .map_err(|e| format!("key {k} holds {text:?}: {e}"))?;
                     let ok = match self.kind {
-                        TxnKind::ListAppend => value.as_array().is_some_and(|a| {
-                            a.iter().all(|x| x.is_i64())
-                        }),
+                        TxnKind::ListAppend => value
+                            .as_array()
+                            .is_some_and(|a| a.iter().all(|x| x.is_i64())),
                         TxnKind::RwRegister => value.is_i64(),
                     };
                     let rev = kv["mod_revision"].as_str().unwrap_or_default();
@@ -209,10 +209,7 @@ impl EtcdTxnClient {
             .collect();
         let v = self
             .etcd
-            .post(
-                "/v3/kv/txn",
-                json!({"compare": compares, "success": puts}),
-            )
+            .post("/v3/kv/txn", json!({"compare": compares, "success": puts}))
             .await?;
         // A failed compare omits "succeeded".
         if v.get("succeeded").and_then(Value::as_bool) == Some(true) {
