@@ -183,13 +183,16 @@ impl Generator for LockGen {
     }
 }
 
-/// Jepsen's list-append transactions: 1-4 micro-ops, each an append of a
-/// unique value or a read, on `keys` active keys at a time; after
-/// `per_keys` transactions the worker moves to the next group of keys.
-/// `highest` records the highest key any worker used, for the final reads.
+/// Jepsen's list-append (and rw-register) transactions: 1-4 micro-ops, each
+/// a write of a unique value (`append`, or `w` for registers) or a read, on
+/// `keys` active keys at a time; after `per_keys` transactions the worker
+/// moves to the next group of keys. `highest` records the highest key any
+/// worker used, for the final reads.
 pub struct AppendGen {
     pub keys: u64,
     pub per_keys: u64,
+    /// The write micro-op: "append" or "w".
+    pub write: &'static str,
     n: u64,
     values: Unique,
     highest: Arc<AtomicU64>,
@@ -206,6 +209,7 @@ impl AppendGen {
         AppendGen {
             keys: keys.max(1),
             per_keys: per_keys.max(1),
+            write: "append",
             n: 0,
             values: Unique::new(slot, concurrency),
             highest,
@@ -222,7 +226,7 @@ impl Generator for AppendGen {
                 let k = group * self.keys + rng.gen_range(0..self.keys);
                 self.highest.fetch_max(k, Ordering::Relaxed);
                 if rng.gen_bool(0.5) {
-                    json!(["append", k, self.values.take()])
+                    json!([self.write, k, self.values.take()])
                 } else {
                     json!(["r", k, null])
                 }
@@ -232,29 +236,38 @@ impl Generator for AppendGen {
     }
 }
 
-/// The final phase of list-append: one transaction reading every key used
-/// (0 to the highest, in key order), made when it is due.
+/// The final phase of list-append: transactions reading every key used (0
+/// to the highest, in key order), [`FinalReads::PER_TXN`] keys each, made
+/// when they are due.
 pub struct FinalReads {
     pub highest: Arc<AtomicU64>,
-    done: bool,
+    /// The next key to read; `None` before the first.
+    next: Option<u64>,
 }
 
 impl FinalReads {
+    /// Keys per final transaction: etcd refuses a transaction of more than
+    /// 128 operations (`--max-txn-ops`).
+    pub const PER_TXN: u64 = 64;
+
     pub fn new(highest: Arc<AtomicU64>) -> FinalReads {
         FinalReads {
             highest,
-            done: false,
+            next: None,
         }
     }
 }
 
 impl Generator for FinalReads {
     fn next(&mut self, _rng: &mut ChaCha8Rng) -> Option<Op> {
-        if std::mem::replace(&mut self.done, true) {
+        let top = self.highest.load(Ordering::Relaxed);
+        let from = self.next.unwrap_or(0);
+        if from > top {
             return None;
         }
-        let top = self.highest.load(Ordering::Relaxed);
-        let mops = (0..=top).map(|k| json!(["r", k, null])).collect();
+        let to = top.min(from + Self::PER_TXN - 1);
+        self.next = Some(to + 1);
+        let mops = (from..=to).map(|k| json!(["r", k, null])).collect();
         Some(Op::new("txn", None, Value::Array(mops)))
     }
 }
@@ -364,11 +377,40 @@ mod tests {
             }
         }
         let top = highest.load(Ordering::Relaxed);
-        let mut f = FinalReads::new(highest);
+        let mut f = FinalReads::new(highest.clone());
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let op = f.next(&mut rng).unwrap();
         assert_eq!(op.value.as_array().unwrap().len() as u64, top + 1);
         assert_eq!(op.value[0], json!(["r", 0, null]));
         assert!(f.next(&mut rng).is_none());
+        // Many keys: every one read once, in key order, 64 at most per txn.
+        highest.store(150, Ordering::Relaxed);
+        let mut f = FinalReads::new(highest);
+        let mut keys = Vec::new();
+        while let Some(op) = f.next(&mut rng) {
+            let mops = op.value.as_array().unwrap();
+            assert!(mops.len() as u64 <= FinalReads::PER_TXN);
+            keys.extend(mops.iter().map(|m| m[1].as_u64().unwrap()));
+        }
+        assert_eq!(keys, (0..=150).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn register_transactions_write_unique_values() {
+        let mut g = AppendGen::new(1, 2, 3, 5, Arc::default());
+        g.write = "w";
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..40 {
+            for m in g.next(&mut rng).unwrap().value.as_array().unwrap() {
+                match m[0].as_str().unwrap() {
+                    "w" => assert!(
+                        seen.insert(m[2].as_u64().unwrap()) && m[2].as_u64().unwrap() % 2 == 0
+                    ),
+                    f => assert_eq!(f, "r"),
+                }
+            }
+        }
+        assert!(seen.len() > 10);
     }
 }

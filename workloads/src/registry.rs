@@ -316,6 +316,16 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("--opt isolation=snapshot"), "{e}");
+        for (sys, wl) in [
+            ("etcd", "list-append"),
+            ("etcd", "rw-register"),
+            ("postgres", "rw-register"),
+        ] {
+            let s = Selection::new(sys, wl, &[]).unwrap();
+            let names: Vec<&str> = s.checkers().iter().map(|(c, _)| c.name()).collect();
+            assert_eq!(names, [wl]);
+        }
+        assert!(Selection::new("redis", "list-append", &[]).is_err());
         let e = Selection::new("postgres", "bank", &opts(&[("accounts", "1")]))
             .err()
             .unwrap();

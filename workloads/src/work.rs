@@ -39,7 +39,9 @@ pub enum Work {
         accounts: usize,
     },
     Set,
-    ListAppend {
+    /// Transactions of list appends or register writes, and reads.
+    Txn {
+        kind: TxnKind,
         keys: u64,
         ops_per_key: u64,
     },
@@ -73,11 +75,20 @@ fn set(_: &Opts) -> Result<Work, UsageError> {
     Ok(Work::Set)
 }
 
-fn list_append(o: &Opts) -> Result<Work, UsageError> {
-    Ok(Work::ListAppend {
+fn txn(kind: TxnKind, o: &Opts) -> Result<Work, UsageError> {
+    Ok(Work::Txn {
+        kind,
         keys: o.positive("keys")?,
         ops_per_key: o.positive("ops-per-key")?,
     })
+}
+
+fn list_append(o: &Opts) -> Result<Work, UsageError> {
+    txn(TxnKind::ListAppend, o)
+}
+
+fn rw_register(o: &Opts) -> Result<Work, UsageError> {
+    txn(TxnKind::RwRegister, o)
 }
 
 macro_rules! maelstrom_workload {
@@ -130,6 +141,15 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
         ],
         parse: list_append,
     },
+    WorkloadInfo {
+        name: "rw-register",
+        summary: "transactions of 1-4 writes of unique values and reads on a few keys at a time, a final read of every key; Elle-style rw-register checker (strict-serializable)",
+        options: &[
+            OptInfo { key: "keys", default: "8", summary: "keys in use at a time" },
+            OptInfo { key: "ops-per-key", default: "100", summary: "transactions of each worker on a group of keys before the next group" },
+        ],
+        parse: rw_register,
+    },
     // Maelstrom's workloads (--system maelstrom), with its message bodies.
     maelstrom_workload!("echo", Echo, "Maelstrom echo (some payloads of 4 KB); every answer equals what was sent"),
     maelstrom_workload!("unique-ids", UniqueIds, "Maelstrom unique-ids: generate; no id twice"),
@@ -167,10 +187,12 @@ impl Work {
                 ),
             )],
             Work::Set => vec![(Checker::Set, Value::Null)],
-            Work::ListAppend { .. } => vec![(
-                Checker::Txn(TxnKind::ListAppend, Models::STRICT_SERIALIZABLE),
-                Value::Null,
-            )],
+            Work::Txn { kind, .. } => {
+                vec![(
+                    Checker::Txn(*kind, Models::STRICT_SERIALIZABLE),
+                    Value::Null,
+                )]
+            }
             Work::Maelstrom(k) => vec![(k.checker(), Value::Null)],
         }
     }
@@ -191,13 +213,19 @@ impl Work {
             }
             Work::Bank { accounts } => AnyGen::Bank(BankGen { accounts }),
             Work::Set => AnyGen::Set(SetGen::new(slot, concurrency, 50)),
-            Work::ListAppend { keys, ops_per_key } => AnyGen::Append(AppendGen::new(
-                slot,
-                concurrency,
+            Work::Txn {
+                kind,
                 keys,
                 ops_per_key,
-                highest_key.clone(),
-            )),
+            } => {
+                let mut g =
+                    AppendGen::new(slot, concurrency, keys, ops_per_key, highest_key.clone());
+                g.write = match kind {
+                    TxnKind::ListAppend => "append",
+                    TxnKind::RwRegister => "w",
+                };
+                AnyGen::Append(g)
+            }
             Work::Maelstrom(k) => AnyGen::Maelstrom(MaelstromGen::new(k, slot, concurrency)),
         }
     }
@@ -216,11 +244,11 @@ impl Work {
                 read(),
             ]))),
             Work::Bank { .. } => Some(nothing()),
-            // One transaction reading every key used.
-            Work::ListAppend { .. } if slot == 0 => {
+            // Transactions reading every key used.
+            Work::Txn { .. } if slot == 0 => {
                 Some(AnyGen::FinalReads(FinalReads::new(highest_key.clone())))
             }
-            Work::ListAppend { .. } => Some(nothing()),
+            Work::Txn { .. } => Some(nothing()),
             Work::Maelstrom(k) => k
                 .final_reads()
                 .then(|| AnyGen::Maelstrom(MaelstromGen::final_read(k, slot))),

@@ -10,7 +10,7 @@ pub mod edn;
 mod edn_history;
 mod jepsen_log;
 pub mod jsonl;
-mod read;
+pub(crate) mod read;
 
 pub use read::{read_history, read_history_from, Format, Parsed, ReadError, MAX_RECORD};
 

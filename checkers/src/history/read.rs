@@ -351,7 +351,70 @@ pub fn read_history_from(
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Whole lines are parsed a chunk at a time, on every core, then paired in order.
+    for_each_chunk(file, &mut input, |chunk_lines, eof| {
+        let parsed: Vec<Option<Result<Event, RecordError>>> =
+            in_parts(chunk_lines, threads, |part| {
+                part.iter().map(|(_, l)| parse_one(l)).collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        let last = chunk_lines.last().map(|(n, _)| *n);
+        for ((lineno, raw), result) in chunk_lines.iter().zip(parsed) {
+            if raw.len() > MAX_RECORD {
+                return Err(err(Some(*lineno), too_long()));
+            }
+            match result {
+                None => {}
+                Some(Ok(mut e)) => {
+                    e.index = builder.len();
+                    builder.push(e).map_err(|e| err(Some(*lineno), e.message))?;
+                    lines.push(*lineno);
+                }
+                // Only the very last line can lack its newline: a torn write.
+                Some(Err(e))
+                    if eof && Some(*lineno) == last && !raw.ends_with('\n') && e.incomplete =>
+                {
+                    warnings.push(format!(
+                        "line {lineno}: torn last line skipped ({})",
+                        e.message
+                    ));
+                }
+                Some(Err(e)) => return Err(err(Some(*lineno), e.message)),
+            }
+        }
+        Ok(())
+    })?;
+    let history = builder.finish();
+    if history.ops.is_empty() {
+        return Err(err(None, nothing_read(format)));
+    }
+    Ok(Parsed {
+        history,
+        format,
+        lines,
+        warnings,
+    })
+}
+
+/// Bytes of history parsed at a time.
+const CHUNK: usize = 8 << 20;
+
+/// Reads JSON lines a chunk of whole lines at a time (about [`CHUNK`]
+/// bytes; more for a longer line, up to [`MAX_RECORD`]), refusing invalid
+/// UTF-8 as it arrives, and hands `each` the chunk's lines (numbered from 1,
+/// each with its line end) and whether the input has ended. Shared by the
+/// streaming readers, so a large history is never held as text.
+pub(crate) fn for_each_chunk(
+    file: &str,
+    input: &mut impl BufRead,
+    mut each: impl FnMut(&[(usize, &str)], bool) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    let err = |line: Option<usize>, message: String| ReadError {
+        file: file.to_string(),
+        line,
+        message,
+    };
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut first_line = 1usize;
     let mut eof = false;
@@ -360,7 +423,9 @@ pub fn read_history_from(
     let mut want = CHUNK;
     while !eof {
         while buf.len() < want {
-            let got = input.fill_buf().map_err(io)?;
+            let got = input
+                .fill_buf()
+                .map_err(|e| err(None, format!("cannot read: {e}")))?;
             if got.is_empty() {
                 eof = true;
                 break;
@@ -393,87 +458,59 @@ pub fn read_history_from(
                 return Err(err(Some(line), "not valid UTF-8".into()));
             }
         };
-        let chunk_lines: Vec<(usize, &str)> = text
+        let lines: Vec<(usize, &str)> = text
             .split_inclusive('\n')
             .enumerate()
             .map(|(i, l)| (first_line + i, l))
             .collect();
-        first_line += chunk_lines.len();
-        let parsed = parse_lines(&chunk_lines, threads);
-        let last = chunk_lines.last().map(|(n, _)| *n);
-        for ((lineno, raw), result) in chunk_lines.iter().zip(parsed) {
-            if raw.len() > MAX_RECORD {
-                return Err(err(Some(*lineno), too_long()));
-            }
-            match result {
-                None => {}
-                Some(Ok(mut e)) => {
-                    e.index = builder.len();
-                    builder.push(e).map_err(|e| err(Some(*lineno), e.message))?;
-                    lines.push(*lineno);
-                }
-                // Only the very last line can lack its newline: a torn write.
-                Some(Err(e))
-                    if eof && Some(*lineno) == last && !raw.ends_with('\n') && e.incomplete =>
-                {
-                    warnings.push(format!(
-                        "line {lineno}: torn last line skipped ({})",
-                        e.message
-                    ));
-                }
-                Some(Err(e)) => return Err(err(Some(*lineno), e.message)),
-            }
-        }
+        first_line += lines.len();
+        each(&lines, eof)?;
         buf.drain(..cut);
     }
-    let history = builder.finish();
-    if history.ops.is_empty() {
-        return Err(err(None, nothing_read(format)));
-    }
-    Ok(Parsed {
-        history,
-        format,
-        lines,
-        warnings,
-    })
+    Ok(())
 }
 
-/// Bytes of history parsed at a time.
-const CHUNK: usize = 8 << 20;
-
-/// Parses lines on `threads` threads; `None` for blank lines.
-fn parse_lines(lines: &[(usize, &str)], threads: usize) -> Vec<Option<Result<Event, RecordError>>> {
-    let one = |l: &str| {
-        let l = l.trim_end_matches(['\n', '\r']);
-        if l.trim().is_empty() {
-            None
-        } else {
-            Some(jsonl::parse_line(l, 0))
-        }
-    };
+/// `parse` over `lines` split into one part per thread (in this thread
+/// when there are few lines), the parts' results in order. A part whose
+/// thread cannot be spawned is parsed here; a panic in a part is raised
+/// here, never turned into missing lines.
+pub(crate) fn in_parts<'a, T: Send>(
+    lines: &'a [(usize, &'a str)],
+    threads: usize,
+    parse: impl Fn(&'a [(usize, &'a str)]) -> T + Sync,
+) -> Vec<T> {
     if threads <= 1 || lines.len() < 1024 {
-        return lines.iter().map(|(_, l)| one(l)).collect();
+        return vec![parse(lines)];
     }
     let per = lines.len().div_ceil(threads);
+    let parse = &parse;
     std::thread::scope(|s| {
-        // A part whose thread cannot be spawned is parsed here, in order.
         let handles: Vec<_> = lines
             .chunks(per)
             .map(|part| {
-                let parse = move || part.iter().map(|(_, l)| one(l)).collect::<Vec<_>>();
                 std::thread::Builder::new()
-                    .spawn_scoped(s, parse)
+                    .spawn_scoped(s, move || parse(part))
                     .map_err(|_| part)
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| match h {
-                Ok(h) => h.join().unwrap_or_default(),
-                Err(part) => part.iter().map(|(_, l)| one(l)).collect(),
+            .map(|h| match h {
+                Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(part) => parse(part),
             })
             .collect()
     })
+}
+
+/// One JSON line parsed; `None` for a blank line.
+fn parse_one(l: &str) -> Option<Result<Event, RecordError>> {
+    let l = l.trim_end_matches(['\n', '\r']);
+    if l.trim().is_empty() {
+        None
+    } else {
+        Some(jsonl::parse_line(l, 0))
+    }
 }
 
 /// The line number of the last line if the text does not end with a newline.

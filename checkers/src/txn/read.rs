@@ -1,10 +1,12 @@
 //! A streaming reader from JSON lines straight to [`Txns`], for large
 //! histories: no `Value` per event, lines parsed a chunk at a time on every
-//! core, then paired and interned in order. Lines it cannot take on its fast
+//! core (the chunking is `history::read`'s, shared with the event reader),
+//! then paired and interned in order. Lines it cannot take on its fast
 //! path (a nemesis value, a float key) go through the ordinary line parser.
 
 use super::build::{Mop, MopKind, Txn, Txns, NIL};
 use super::TxnKind;
+use crate::history::read::{for_each_chunk, in_parts};
 use crate::history::{jsonl, EventType, Outcome, Process, ReadError};
 use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -36,6 +38,14 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// Emptied for the next chunk, keeping its memory: a fresh chunk's
+    /// buffers would grow (and fault in pages) again every 8 MiB of input.
+    fn clear(&mut self) {
+        self.mops.clear();
+        self.pool.clear();
+        self.others.clear();
+    }
+
     fn token(&mut self, v: Value) -> u64 {
         match v.as_u64() {
             Some(u) if u < 1 << 62 => u,
@@ -406,11 +416,6 @@ fn stage(v: &Value, c: &mut Chunk) -> Result<(), String> {
     Ok(())
 }
 
-const CHUNK: usize = 8 << 20;
-/// The longest line read: past it the input is refused (an endless line
-/// must not take all memory).
-const MAX_LINE: usize = 64 << 20;
-
 /// One thread's share of a chunk: its buffers and its lines (or errors with line numbers).
 type Parsed = (Chunk, Vec<Result<Line, (usize, String)>>);
 
@@ -436,80 +441,27 @@ pub fn read_jsonl(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut st = Pairing::new(kind);
     let mut warnings = Vec::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
-    let mut first_line = 1usize;
-    let mut eof = false;
-    let mut want = CHUNK;
-    while !eof {
-        while buf.len() < want {
-            let got = input
-                .fill_buf()
-                .map_err(|e| err(None, format!("cannot read: {e}")))?;
-            if got.is_empty() {
-                eof = true;
-                break;
-            }
-            let take = got.len().min(want - buf.len());
-            buf.extend_from_slice(&got[..take]);
-            input.consume(take);
-        }
-        let cut = if eof {
-            buf.len()
-        } else {
-            match buf.iter().rposition(|&b| b == b'\n') {
-                Some(i) => i + 1,
-                None if want >= MAX_LINE => {
-                    return Err(err(
-                        Some(first_line),
-                        format!("line longer than {} MiB", MAX_LINE >> 20),
-                    ))
-                }
-                None => {
-                    want *= 2;
+    // Chunks parsed earlier, emptied, for the next parts to fill.
+    let spare: std::sync::Mutex<Vec<Chunk>> = Default::default();
+    for_each_chunk(file, &mut input, |lines, eof| {
+        let last = lines.last().map(|(n, l)| (*n, l.ends_with('\n')));
+        let parts: Vec<Parsed> = in_parts(lines, threads, |part| {
+            let mut c = spare
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default();
+            let mut out = Vec::with_capacity(part.len());
+            for &(n, l) in part {
+                let l = l.trim_end_matches(['\n', '\r']);
+                if l.trim().is_empty() {
                     continue;
                 }
+                out.push(parse(l, n, &mut c).map_err(|m| (n, m)));
             }
-        };
-        want = CHUNK;
-        let text = std::str::from_utf8(&buf[..cut]).map_err(|e| {
-            let line = first_line
-                + buf[..e.valid_up_to()]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count();
-            err(Some(line), "not valid UTF-8".into())
-        })?;
-        let lines: Vec<(usize, &str)> = text
-            .split_inclusive('\n')
-            .enumerate()
-            .map(|(i, l)| (first_line + i, l))
-            .collect();
-        first_line += lines.len();
-        let last = lines.last().map(|(n, l)| (*n, l.ends_with('\n')));
-        let per = lines.len().div_ceil(threads.max(1)).max(1);
-        let parts: Vec<Parsed> = std::thread::scope(|s| {
-            let hs: Vec<_> = lines
-                .chunks(per)
-                .map(|part| {
-                    s.spawn(move || {
-                        let mut c = Chunk::default();
-                        let mut out = Vec::with_capacity(part.len());
-                        for &(n, l) in part {
-                            let l = l.trim_end_matches(['\n', '\r']);
-                            if l.trim().is_empty() {
-                                continue;
-                            }
-                            out.push(parse(l, n, &mut c).map_err(|m| (n, m)));
-                        }
-                        (c, out)
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
+            (c, out)
         });
-        for (c, results) in parts {
+        for (mut c, results) in parts {
             for r in results {
                 match r {
                     Ok(l) => st.line(&c, l).map_err(|(n, m)| err(Some(n), m))?,
@@ -519,9 +471,11 @@ pub fn read_jsonl(
                     Err((n, m)) => return Err(err(Some(n), m)),
                 }
             }
+            c.clear();
+            spare.lock().unwrap_or_else(|p| p.into_inner()).push(c);
         }
-        buf.drain(..cut);
-    }
+        Ok(())
+    })?;
     let events = st.events;
     let txns = st.finish();
     if txns.is_empty() {
@@ -539,6 +493,8 @@ struct Pairing {
     txns: Txns,
     /// Outstanding invocation per process: (txn header, its micro-ops).
     open: FxHashMap<u64, (Txn, Vec<Mop>)>,
+    /// Emptied micro-op lists of completed invocations, for the next ones.
+    spare: Vec<Vec<Mop>>,
     events: u64,
 }
 
@@ -547,6 +503,7 @@ impl Pairing {
         Pairing {
             txns: Txns::new(kind),
             open: FxHashMap::default(),
+            spare: Vec::new(),
             events: 0,
         }
     }
@@ -678,7 +635,7 @@ impl Pairing {
                         ),
                     ));
                 }
-                let mut mops = Vec::with_capacity(l.mops.len());
+                let mut mops = self.spare.pop().unwrap_or_default();
                 self.mops(c, &l, false, &mut mops).map_err(|m| (n, m))?;
                 let t = Txn {
                     process: p,
@@ -715,9 +672,12 @@ impl Pairing {
                     self.txns.mops = mops;
                     r.map_err(|m| (n, m))?;
                 } else {
-                    self.txns.mops.extend(inv);
+                    self.txns.mops.extend_from_slice(&inv);
                 }
                 self.txns.txns.push(t);
+                let mut inv = inv;
+                inv.clear();
+                self.spare.push(inv);
             }
         }
         Ok(())

@@ -46,11 +46,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn b64(s: &str) -> String {
+pub(super) fn b64(s: &str) -> String {
     B64.encode(s.as_bytes())
 }
 
-fn unb64(v: &Value) -> Option<String> {
+pub(super) fn unb64(v: &Value) -> Option<String> {
     B64.decode(v.as_str()?)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
@@ -86,7 +86,7 @@ impl EtcdClient {
         }
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, Error> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> Result<Value, Error> {
         let r = self
             .http
             .post(format!("{}{path}", self.base))

@@ -1,9 +1,12 @@
 //! etcd (`--system etcd`): the control host's etcd binary (Debian's
 //! etcd-server) uploaded to every node and started as one cluster; clients
-//! on its v3 JSON gateway (see [`client`]).
+//! on its v3 JSON gateway (see [`client`]); transactions of list appends
+//! and register writes in [`txn`].
 
 pub mod client;
 pub mod def;
+
+pub mod txn;
 
 use harness::control::{ControlError, Remote};
 use harness::daemon::Daemon;

@@ -6,6 +6,7 @@ use super::{PgOpts, Postgres};
 use crate::opts::{OptInfo, Opts, UsageError};
 use crate::registry::{self, Configured, Definition, Gens, Plan, SystemInfo};
 use crate::work::Work;
+use checkers::txn::TxnKind;
 use harness::lifecycle::{Outcome, Prepared, TestError, TestSpec};
 use harness::store::RunDir;
 use harness::system::{NodeInfo, System};
@@ -16,13 +17,13 @@ pub struct Def;
 static INFO: SystemInfo = SystemInfo {
     name: "postgres",
     summary: "PostgreSQL 15 (Debian's postgresql-15 on every node, not uploaded): one independent server per node; the client coordinates two-phase commit",
-    workloads: &["bank", "list-append"],
+    workloads: &["bank", "list-append", "rw-register"],
     options: &[
         OptInfo { key: "accounts", default: "8", summary: "bank accounts a0, a1, ..., 100 each, spread over the shards" },
         OptInfo { key: "shards", default: "2", summary: "servers holding accounts (the first nodes)" },
         OptInfo { key: "read", default: "per-shard", summary: "per-shard (each shard in its own transaction) or locking (FOR SHARE on every shard until all are read)" },
         OptInfo { key: "crash-after-prepare", default: "0.02", summary: "how often the coordinator stops between its commit decision and COMMIT PREPARED, leaving both sides in doubt (0 to 1)" },
-        OptInfo { key: "isolation", default: "serializable", summary: "list-append: read-committed, repeatable-read or serializable (node 1's server only)" },
+        OptInfo { key: "isolation", default: "serializable", summary: "list-append and rw-register: read-committed, repeatable-read or serializable (node 1's server only)" },
         OptInfo { key: "synchronous-commit", default: "on", summary: "on, or off (a commit is acknowledged before its WAL is flushed: --nemesis lost-writes may lose it)" },
     ],
 };
@@ -35,7 +36,7 @@ enum Clients {
         crash_after_prepare: f64,
     },
     /// Transactions on node 1's server.
-    ListAppend(Isolation),
+    Txn(TxnKind, Isolation),
 }
 
 /// `--system postgres`'s options, read.
@@ -70,7 +71,7 @@ impl Definition for Def {
                 locking_reads,
                 crash_after_prepare,
             },
-            Work::ListAppend { .. } => Clients::ListAppend(isolation),
+            Work::Txn { kind, .. } => Clients::Txn(*kind, isolation),
             other => return Err(registry::unsupported(INFO.name, other)),
         };
         Ok(Box::new(Configuration { server, clients }))
@@ -93,9 +94,9 @@ impl Configured for Configuration {
     ) -> Result<Outcome, TestError> {
         let timeout = spec.run.op_timeout;
         match self.clients {
-            Clients::ListAppend(isolation) => {
+            Clients::Txn(kind, isolation) => {
                 let plan = Plan::new(gens, move |_slot: usize, nodes: &[NodeInfo]| {
-                    PgTxnClient::new(nodes, isolation, timeout)
+                    PgTxnClient::new(nodes, kind, isolation, timeout)
                 });
                 prepared.run(self.system(), plan, spec, run_dir)
             }

@@ -165,10 +165,12 @@ impl System for Postgres {
             .filter(|(k, _)| self.opts.shard_of(*k) == i)
             .map(|(_, n)| format!("('{n}', {BALANCE})"))
             .collect();
-        // And the list-append workload's lists (used on node 1 only).
+        // And the list-append and rw-register workloads' tables (used on
+        // node 1 only).
         let mut sql =
             "CREATE TABLE IF NOT EXISTS accounts (id text PRIMARY KEY, balance bigint NOT NULL); \
-             CREATE TABLE IF NOT EXISTS lists (k bigint PRIMARY KEY, v bigint[] NOT NULL);"
+             CREATE TABLE IF NOT EXISTS lists (k bigint PRIMARY KEY, v bigint[] NOT NULL); \
+             CREATE TABLE IF NOT EXISTS registers (k bigint PRIMARY KEY, v bigint NOT NULL);"
                 .to_string();
         if !mine.is_empty() {
             sql += &format!(

@@ -1,8 +1,10 @@
-//! The list-append client (`--workload list-append`): every transaction is
-//! one PostgreSQL transaction on node 1's server (one server: the other
-//! nodes' servers stay idle), at the isolation level `--opt isolation`
-//! chose. A list is a row of `lists(k bigint PRIMARY KEY, v bigint[])`; an
-//! append is an upsert concatenating the element, a read selects the row.
+//! The transactional clients (`--workload list-append` and `rw-register`):
+//! every transaction is one PostgreSQL transaction on node 1's server (one
+//! server: the other nodes' servers stay idle), at the isolation level
+//! `--opt isolation` chose. A list is a row of `lists(k bigint PRIMARY KEY,
+//! v bigint[])`; an append is an upsert concatenating the element, a read
+//! selects the row. A register is a row of `registers(k bigint PRIMARY KEY,
+//! v bigint)`; a write is an upsert, a read selects it (null: never written).
 //! Micro-ops run in the transaction's order. An error before COMMIT
 //! (serialization failure 40001, deadlock 40P01, a broken connection) rolls
 //! the transaction back: `fail`, never retried. COMMIT refused: `fail`;
@@ -11,6 +13,7 @@
 use super::client::pg_text;
 use super::PORT;
 use crate::call::CallError as Error;
+use checkers::txn::TxnKind;
 use harness::runner::{Client, Completion, Op};
 use harness::system::NodeInfo;
 use serde_json::{json, Value};
@@ -45,41 +48,51 @@ impl Isolation {
 
 pub struct PgTxnClient {
     node: NodeInfo,
+    kind: TxnKind,
     isolation: Isolation,
     timeout: Duration,
     conn: Option<PgClient>,
+    /// The last call could not connect (the server is down or cut off).
+    refused: bool,
 }
 
-/// One micro-op, checked.
+/// One micro-op, checked: an append (or a register write), or a read.
 enum Mop {
-    Append(i64, i64),
+    Write(i64, i64),
     Read(i64),
 }
 
-fn parse(v: &Value) -> Result<Vec<Mop>, String> {
+fn parse(v: &Value, write: &str) -> Result<Vec<Mop>, String> {
     let mops = v
         .as_array()
         .ok_or_else(|| format!("a txn is a list of micro-ops: {v}"))?;
     mops.iter()
         .map(|m| match (m[0].as_str(), m[1].as_i64(), &m[2]) {
-            (Some("append"), Some(k), x) if x.is_i64() => {
-                Ok(Mop::Append(k, x.as_i64().unwrap_or(0)))
+            (Some(f), Some(k), x) if f == write && x.is_i64() => {
+                Ok(Mop::Write(k, x.as_i64().unwrap_or(0)))
             }
             (Some("r"), Some(k), Value::Null) => Ok(Mop::Read(k)),
             _ => Err(format!(
-                "micro-op {m}: expected [\"append\", k, v] or [\"r\", k, null] with integers"
+                "micro-op {m}: expected [\"{write}\", k, v] or [\"r\", k, null] with integers"
             )),
         })
         .collect()
 }
 
 impl PgTxnClient {
-    pub fn new(nodes: &[NodeInfo], isolation: Isolation, timeout: Duration) -> PgTxnClient {
+    pub fn new(
+        nodes: &[NodeInfo],
+        kind: TxnKind,
+        isolation: Isolation,
+        timeout: Duration,
+    ) -> PgTxnClient {
         PgTxnClient {
             node: nodes[0].clone(),
+            kind,
             isolation,
             timeout,
             conn: None,
+            refused: false,
         }
     }
 
@@ -110,7 +123,12 @@ impl PgTxnClient {
     }
 
     async fn txn(&mut self, op: &Op) -> Result<Completion, Error> {
-        let mops = match parse(&op.value) {
+        let write = match self.kind {
+            TxnKind::ListAppend => "append",
+            TxnKind::RwRegister => "w",
+        };
+        let lists = self.kind == TxnKind::ListAppend;
+        let mops = match parse(&op.value, write) {
             Ok(m) => m,
             Err(e) => return Ok(Completion::Fail(Value::Null, e)),
         };
@@ -125,7 +143,23 @@ impl PgTxnClient {
             let mut done = Vec::with_capacity(mops.len());
             for m in &mops {
                 done.push(match *m {
-                    Mop::Append(k, v) => {
+                    Mop::Write(k, v) if !lists => {
+                        c.execute(
+                            "INSERT INTO registers (k, v) VALUES ($1, $2) \
+                             ON CONFLICT (k) DO UPDATE SET v = $2",
+                            &[&k, &v],
+                        )
+                        .await?;
+                        json!(["w", k, v])
+                    }
+                    Mop::Read(k) if !lists => {
+                        let rows = c
+                            .query("SELECT v FROM registers WHERE k = $1", &[&k])
+                            .await?;
+                        let v: Option<i64> = rows.first().map(|r| r.get(0));
+                        json!(["r", k, v])
+                    }
+                    Mop::Write(k, v) => {
                         c.execute(
                             "INSERT INTO lists (k, v) VALUES ($1, ARRAY[$2::bigint]) \
                              ON CONFLICT (k) DO UPDATE SET v = lists.v || $2::bigint",
@@ -179,7 +213,19 @@ impl Client for PgTxnClient {
                 format!("unknown operation {f}"),
             )),
         };
-        crate::call::complete(r)
+        let c = crate::call::complete(r);
+        self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("connecting to"));
+        c
+    }
+
+    /// While the server is down, a worker waits 100 ms between attempts
+    /// rather than fail thousands of transactions a second.
+    fn backoff(&mut self) -> Duration {
+        if self.refused {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        }
     }
 
     fn node(&self) -> Option<String> {
