@@ -42,7 +42,10 @@ fn history(ops: &[(u64, &str, Value, u64, Option<u64>)]) -> History {
 fn message(h: &History) -> String {
     let r = check(ModelKind::CasRegister, &Value::Null, h, &Options::default()).unwrap();
     assert_eq!(r.valid, Validity::Invalid);
-    r.counterexample.unwrap()["message"].as_str().unwrap().to_string()
+    r.counterexample.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

@@ -304,11 +304,32 @@ fn brute<M: Model>(model: &M, h: &History) -> bool {
 #[test]
 fn a_stale_read_past_a_misleading_hint_is_named() {
     let seed = 2726626073703952349u64;
-    let cfg = GenConfig { ops: 181, keys: 1, processes: 15, crash_rate: 0.0083, cas: true, quiet_every: 20, values: 3, spare: None, seed };
+    let cfg = GenConfig {
+        ops: 181,
+        keys: 1,
+        processes: 15,
+        crash_rate: 0.0083,
+        cas: true,
+        quiet_every: 20,
+        values: 3,
+        spare: None,
+        seed,
+    };
     let mut events = generate(&cfg);
     let at = inject_stale_read(&mut events, seed, None).unwrap();
-    let r = check(ModelKind::CasRegister, &Value::Null, &history(events), &Options::default()).unwrap();
+    let r = check(
+        ModelKind::CasRegister,
+        &Value::Null,
+        &history(events),
+        &Options::default(),
+    )
+    .unwrap();
     assert_eq!(r.valid, Validity::Invalid);
     let cx = r.counterexample.unwrap();
-    assert_eq!(cx["op"]["ret"].as_u64(), Some(at as u64), "{}", cx["message"]);
+    assert_eq!(
+        cx["op"]["ret"].as_u64(),
+        Some(at as u64),
+        "{}",
+        cx["message"]
+    );
 }

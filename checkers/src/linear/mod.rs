@@ -517,7 +517,12 @@ fn ruled_out<M: Model>(
     };
     let name = |i: &prepare::Item<M::Op>| {
         let op = &history.ops[i.src];
-        format!("process {}'s {} ({})", op.process, model.describe_op(&i.op), when(op))
+        format!(
+            "process {}'s {} ({})",
+            op.process,
+            model.describe_op(&i.op),
+            when(op)
+        )
     };
     // A completed write of another value, invoked after `after` and
     // completed before the read began: the latest such. Else a completed
@@ -542,7 +547,12 @@ fn ruled_out<M: Model>(
                     Footprint::Reads(u) => u != v,
                     _ => false,
                 })
-                .map(|k| format!("was followed by {}, which saw another value before the read began", name(k)))
+                .map(|k| {
+                    format!(
+                        "was followed by {}, which saw another value before the read began",
+                        name(k)
+                    )
+                })
         })
     };
     let mut reasons = Vec::new();
