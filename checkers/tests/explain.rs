@@ -15,9 +15,8 @@ fn history(ops: &[(u64, &str, Value, u64, Option<u64>)]) -> History {
     for (p, f, v, call, ret) in ops {
         let input = if *f == "read" { Value::Null } else { v.clone() };
         stamps.push((*call, 1, *p, f.to_string(), input, EventType::Invoke));
-        match ret {
-            Some(r) => stamps.push((*r, 0, *p, f.to_string(), v.clone(), EventType::Ok)),
-            None => {}
+        if let Some(r) = ret {
+            stamps.push((*r, 0, *p, f.to_string(), v.clone(), EventType::Ok));
         }
     }
     stamps.sort_by_key(|s| (s.0, s.1));
