@@ -7,7 +7,9 @@
 //! --values N draws written values from 0..N (Jepsen's register workloads use 0..5)
 //! instead of unique ones; then only writes and cas crash.
 //! With --stale, one stale read is injected and its event index printed on stderr;
-//! with --impossible, one read of a value nothing writes.
+//! with --impossible, one read of a value nothing writes. --at start|middle|end|F
+//! places it near that fraction of the history (for --stale with --values, writes
+//! of 0 before it never crash, so that a read of 0 there can be certainly stale).
 //! --model counter|set|bank|lock generates a valid history for that checker
 //! instead (bank: --accounts N, 100 each, and the --init JSON is printed on stderr;
 //! set: --reads N whole-set reads during the run, default 10, then a final read).
@@ -21,6 +23,7 @@ fn main() {
     let mut cfg = GenConfig::default();
     let mut stale = false;
     let mut impossible = false;
+    let mut at: Option<f64> = None;
     let mut model = String::from("register");
     let mut accounts = 5usize;
     let mut reads = 10usize;
@@ -47,6 +50,14 @@ fn main() {
             "--min-mops" => min_mops = num("--min-mops") as usize,
             "--max-mops" => max_mops = num("--max-mops") as usize,
             "--model" => model = val(),
+            "--at" => {
+                at = Some(match val().as_str() {
+                    "start" => 0.0,
+                    "middle" => 0.5,
+                    "end" => 1.0,
+                    _ => num("--at"),
+                })
+            }
             "--seed" => {
                 cfg.seed = val().parse().unwrap_or_else(|_| {
                     eprintln!("gen_history: --seed needs an integer");
@@ -108,13 +119,18 @@ fn main() {
             eprintln!("{init}");
             events
         }
-        _ => generate(&cfg),
+        _ => {
+            if stale && cfg.values > 0 {
+                cfg.spare = at;
+            }
+            generate(&cfg)
+        }
     };
     if stale || impossible {
         let injected = if stale {
-            inject_stale_read(&mut events, cfg.seed)
+            inject_stale_read(&mut events, cfg.seed, at)
         } else {
-            inject_impossible_read(&mut events, cfg.seed)
+            inject_impossible_read(&mut events, cfg.seed, at)
         };
         match injected {
             Some(at) => eprintln!("read injected at event {at}"),

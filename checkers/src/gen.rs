@@ -42,6 +42,11 @@ pub struct GenConfig {
     /// Jepsen's cas-register workload does (0..5), and only writes and cas
     /// crash (a crashed read says nothing).
     pub values: u64,
+    /// With `values`: writes and cas of value 0 invoked in the first this
+    /// fraction of the operations never crash, so that a stale read of 0
+    /// can be injected there ([`inject_stale_read`]): a crashed write of a
+    /// value may take effect at any later time and explain any read of it.
+    pub spare: Option<f64>,
     pub seed: u64,
 }
 
@@ -55,6 +60,7 @@ impl Default for GenConfig {
             cas: true,
             quiet_every: 0,
             values: 0,
+            spare: None,
             seed: 1,
         }
     }
@@ -158,7 +164,19 @@ pub fn generate(cfg: &GenConfig) -> Vec<Event> {
         };
         let lin = t + 1 + rng.gen_range(0..SPAN);
         let complete = lin + 1 + rng.gen_range(0..SPAN);
-        let crashed = (domain == 0 || f != F::Read) && rng.gen_bool(cfg.crash_rate.clamp(0.0, 1.0));
+        let writes = match f {
+            F::Read => None,
+            F::Write => Some(arg.0),
+            F::Cas => Some(arg.1),
+        };
+        let spared = domain > 0
+            && writes == Some(0)
+            && cfg
+                .spare
+                .is_some_and(|at| (ops.len() as f64) < at * cfg.ops as f64);
+        let crashed = (domain == 0 || f != F::Read)
+            && rng.gen_bool(cfg.crash_rate.clamp(0.0, 1.0))
+            && !spared;
         ops.push(Op {
             process: pid[slot],
             key,
@@ -268,10 +286,20 @@ type Writer = (usize, Option<usize>, Option<Value>, i64, bool);
 ///
 /// Needs quiet gaps (GenConfig::quiet_every, or the end of the history). With
 /// a small value domain and crashed writes, such a read exists only before
-/// the first crashed write of its value: later, that write explains it.
-pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
+/// the first crashed write of its value: later, that write explains it
+/// (GenConfig::spare keeps value 0 free of them up to a point).
+///
+/// `near`: the gaps nearest this fraction of the history are tried first
+/// (0.0 the start, 0.5 the middle, 1.0 the end); None: from a random gap.
+pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64, near: Option<f64>) -> Option<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let gaps = quiet_gaps(events);
+    let mut gaps = quiet_gaps(events);
+    let start = rng.gen_range(0..gaps.len().max(1));
+    gaps.rotate_left(start);
+    if let Some(f) = near {
+        let aim = f.clamp(0.0, 1.0) * events.len() as f64;
+        gaps.sort_by(|a, b| (*a as f64 - aim).abs().total_cmp(&(*b as f64 - aim).abs()));
+    }
     // Operations that may write: (invoke index, completion index (None:
     // crashed, at the end of time), key, value, completed ok).
     let mut inv_of = std::collections::HashMap::new();
@@ -315,9 +343,7 @@ pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
                 .iter()
                 .all(|&w| writers[w].0 > gap || writers[w].1.is_some_and(|r| r < x_inv))
     };
-    let start = rng.gen_range(0..gaps.len().max(1));
-    for k in 0..gaps.len() {
-        let gap = gaps[(start + k) % gaps.len()];
+    for &gap in &gaps {
         let upto = done.partition_point(|&w| writers[w].1.is_some_and(|r| r <= gap));
         for &x in done[..upto].iter().rev() {
             let key = &writers[x].2;
@@ -348,8 +374,13 @@ pub fn inject_stale_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
 
 /// Adds one read of a value no operation writes (one more than the largest
 /// integer in the history), at a random place: a violation with an obvious
-/// witness. Returns the index of the read's completion.
-pub fn inject_impossible_read(events: &mut Vec<Event>, seed: u64) -> Option<usize> {
+/// witness. Returns the index of the read's completion. `near`: at this
+/// fraction of the history (0.0 the start, 1.0 the end) instead.
+pub fn inject_impossible_read(
+    events: &mut Vec<Event>,
+    seed: u64,
+    near: Option<f64>,
+) -> Option<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let max = events
         .iter()
@@ -363,7 +394,10 @@ pub fn inject_impossible_read(events: &mut Vec<Event>, seed: u64) -> Option<usiz
         .iter()
         .find(|e| e.f == "read")
         .map(|e| e.key.clone())?;
-    let at = rng.gen_range(0..events.len());
+    let at = match near {
+        Some(f) => ((f.clamp(0.0, 1.0) * events.len() as f64) as usize).min(events.len() - 1),
+        None => rng.gen_range(0..events.len()),
+    };
     let t = events[at].time.unwrap_or(0);
     Some(insert_read(events, at, (t, t), key, Value::from(max + 1)))
 }

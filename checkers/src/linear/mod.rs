@@ -167,8 +167,8 @@ pub fn check_model<M: Model>(
 }
 
 /// Model steps the shortest-failing-prefix search may take, as a multiple of
-/// the steps that found the violation (steps, not time: witnesses must not
-/// depend on the machine's speed).
+/// the steps that found the violation, plus two such per halving of the part
+/// (steps, not time: witnesses must not depend on the machine's speed).
 const WITNESS_STEPS: u64 = 4;
 const WITNESS_MIN_STEPS: u64 = 200_000;
 /// Completions stepped one by one above a valid hint before galloping.
@@ -213,7 +213,12 @@ fn explain<M: Model>(
     let hint = blocked
         .and_then(|b| part.items.get(b as usize))
         .map(|it| it.src);
-    let mut left = (steps * WITNESS_STEPS).max(WITNESS_MIN_STEPS);
+    // The bisection's invalid probes each cost about what the search did,
+    // and it makes up to two per halving: a fixed multiple ran out on a
+    // stale read a few completions past a misleading hint (the witness then
+    // named an innocent operation).
+    let halvings = u64::from(usize::BITS - part.items.len().leading_zeros());
+    let mut left = (steps * (WITNESS_STEPS + 2 * halvings)).max(WITNESS_MIN_STEPS);
     if let Some((cut_part, iter, culprit)) =
         shortest_failing_prefix(model, history, part, hint, shared, &mut left)
     {
@@ -486,6 +491,118 @@ fn when(op: &Operation) -> String {
     format!("invoked at {}, {ret}", op.describe_time(false))
 }
 
+/// Most writers a dead-end explanation names one by one.
+const MAX_WRITERS: usize = 4;
+
+/// For a read of `v` where every order dead-ends: which operations could
+/// have written `v` and why none of them can be the last write before it
+/// (invoked after the read completed, overwritten before it began by a
+/// named write, or in flight with it but every order with it dead-ends).
+/// Needs footprints; None for other operations.
+fn ruled_out<M: Model>(
+    model: &M,
+    history: &History,
+    part: &Part<M::Op>,
+    read: usize,
+    others: usize,
+) -> Option<String> {
+    use crate::model::Footprint;
+    let r = part.items.get(read)?;
+    let Footprint::Reads(v) = model.footprint(&r.op) else {
+        return None;
+    };
+    let writes = |i: &prepare::Item<M::Op>| match model.footprint(&i.op) {
+        Footprint::Writes(w) | Footprint::ReadsWrites(_, w) => Some(w),
+        _ => None,
+    };
+    let name = |i: &prepare::Item<M::Op>| {
+        let op = &history.ops[i.src];
+        format!(
+            "process {}'s {} ({})",
+            op.process,
+            model.describe_op(&i.op),
+            when(op)
+        )
+    };
+    // A completed write of another value, invoked after `after` and
+    // completed before the read began: the latest such. Else a completed
+    // read of another value between them: it sits between the two in every
+    // linearization, so the value changed after `after`.
+    let overwriter = |after: u64| {
+        let between = |k: &&prepare::Item<M::Op>| {
+            k.call > after && k.ret != prepare::PENDING && k.ret < r.call
+        };
+        let wrote = part
+            .items
+            .iter()
+            .filter(between)
+            .filter(|k| writes(k).is_some_and(|w| w != v))
+            .max_by_key(|k| k.ret)
+            .map(|k| format!("was overwritten by {} before the read began", name(k)));
+        wrote.or_else(|| {
+            part.items
+                .iter()
+                .filter(between)
+                .find(|k| match model.footprint(&k.op) {
+                    Footprint::Reads(u) => u != v,
+                    _ => false,
+                })
+                .map(|k| {
+                    format!(
+                        "was followed by {}, which saw another value before the read began",
+                        name(k)
+                    )
+                })
+        })
+    };
+    let mut reasons = Vec::new();
+    let mut total = 0;
+    if model.init() == v {
+        if let Some(why) = overwriter(0) {
+            total += 1;
+            reasons.push(format!("the initial value {why}"));
+        }
+    }
+    for w in part.items.iter().filter(|w| writes(w) == Some(v.clone())) {
+        total += 1;
+        if reasons.len() >= MAX_WRITERS {
+            continue;
+        }
+        let reason = if w.call > r.ret {
+            "was invoked after the read completed".to_string()
+        } else if let Some(why) = (w.ret < r.call).then(|| overwriter(w.ret)).flatten() {
+            why
+        } else if w.ret == prepare::PENDING {
+            "never completed, and every order that lets it take effect last before the read dead-ends"
+                .to_string()
+        } else if w.ret < r.call {
+            "completed before the read began, and every order that leaves it last before the read dead-ends"
+                .to_string()
+        } else {
+            "was in flight with the read, and every order that puts it last before the read dead-ends"
+                .to_string()
+        };
+        reasons.push(format!("{} {reason}", name(w)));
+    }
+    if total > reasons.len() {
+        reasons.push(format!("{} more likewise", total - reasons.len()));
+    }
+    let value = model.state_json(&v);
+    let rest = match others {
+        0 => String::new(),
+        1 => " (with the one other pending operation in either order)".to_string(),
+        k => format!(" (with the {k} other pending operations in every order)"),
+    };
+    Some(if reasons.is_empty() {
+        format!("no operation wrote {value} in time{rest}")
+    } else {
+        format!(
+            "no write of {value} can be the last before it: {}{rest}",
+            reasons.join("; ")
+        )
+    })
+}
+
 /// For a read of `v` that a completed write had certainly overwritten before
 /// the read began, with no operation able to write `v` again in time: the
 /// clause that says so. Needs footprints (register-like models).
@@ -601,6 +718,8 @@ fn witness<M: Model>(
     };
     let stale = match why {
         Why::Never => None,
+        Why::Exhausted => stale_read(model, history, part, c.blocked)
+            .or_else(|| ruled_out(model, history, part, c.blocked, c.pending.len())),
         _ => stale_read(model, history, part, c.blocked),
     };
     let message = match stale {

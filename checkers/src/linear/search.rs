@@ -197,6 +197,9 @@ pub(crate) struct Searcher<'a, M: Model> {
     /// DIRECT: try `entry` as it is; else the next chain of jokers to try
     /// before it.
     alt: u32,
+    /// `entry` is a read-only operation the state allows, taken before any
+    /// sibling (see `eager`): if its configuration was seen, so was this one.
+    forced: bool,
     /// The current state's id in the cache.
     state: u32,
     entry: u32,
@@ -382,6 +385,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             jokers_before,
             doomed,
             alt: DIRECT,
+            forced: false,
             state,
             iter: 0,
             best_depth: 0,
@@ -399,7 +403,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             }
         }
         s.m = advance(&s.occupied, 0);
-        s.entry = s.next[0];
+        s.walk_from_head();
         if let Some(d) = s.doomed {
             s.best_blocked = Some(d);
         }
@@ -619,6 +623,18 @@ impl<'a, M: Model> Searcher<'a, M> {
                             return Some(self.stop());
                         }
                     }
+                    Step::Seen if self.forced => {
+                        if !self.backtrack() {
+                            return Some(Outcome::Invalid {
+                                best_iter: self.best_iter,
+                            });
+                        }
+                    }
+                    // Not expected (the state allows it): walk as usual.
+                    Step::Impossible | Step::NoMore if self.forced => {
+                        self.forced = false;
+                        self.entry = self.next[0];
+                    }
                     // Not possible as it is: with jokers before it, then.
                     Step::Impossible if self.alt == DIRECT && self.jokers_left > 0 => self.alt = 0,
                     Step::Seen | Step::Impossible if self.alt != DIRECT => self.alt += 1,
@@ -653,6 +669,9 @@ impl<'a, M: Model> Searcher<'a, M> {
     #[inline]
     fn try_linearize(&mut self, e: u32) -> Step {
         let item = self.entries[e as usize].item;
+        if self.footprints && !self.read_only[item as usize] && self.twin_first(item) {
+            return Step::Impossible;
+        }
         let Some(new_state) = self
             .model
             .step(self.cache.state(self.state), &self.items[item as usize].op)
@@ -669,6 +688,31 @@ impl<'a, M: Model> Searcher<'a, M> {
         self.commit(e, new_state, DIRECT)
     }
 
+    /// Whether another operation with the same footprint as `item`, invoked
+    /// before the first completion still linked, completes before it. Then
+    /// that one goes first: in any linearization from here that takes
+    /// `item` first, swapping the two keeps every state the same, and every
+    /// operation between them was invoked before the earlier completion.
+    fn twin_first(&self, item: u32) -> bool {
+        let (print, ret) = (self.prints[item as usize], self.items[item as usize].ret);
+        let mut e = self.next[0];
+        while e != NIL {
+            let en = self.entries[e as usize];
+            if !en.call {
+                return false;
+            }
+            let j = en.item;
+            if j != item && self.prints[j as usize] == print {
+                let rj = self.items[j as usize].ret;
+                if rj < ret || (rj == ret && j < item) {
+                    return true;
+                }
+            }
+            e = self.next[e as usize];
+        }
+        false
+    }
+
     /// Linearizes the call entry `e` after the `alt`-th chain of jokers that
     /// leads from the state to the value it reads (NoMore past the last).
     fn try_chain(&mut self, e: u32, alt: u32) -> Step {
@@ -677,6 +721,9 @@ impl<'a, M: Model> Searcher<'a, M> {
             Print::Reads(v) | Print::ReadsWrites(v, _) => v,
             _ => return Step::NoMore,
         };
+        if !self.read_only[item as usize] && self.twin_first(item) {
+            return Step::NoMore;
+        }
         // Only jokers invoked before the first completion still linked.
         let mut lim = self.next[0];
         while lim != NIL && self.entries[lim as usize].call {
@@ -859,9 +906,36 @@ impl<'a, M: Model> Searcher<'a, M> {
             }
             self.best_blocked = (f != NIL).then(|| self.entries[f as usize].item);
         }
-        self.entry = self.next[0];
-        self.alt = DIRECT;
+        self.walk_from_head();
         Step::Pushed
+    }
+
+    /// Restarts the walk at the head, or at a read-only operation invoked
+    /// before the first completion still linked that the state allows
+    /// (`forced`). Taking it first loses nothing: it leaves the state as it
+    /// is, every operation that must precede it is linearized, and moving it
+    /// earlier in any linearization from here keeps that a linearization.
+    /// So reads never branch, and a configuration whose forced read leads
+    /// to a seen configuration fails like it.
+    fn walk_from_head(&mut self) {
+        self.alt = DIRECT;
+        self.forced = false;
+        self.entry = self.next[0];
+        let state = self.cache.state(self.state);
+        let mut e = self.next[0];
+        while e != NIL {
+            let en = self.entries[e as usize];
+            if !en.call {
+                break;
+            }
+            let i = en.item as usize;
+            if self.read_only[i] && self.model.step(state, &self.items[i].op).is_some() {
+                self.entry = e;
+                self.forced = true;
+                return;
+            }
+            e = self.next[e as usize];
+        }
     }
 
     /// Read-guided pruning. After linearizing `item` into `state`, look at
@@ -971,6 +1045,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             while self.stack.last().is_some_and(|g| g.joker) {
                 self.pop_joker();
             }
+            self.forced = false;
             if f.alt == DIRECT {
                 self.entry = self.next[f.e as usize];
                 self.alt = DIRECT;
@@ -987,7 +1062,7 @@ impl<'a, M: Model> Searcher<'a, M> {
 }
 
 /// What read-guided pruning needs of an operation's footprint, as state ids.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Print {
     Reads(u32),
     /// Sets the state to this value whatever it was.
