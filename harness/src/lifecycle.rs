@@ -13,7 +13,7 @@
 
 use crate::control::{self, ControlError, NodeErrors, Remote, SshNode, SshOptions};
 use crate::doctor;
-use crate::needs::{self, Need};
+use crate::needs::{self, FaultNeeds, Need};
 use crate::nemesis;
 use crate::nodes::NodeAddr;
 use crate::progress::Progress;

@@ -268,12 +268,9 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
         if result.failing_keys().len() > 1 {
             let mut seen = std::collections::HashSet::new();
             for a in &result.anomalies {
-                let key = a.get("key").map(Value::to_string).unwrap_or_default();
-                let m = a.get("message").and_then(Value::as_str);
-                if let (true, Some(m)) = (seen.insert(key), m) {
-                    if seen.len() > 1 {
-                        text += &format!("\n{name}: also: {m}");
-                    }
+                let key = a.key.as_ref().map(Value::to_string).unwrap_or_default();
+                if seen.insert(key) && seen.len() > 1 {
+                    text += &format!("\n{name}: also: {}", a.message);
                 }
             }
         }
