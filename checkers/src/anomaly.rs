@@ -121,17 +121,17 @@ impl Anomaly {
         let message = text(&mut m, "message")?;
         let severity = match m.remove("severity") {
             None => None,
-            Some(v) => Some(
-                serde_json::from_value(v.clone())
-                    .map_err(|_| format!("an anomaly's severity {v} is not invalid, possible or info"))?,
-            ),
-        };
-        let events = match m.remove("events") {
-            None => None,
             Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
-                format!("an anomaly's events {v} are not a list of event indices")
+                format!("an anomaly's severity {v} is not invalid, possible or info")
             })?),
         };
+        let events =
+            match m.remove("events") {
+                None => None,
+                Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
+                    format!("an anomaly's events {v} are not a list of event indices")
+                })?),
+            };
         Ok(Anomaly {
             kind,
             severity,

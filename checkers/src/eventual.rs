@@ -500,7 +500,9 @@ mod tests {
         ] {
             assert_eq!(run(v).valid, want, "final read {v}");
         }
-        assert!(run(6).anomalies[0].message.as_str()
+        assert!(run(6).anomalies[0]
+            .message
+            .as_str()
             .contains("between 3 and 5"));
     }
 
@@ -540,7 +542,9 @@ mod tests {
         ]);
         let r = check_unique(&hist).unwrap();
         assert_eq!(r.valid, Validity::Invalid);
-        assert!(r.anomalies[0].message.as_str()
+        assert!(r.anomalies[0]
+            .message
+            .as_str()
             .starts_with("id \"x\" was generated twice: by n1"));
     }
 }

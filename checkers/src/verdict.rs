@@ -64,7 +64,11 @@ impl Serialize for Validity {
 impl<'de> Deserialize<'de> for Validity {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
-            Value::Bool(b) => Ok(if b { Validity::Valid } else { Validity::Invalid }),
+            Value::Bool(b) => Ok(if b {
+                Validity::Valid
+            } else {
+                Validity::Invalid
+            }),
             Value::String(s) if s == "unknown" => Ok(Validity::Unknown),
             v => Err(serde::de::Error::custom(format!(
                 "\"valid\" is {v}: true, false or \"unknown\" expected"
@@ -138,7 +142,9 @@ impl CheckResult {
             Validity::Valid => format!(
                 "{} ({}, {} ops, {} ms)",
                 self.valid.word(),
-                self.model, self.ops, self.elapsed_ms
+                self.model,
+                self.ops,
+                self.elapsed_ms
             ),
             Validity::Unknown => format!(
                 "{} ({}, {} ops, {} ms): {}",
@@ -181,7 +187,12 @@ impl CheckResult {
                 format!(
                     "{} ({}, {} ops, {} ms): {}{}{}",
                     self.valid.word(),
-                    self.model, self.ops, self.elapsed_ms, why, also, more
+                    self.model,
+                    self.ops,
+                    self.elapsed_ms,
+                    why,
+                    also,
+                    more
                 )
             }
         }

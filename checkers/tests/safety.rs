@@ -40,10 +40,7 @@ fn run(c: &str, init: Value, hist: &History) -> CheckResult {
 }
 
 fn kinds(r: &CheckResult) -> Vec<String> {
-    r.anomalies
-        .iter()
-        .map(|a| a.kind.clone())
-        .collect()
+    r.anomalies.iter().map(|a| a.kind.clone()).collect()
 }
 
 const N: Value = Value::Null;
@@ -329,11 +326,7 @@ fn set_explanations_name_reads_and_times() {
             (2, "ok", "read", json!([]), 1500),
         ]),
     );
-    let msgs: Vec<&str> = r
-        .anomalies
-        .iter()
-        .map(|a| a.message.as_str())
-        .collect();
+    let msgs: Vec<&str> = r.anomalies.iter().map(|a| a.message.as_str()).collect();
     assert!(msgs.contains(&"element 1 was added by process 0 (acknowledged at 1.100 s) but is missing from process 2's final read (completed 1.500 s)"), "{msgs:#?}");
     assert!(msgs.contains(&"element 1 was seen by process 1's read (completed 1.300 s) but is missing from process 2's read invoked at 1.400 s"), "{msgs:#?}");
 }
@@ -479,7 +472,10 @@ fn bank_sums_never_wrap() {
     let r = run("bank", json!({"a": 0, "b": 0, "c": 0}), &hist);
     assert_eq!(r.valid, Validity::Invalid, "{:#?}", r.anomalies);
     assert_eq!(kinds(&r), ["wrong-total"]);
-    assert_eq!(r.anomalies[0].extra["total"], json!(2f64 * i64::MAX as f64 + 2.0));
+    assert_eq!(
+        r.anomalies[0].extra["total"],
+        json!(2f64 * i64::MAX as f64 + 2.0)
+    );
 }
 
 // Regression: counter bounds beyond i64 were cast (wrapped) into the anomaly.

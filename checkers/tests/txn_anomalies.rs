@@ -76,10 +76,7 @@ fn run(kind: TxnKind, models: &str, events: &[Ev]) -> [CheckResult; 3] {
 }
 
 fn types(r: &CheckResult) -> Vec<String> {
-    r.anomalies
-        .iter()
-        .map(|a| a.kind.clone())
-        .collect()
+    r.anomalies.iter().map(|a| a.kind.clone()).collect()
 }
 
 /// Asserts both formats find `kind` and judge the history invalid under `models`.

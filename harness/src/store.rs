@@ -257,8 +257,10 @@ mod tests {
         let j = b.journal();
         assert!(j.read().unwrap().is_empty());
         let line = |v: Value| JournalEntry::from_json(v);
-        j.record(&line(json!({"fault": "partition", "grudge": {"n1": ["n2"]}})))
-            .unwrap();
+        j.record(&line(
+            json!({"fault": "partition", "grudge": {"n1": ["n2"]}}),
+        ))
+        .unwrap();
         j.record(&line(json!({"fault": "pause", "node": "n3"})))
             .unwrap();
         // A crash mid-write tears the last line: it is skipped.

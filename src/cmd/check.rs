@@ -525,17 +525,17 @@ fn write_out(
     let body = serde_json::to_string_pretty(result).map_err(|e| e.to_string())?;
     let p = d.join("results.json");
     std::fs::write(&p, body + "\n").map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-    let test = serde_json::json!({
-        "system": "history file",
-        "workload": stem,
-        "command": format!(
+    let test = checkers::rundata::TestFile {
+        system: Some("history file".into()),
+        workload: Some(stem.into()),
+        command: Some(format!(
             "shakedown check --model {} {}",
             model.name(),
             crate::cmd::quote::shell_quote(&file.to_string_lossy())
-        ),
-    });
-    let value = serde_json::to_value(result).map_err(|e| e.to_string())?;
-    reports::render_history(&d, &test, &value, history)
+        )),
+        ..Default::default()
+    };
+    reports::render_history(&d, &test, result, history)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

@@ -2,13 +2,13 @@
 
 use super::nodes::NodeFlags;
 use crate::exit;
+use checkers::rundata::Fault;
+use checkers::rundata::{NodeEntry, TestFile};
 use clap::Args;
 use harness::lifecycle::{self, TestError, TestSpec};
 use harness::local::LocalCluster;
 use harness::runner::RunConfig;
-use checkers::rundata::Fault;
 use harness::store::Store;
-use checkers::rundata::{NodeEntry, TestFile};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

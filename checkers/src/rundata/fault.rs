@@ -321,7 +321,10 @@ impl FaultPlan {
                 .map(|(n, c)| match c {
                     ClockShift::Bump(s) => format!("{n} clock {} s", num(*s)),
                     ClockShift::Strobe { delta, period_ms } => {
-                        format!("{n} clock strobing 0/{} s every {period_ms} ms", num(*delta))
+                        format!(
+                            "{n} clock strobing 0/{} s every {period_ms} ms",
+                            num(*delta)
+                        )
                     }
                 })
                 .collect::<Vec<_>>()
@@ -418,15 +421,22 @@ mod tests {
 
     #[test]
     fn descriptions_are_the_report_s_words() {
-        let grudge: Grudge = serde_json::from_value(json!({"n1": ["n2", "n3"], "n2": [], "n3": ["n1"]})).unwrap();
+        let grudge: Grudge =
+            serde_json::from_value(json!({"n1": ["n2", "n3"], "n2": [], "n3": ["n1"]})).unwrap();
         let p = FaultPlan::Partition {
             strategy: "halves".into(),
             grudge,
             note: None,
         };
         assert_eq!(p.describe(), "halves: n1 drops n2,n3; n3 drops n1");
-        assert_eq!(p.headline(), "partition: halves: n1 drops n2,n3; n3 drops n1");
-        assert_eq!(FaultPlan::Kill(vec!["n1".into(), "n3".into()]).describe(), "n1, n3");
+        assert_eq!(
+            p.headline(),
+            "partition: halves: n1 drops n2,n3; n3 drops n1"
+        );
+        assert_eq!(
+            FaultPlan::Kill(vec!["n1".into(), "n3".into()]).describe(),
+            "n1, n3"
+        );
         assert_eq!(
             FaultPlan::Loss { probability: 0.2 }.describe(),
             "0.2 of incoming packets dropped"

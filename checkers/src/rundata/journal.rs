@@ -41,9 +41,9 @@ impl JournalEntry {
         let typed = (|| {
             let m = v.as_object()?;
             let entry = match (m.get("fault"), m.get("failed"), m.get("heal")) {
-                (Some(Value::String(f)), None, None) if m.len() == 2 => JournalEntry::Fault(
-                    FaultPlan::from_json(Fault::parse(f)?, m.get("plan")?)?,
-                ),
+                (Some(Value::String(f)), None, None) if m.len() == 2 => {
+                    JournalEntry::Fault(FaultPlan::from_json(Fault::parse(f)?, m.get("plan")?)?)
+                }
                 (None, Some(Value::String(f)), None) if m.len() == 2 => JournalEntry::Failed {
                     event: f.clone(),
                     nodes: serde_json::from_value(m.get("nodes")?.clone()).ok()?,
@@ -81,6 +81,9 @@ mod tests {
         }
         assert!(JournalEntry::from_json(json!({"heal": true})).is_healed());
         let odd = json!({"fault": "partition", "grudge": {"n1": ["n2"]}});
-        assert_eq!(JournalEntry::from_json(odd.clone()), JournalEntry::Other(odd));
+        assert_eq!(
+            JournalEntry::from_json(odd.clone()),
+            JournalEntry::Other(odd)
+        );
     }
 }

@@ -11,9 +11,7 @@ pub mod journal;
 pub mod results_file;
 pub mod test_file;
 
-pub use fault::{
-    ClockShift, DelaySpec, Fault, FaultPlan, Grudge, NodeFailure, HEAL_EVENTS,
-};
+pub use fault::{ClockShift, DelaySpec, Fault, FaultPlan, Grudge, NodeFailure, HEAL_EVENTS};
 pub use journal::JournalEntry;
 pub use results_file::{ResultsFile, Verdict};
 pub use test_file::{CheckerSpec, NodeEntry, TestFile};
