@@ -101,6 +101,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
         assert!(read_regular(&link, 1 << 20)
             .unwrap_err()
+            .to_string()
             .contains("symlink"));
         let fifo = d.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -108,6 +109,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert!(read_regular(&fifo, 1 << 20)
             .unwrap_err()
+            .to_string()
             .contains("not a regular file"));
         assert!(read_regular(Path::new("/dev/zero"), 1 << 20).is_err());
         assert!(!is_real_dir(&link));
