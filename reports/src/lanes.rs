@@ -235,3 +235,34 @@ fn lock_lanes(a: &Anomaly, h: &History) -> Lanes {
         caption: "The operations of the processes involved around the anomaly (red: the ones it names) and their holds (blue, from an acquire's completion to the next release, with the token; a black line where the lease ends, counted from the grant).".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checkers::history::{read_history, Format};
+
+    const LOCK: &str = r#"{"time":100000000,"process":0,"type":"invoke","f":"acquire","value":null}
+{"time":150000000,"process":0,"type":"ok","f":"acquire","value":{"token":5,"lease_ms":300}}
+{"time":300000000,"process":1,"type":"invoke","f":"acquire","value":null}
+{"time":350000000,"process":1,"type":"ok","f":"acquire","value":{"token":3}}
+{"time":400000000,"process":0,"type":"invoke","f":"release","value":null}
+{"time":420000000,"process":0,"type":"ok","f":"release","value":null}
+"#;
+
+    #[test]
+    fn the_lock_checker_s_anomaly_has_holds_on_lanes_and_no_other_checker_does() {
+        let h = read_history("h", LOCK, Format::Jsonl).unwrap().history;
+        let r = Checker::Lock
+            .check(&Value::Null, &h, &Default::default())
+            .unwrap();
+        assert!(!r.anomalies.is_empty());
+        let lanes = lanes_of("lock", &r, &h).expect("lock lanes");
+        assert_eq!(lanes.plot.unit, LaneUnit::Seconds);
+        let holds = lanes.plot.ops.iter().filter(|o| o.kind == LaneKind::Hold);
+        assert_eq!(holds.count(), 2);
+        let lease = lanes.plot.ops.iter().find_map(|o| o.mark.as_ref());
+        assert_eq!(lease.map(|m| m.1.as_str()), Some("lease ends (300 ms)"));
+        // The same anomalies under another name draw nothing: no counterexample.
+        assert!(lanes_of("set", &r, &h).is_none());
+    }
+}
