@@ -33,9 +33,10 @@ pub struct TestFile {
     /// The replaying command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
-    /// The system's and workload's `--opt`s, defaults filled in.
+    /// The system's and workload's `--opt`s, defaults filled in (values as
+    /// the selection wrote them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opts: Option<BTreeMap<String, String>>,
+    pub opts: Option<BTreeMap<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkers: Option<Vec<CheckerSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
