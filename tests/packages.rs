@@ -104,7 +104,7 @@ fn every_need() -> Vec<(Need, &'static [&'static str])> {
     }
     let mut faults = Vec::new();
     for f in harness::schedule::Fault::ALL {
-        faults.extend_from_slice(f.needs());
+        faults.extend_from_slice(needs::FaultNeeds::needs(f));
     }
     for n in faults {
         all.push((n, NODE));

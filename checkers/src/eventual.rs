@@ -439,7 +439,7 @@ mod tests {
         ]);
         let r = check_set(&hist).unwrap();
         assert_eq!(r.valid, Validity::Invalid);
-        let m = r.anomalies[0]["message"].as_str().unwrap();
+        let m = r.anomalies[0].message.as_str();
         assert!(
             m.starts_with("the final read on n2") && m.ends_with(": 1"),
             "{m}"
@@ -500,9 +500,9 @@ mod tests {
         ] {
             assert_eq!(run(v).valid, want, "final read {v}");
         }
-        assert!(run(6).anomalies[0]["message"]
+        assert!(run(6).anomalies[0]
+            .message
             .as_str()
-            .unwrap()
             .contains("between 3 and 5"));
     }
 
@@ -518,7 +518,7 @@ mod tests {
         ]);
         let r = check_counter(&hist, &Value::Null).unwrap();
         assert_eq!(r.valid, Validity::Invalid);
-        assert_eq!(r.anomalies[0]["type"], "out-of-bounds");
+        assert_eq!(r.anomalies[0].kind, "out-of-bounds");
     }
 
     #[test]
@@ -529,7 +529,7 @@ mod tests {
         ]);
         let r = check_echo(&hist).unwrap();
         assert_eq!(
-            r.anomalies[0]["message"],
+            r.anomalies[0].message,
             "process 0 sent \"a\" to n1 and got \"b\" back"
         );
         let hist = h(&[
@@ -542,9 +542,9 @@ mod tests {
         ]);
         let r = check_unique(&hist).unwrap();
         assert_eq!(r.valid, Validity::Invalid);
-        assert!(r.anomalies[0]["message"]
+        assert!(r.anomalies[0]
+            .message
             .as_str()
-            .unwrap()
             .starts_with("id \"x\" was generated twice: by n1"));
     }
 }

@@ -8,20 +8,11 @@
 //! "valid" (exit 4), unless a checker found it invalid.
 
 use crate::history::{Event, EventType, Process};
+use crate::rundata::fault::Fault;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The events that undo faults (a heal's completion ends a fault window).
-pub const HEAL_EVENTS: &[&str] = &[
-    "stop-partition",
-    "restart",
-    "resume",
-    "stop-loss",
-    "clock-reset",
-    "stop-delay",
-    "recover",
-    "heal",
-];
+pub use crate::rundata::fault::HEAL_EVENTS;
 
 /// One fault (or heal) that did not take effect on one node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -102,13 +93,9 @@ impl FaultSummary {
 
 /// "partitions" for start-partition, "kills" for kill, ...
 fn plural(event: &str, n: usize) -> String {
-    let word = match event {
-        "start-partition" => "partition",
-        "start-loss" => "packet loss fault",
-        "clock-shift" => "clock shift",
-        "start-delay" => "delay fault",
-        "lose-writes" => "power cut",
-        other => other,
+    let word: &str = match Fault::of_start_event(event) {
+        Some(f) => f.noun(),
+        None => event,
     };
     if n == 1 {
         word.to_string()

@@ -30,6 +30,7 @@ pub mod linear;
 pub mod lock;
 pub mod model;
 pub mod queue;
+pub mod rundata;
 pub mod set;
 pub mod txn;
 mod verdict;

@@ -294,12 +294,12 @@ mod tests {
             let r = with_poll(poll);
             assert_eq!(r.valid, want, "{poll}: {:?}", r.anomalies);
             if !kind.is_empty() {
-                assert_eq!(r.anomalies[0]["type"], kind, "{poll}");
+                assert_eq!(r.anomalies[0].kind, kind, "{poll}");
             }
         }
         let r = with_poll(r#"{"from":{"a":0},"msgs":{"a":[[3,2]]}}"#);
         assert_eq!(
-            r.anomalies[0]["message"],
+            r.anomalies[0].message,
             "process 1 polled key a from offset 0 to 3 without offset 0 (1, known from process 0)"
         );
         assert_eq!(
@@ -317,6 +317,6 @@ mod tests {
         lines
             .push(r#"{"process":0,"type":"ok","f":"send","value":{"key":"a","msg":5,"offset":2}}"#);
         let r = check(&h(&lines)).unwrap();
-        assert_eq!(r.anomalies[0]["type"], "nonmonotonic-send");
+        assert_eq!(r.anomalies[0].kind, "nonmonotonic-send");
     }
 }

@@ -1,6 +1,7 @@
 //! The result of a checker, as `check --json` and results.json carry it.
 
-use serde::{Serialize, Serializer};
+use crate::anomaly::Anomaly;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// Three outcomes, kept apart: never report Valid when a budget ran out.
@@ -21,11 +22,30 @@ impl Validity {
         }
     }
 
+    /// The verdict's word, everywhere it is shown: "valid", "invalid", "unknown".
     pub fn word(self) -> &'static str {
         match self {
             Validity::Valid => "valid",
             Validity::Invalid => "invalid",
             Validity::Unknown => "unknown",
+        }
+    }
+
+    /// The JSON of `"valid"`: true, false or "unknown".
+    pub fn to_json(self) -> Value {
+        match self {
+            Validity::Valid => Value::Bool(true),
+            Validity::Invalid => Value::Bool(false),
+            Validity::Unknown => Value::from("unknown"),
+        }
+    }
+
+    /// `"valid"` read back: anything but true and false is unknown.
+    pub fn from_json(v: &Value) -> Validity {
+        match v {
+            Value::Bool(true) => Validity::Valid,
+            Value::Bool(false) => Validity::Invalid,
+            _ => Validity::Unknown,
         }
     }
 
@@ -37,35 +57,50 @@ impl Validity {
 
 impl Serialize for Validity {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Validity::Valid => s.serialize_bool(true),
-            Validity::Invalid => s.serialize_bool(false),
-            Validity::Unknown => s.serialize_str("unknown"),
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Validity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(b) => Ok(if b {
+                Validity::Valid
+            } else {
+                Validity::Invalid
+            }),
+            Value::String(s) if s == "unknown" => Ok(Validity::Unknown),
+            v => Err(serde::de::Error::custom(format!(
+                "\"valid\" is {v}: true, false or \"unknown\" expected"
+            ))),
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// One checker's result: `check --json`, `check --out`'s results.json and
+/// each entry of a run's results.json; read back as written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckResult {
     pub valid: Validity,
     pub model: String,
     /// Client operations in the history.
     pub ops: usize,
     pub elapsed_ms: u64,
-    /// Each anomaly: at least "type" and "message".
-    pub anomalies: Vec<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Each anomaly: its type, message and the checker's own details.
+    pub anomalies: Vec<Anomaly>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_reason: Option<String>,
     /// Checker-specific totals: anomaly counts, a bank's drift, a set's tallies.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Value>,
     /// Search statistics, for benchmarks and curiosity.
+    #[serde(default)]
     pub stats: Stats,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Independent parts (keys) checked.
     pub parts: usize,
@@ -87,20 +122,33 @@ impl CheckResult {
         let mut seen = rustc_hash::FxHashSet::default();
         self.anomalies
             .iter()
-            .filter_map(|a| a.get("key"))
-            .filter(|k| !k.is_null() && seen.insert(k.to_string()))
+            .filter_map(Anomaly::key)
+            .filter(|k| seen.insert(k.to_string()))
             .collect()
+    }
+
+    /// What a verdict line says after the word: the first anomaly's
+    /// sentence, or why the checker could not decide.
+    pub fn reason(&self) -> Option<&str> {
+        self.anomalies
+            .first()
+            .map(|a| a.message.as_str())
+            .or(self.unknown_reason.as_deref())
     }
 
     /// One sentence for the verdict line.
     pub fn summary(&self) -> String {
         match self.valid {
             Validity::Valid => format!(
-                "valid ({}, {} ops, {} ms)",
-                self.model, self.ops, self.elapsed_ms
+                "{} ({}, {} ops, {} ms)",
+                self.valid.word(),
+                self.model,
+                self.ops,
+                self.elapsed_ms
             ),
             Validity::Unknown => format!(
-                "unknown ({}, {} ops, {} ms): {}",
+                "{} ({}, {} ops, {} ms): {}",
+                self.valid.word(),
                 self.model,
                 self.ops,
                 self.elapsed_ms,
@@ -110,8 +158,7 @@ impl CheckResult {
                 let why = self
                     .anomalies
                     .first()
-                    .and_then(|a| a.get("message"))
-                    .and_then(Value::as_str)
+                    .map(|a| a.message.as_str())
                     .unwrap_or("an anomaly was found");
                 let keys = self.failing_keys();
                 let also = if keys.len() > 1 {
@@ -138,8 +185,14 @@ impl CheckResult {
                     n => format!("; {n} more keys were not searched to the end"),
                 };
                 format!(
-                    "invalid ({}, {} ops, {} ms): {}{}{}",
-                    self.model, self.ops, self.elapsed_ms, why, also, more
+                    "{} ({}, {} ops, {} ms): {}{}{}",
+                    self.valid.word(),
+                    self.model,
+                    self.ops,
+                    self.elapsed_ms,
+                    why,
+                    also,
+                    more
                 )
             }
         }

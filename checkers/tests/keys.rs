@@ -34,14 +34,14 @@ fn every_failing_key_is_named_with_its_witness() {
     let keys: Vec<&str> = r
         .anomalies
         .iter()
-        .map(|a| a["key"].as_str().unwrap())
+        .map(|a| a.key().unwrap().as_str().unwrap())
         .collect();
     assert_eq!(keys, ["a", "c"]);
     for a in &r.anomalies {
-        let k = a["key"].as_str().unwrap();
-        let m = a["message"].as_str().unwrap();
+        let k = a.key().unwrap().as_str().unwrap();
+        let m = a.message.as_str();
         assert!(m.contains(&format!("on key \"{k}\"")), "{m}");
-        assert!(a["op"].is_number(), "{a}");
+        assert!(a.extra["op"].is_number(), "{a:?}");
     }
     assert!(
         r.summary().contains("2 keys fail: \"a\", \"c\""),

@@ -255,7 +255,7 @@ fn knossos_list_with_comments_is_read() {
     assert_eq!(p.history.ops.len(), 4);
     let r = check_cas(&p.history);
     assert_eq!(r.valid, checkers::Validity::Invalid);
-    assert_eq!(r.anomalies[0]["op"], 1, "{:?}", r.anomalies);
+    assert_eq!(r.anomalies[0].extra["op"], 1, "{:?}", r.anomalies);
 }
 
 /// Jepsen's history.txt, as Jepsen writes it: `process type f value [error]`.

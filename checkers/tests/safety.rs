@@ -40,10 +40,7 @@ fn run(c: &str, init: Value, hist: &History) -> CheckResult {
 }
 
 fn kinds(r: &CheckResult) -> Vec<String> {
-    r.anomalies
-        .iter()
-        .map(|a| a["type"].as_str().unwrap().to_string())
-        .collect()
+    r.anomalies.iter().map(|a| a.kind.clone()).collect()
 }
 
 const N: Value = Value::Null;
@@ -167,13 +164,13 @@ fn lock_explanation_names_processes_tokens_and_times() {
         (3, "ok", "release", N, 12_410),
     ]);
     let r = run("lock", N, &hist);
-    let m = r.anomalies[0]["message"].as_str().unwrap();
+    let m = r.anomalies[0].message.as_str();
     assert_eq!(
         m,
         "two clients held the lock at once, from 12.250 s to 12.400 s: process 3 (granted by 12.100 s, token 17, released at 12.400 s) and process 8 (granted by 12.250 s, token 18, never released)"
     );
-    assert_eq!(r.anomalies[0]["events"], json!([0, 1, 2, 3, 4, 5]));
-    assert_eq!(r.anomalies[0]["processes"], json!([3, 8]));
+    assert_eq!(json!(r.anomalies[0].events), json!([0, 1, 2, 3, 4, 5]));
+    assert_eq!(r.anomalies[0].extra["processes"], json!([3, 8]));
 
     let hist = h(&[
         (3, "invoke", "acquire", N, 1_000),
@@ -183,7 +180,7 @@ fn lock_explanation_names_processes_tokens_and_times() {
         (3, "invoke", "release", N, 7_000),
     ]);
     let r = run("lock", N, &hist);
-    let m = r.anomalies[0]["message"].as_str().unwrap();
+    let m = r.anomalies[0].message.as_str();
     assert!(m.contains("process 3's lease (5000 ms, granted by 1.100 s) had run out by 6.100 s, 0.300 s before process 8 asked"), "{m}");
     assert!(m.contains("from 6.500 s to 7.000 s"), "{m}");
 }
@@ -243,12 +240,12 @@ fn bank_explains_with_the_concurrent_transfer_and_the_drift() {
         (0, "ok", "transfer", transfer("a", "b", 3), 1300),
     ]);
     let r = run("bank", json!({"a": 10, "b": 10}), &hist);
-    let m = r.anomalies[0]["message"].as_str().unwrap();
+    let m = r.anomalies[0].message.as_str();
     assert_eq!(
         m,
         "process 1 read at 1.100 s (completed 1.200 s), but the balances summed to 17 instead of 20; 1 transfer was concurrent with it: process 0 moved 3 from \"a\" to \"b\" (ok, 1.000 s to 1.300 s)"
     );
-    assert_eq!(r.anomalies[0]["events"], json!([1, 2, 0, 3]));
+    assert_eq!(json!(r.anomalies[0].events), json!([1, 2, 0, 3]));
     assert_eq!(r.summary.as_ref().unwrap()["lowest_total"], 17);
 }
 
@@ -329,11 +326,7 @@ fn set_explanations_name_reads_and_times() {
             (2, "ok", "read", json!([]), 1500),
         ]),
     );
-    let msgs: Vec<&str> = r
-        .anomalies
-        .iter()
-        .map(|a| a["message"].as_str().unwrap())
-        .collect();
+    let msgs: Vec<&str> = r.anomalies.iter().map(|a| a.message.as_str()).collect();
     assert!(msgs.contains(&"element 1 was added by process 0 (acknowledged at 1.100 s) but is missing from process 2's final read (completed 1.500 s)"), "{msgs:#?}");
     assert!(msgs.contains(&"element 1 was seen by process 1's read (completed 1.300 s) but is missing from process 2's read invoked at 1.400 s"), "{msgs:#?}");
 }
@@ -382,7 +375,7 @@ fn counter_table() {
         let r = run("counter", N, &hist);
         assert_eq!(r.valid, want, "{name}: {:#?}", r.anomalies);
         if let Some((lo, hi)) = bounds {
-            assert_eq!(r.anomalies[0]["bounds"], json!([lo, hi]), "{name}");
+            assert_eq!(r.anomalies[0].extra["bounds"], json!([lo, hi]), "{name}");
         }
     }
 }
@@ -400,7 +393,7 @@ fn counter_explanation() {
         ]),
     );
     assert_eq!(
-        r.anomalies[0]["message"].as_str().unwrap(),
+        r.anomalies[0].message.as_str(),
         "process 1 read 10 (invoked at 1.200 s, completed 1.300 s), but the counter must have been between 12 and 12: 12 by the adds completed before the read began, plus or minus those concurrent with it"
     );
 }
@@ -456,7 +449,7 @@ fn a_stuck_lease_counts_only_acquires_after_it_ran_out() {
         (4, "fail", "acquire", N, 18),
     ]);
     let r = run("lock", N, &hist);
-    let msg = r.anomalies[0]["message"].as_str().unwrap();
+    let msg = r.anomalies[0].message.as_str();
     assert!(msg.contains("3 acquires failed"), "{msg}");
     assert!(msg.contains("from 0.013 s"), "{msg}");
     assert!(msg.contains("the lease should have freed it"), "{msg}");
@@ -479,7 +472,10 @@ fn bank_sums_never_wrap() {
     let r = run("bank", json!({"a": 0, "b": 0, "c": 0}), &hist);
     assert_eq!(r.valid, Validity::Invalid, "{:#?}", r.anomalies);
     assert_eq!(kinds(&r), ["wrong-total"]);
-    assert_eq!(r.anomalies[0]["total"], json!(2f64 * i64::MAX as f64 + 2.0));
+    assert_eq!(
+        r.anomalies[0].extra["total"],
+        json!(2f64 * i64::MAX as f64 + 2.0)
+    );
 }
 
 // Regression: counter bounds beyond i64 were cast (wrapped) into the anomaly.
@@ -495,7 +491,7 @@ fn counter_bounds_never_wrap() {
     ]);
     let r = run("counter", N, &hist);
     assert_eq!(r.valid, Validity::Invalid);
-    let b = &r.anomalies[0]["bounds"];
+    let b = &r.anomalies[0].extra["bounds"];
     assert!(b[0].as_f64().unwrap() > 1e19, "{b}");
 }
 

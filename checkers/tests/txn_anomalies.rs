@@ -76,10 +76,7 @@ fn run(kind: TxnKind, models: &str, events: &[Ev]) -> [CheckResult; 3] {
 }
 
 fn types(r: &CheckResult) -> Vec<String> {
-    r.anomalies
-        .iter()
-        .map(|a| a["type"].as_str().unwrap().to_string())
-        .collect()
+    r.anomalies.iter().map(|a| a.kind.clone()).collect()
 }
 
 /// Asserts both formats find `kind` and judge the history invalid under `models`.
@@ -96,8 +93,8 @@ fn finds(kind: TxnKind, models: &str, anomaly: &str, events: &[Ev]) -> Value {
     rs[0]
         .anomalies
         .iter()
-        .find(|a| a["type"] == anomaly)
-        .cloned()
+        .find(|a| a.kind == anomaly)
+        .map(|a| serde_json::to_value(a).unwrap())
         .unwrap()
 }
 

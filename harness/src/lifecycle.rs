@@ -22,7 +22,7 @@
 
 use crate::control::{self, Connector, ControlError, NodeErrors, Remote, SshOptions};
 use crate::doctor;
-use crate::needs::{self, Need};
+use crate::needs::{self, FaultNeeds, Need};
 use crate::nemesis;
 use crate::nodes::NodeAddr;
 use crate::progress::Progress;

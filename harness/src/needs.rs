@@ -157,6 +157,23 @@ pub fn describe_missing(needs: &[Need], missing: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The commands a fault runs on every node.
+pub trait FaultNeeds {
+    fn needs(self) -> &'static [Need];
+}
+
+impl FaultNeeds for checkers::rundata::Fault {
+    fn needs(self) -> &'static [Need] {
+        use checkers::rundata::Fault;
+        match self {
+            Fault::Partition | Fault::Loss | Fault::Delay => IPTABLES,
+            Fault::Clock => CLOCK,
+            Fault::Kill | Fault::Pause => &[],
+            Fault::LostWrites => FUSE,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

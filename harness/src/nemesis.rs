@@ -556,27 +556,7 @@ pub const NETEM_DIR: &str = "/opt/shakedown/netem";
 pub const NETEM_PID: &str = "/run/shakedown-netem";
 const NETEM_LOG: &str = "/opt/shakedown/netem/log";
 
-/// Packet delay, as the `delay` fault applies it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DelaySpec {
-    pub delay_ms: u32,
-    pub jitter_ms: u32,
-    /// Probability that a packet goes at once (reordering).
-    pub reorder: f64,
-    /// Probability that a packet is also sent twice.
-    pub duplicate: f64,
-}
-
-impl Default for DelaySpec {
-    fn default() -> Self {
-        DelaySpec {
-            delay_ms: 100,
-            jitter_ms: 0,
-            reorder: 0.0,
-            duplicate: 0.0,
-        }
-    }
-}
+pub use checkers::rundata::DelaySpec;
 
 /// Shell: the delay daemon started (recorded in [`NETEM_PID`]) and bound
 /// to its queue, then every packet to `peers` queued to it, read back.

@@ -10,12 +10,12 @@
 //! heal's completion.
 
 use crate::control::{on_nodes, ControlError, NodeResult, Remote};
-use crate::needs::{self, Need};
 use crate::nemesis::{self, Partition};
 use crate::runner::{Op, Recorder};
 use crate::store::Journal;
 use crate::system::{NodeInfo, System};
 use checkers::history::{EventType, Process};
+use checkers::rundata::{JournalEntry, NodeFailure};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,202 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    Partition,
-    Kill,
-    Pause,
-    Loss,
-    Clock,
-    Delay,
-    LostWrites,
-}
-
-impl Fault {
-    pub const ALL: [Fault; 7] = [
-        Fault::Partition,
-        Fault::Kill,
-        Fault::Pause,
-        Fault::Loss,
-        Fault::Clock,
-        Fault::Delay,
-        Fault::LostWrites,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Partition => "partition",
-            Fault::Kill => "kill",
-            Fault::Pause => "pause",
-            Fault::Loss => "loss",
-            Fault::Clock => "clock",
-            Fault::Delay => "delay",
-            Fault::LostWrites => "lost-writes",
-        }
-    }
-
-    /// One line for `--help`.
-    pub fn summary(self) -> &'static str {
-        match self {
-            Fault::Partition => "iptables partitions: random halves, one node isolated, majority/minority, majorities ring, bridge, the primary isolated (--partition picks)",
-            Fault::Kill => "SIGKILL the system's process on a minority of nodes; heal restarts it",
-            Fault::Pause => "SIGSTOP the system's process on a minority of nodes; heal sends SIGCONT",
-            Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
-            Fault::Delay => "delay every packet between nodes by --opt delay-ms=100 +- jitter-ms=0 (NFQUEUE and shakedown-netem; --opt reorder=P, duplicate=P)",
-            Fault::LostWrites => "a power cut on a minority: SIGKILL and drop every write not yet fsynced (the data directory on shakedown-lostfs, FUSE); heal restarts on what survived",
-            Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps and strobes; refused for Go binaries such as etcd)",
-        }
-    }
-
-    /// Parses `--nemesis a,b,c` ("none" or "" for no faults).
-    pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
-        let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if part == "none" {
-                continue;
-            }
-            let f = Fault::ALL
-                .into_iter()
-                .find(|f| f.name() == part)
-                .ok_or_else(|| {
-                    format!(
-                        "{part:?} is not a fault; choose from {} (or none)",
-                        Fault::ALL.map(|f| f.name()).join(", ")
-                    )
-                })?;
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Commands this fault runs on every node.
-    pub fn needs(self) -> &'static [Need] {
-        match self {
-            Fault::Partition | Fault::Loss | Fault::Delay => needs::IPTABLES,
-            Fault::Clock => needs::CLOCK,
-            Fault::Kill | Fault::Pause => &[],
-            Fault::LostWrites => needs::FUSE,
-        }
-    }
-
-    /// The history's names of this fault's start and stop events.
-    pub fn events(self) -> (&'static str, &'static str) {
-        match self {
-            Fault::Partition => ("start-partition", "stop-partition"),
-            Fault::Kill => ("kill", "restart"),
-            Fault::Pause => ("pause", "resume"),
-            Fault::Loss => ("start-loss", "stop-loss"),
-            Fault::Clock => ("clock-shift", "clock-reset"),
-            Fault::Delay => ("start-delay", "stop-delay"),
-            Fault::LostWrites => ("lose-writes", "recover"),
-        }
-    }
-}
-
-/// What a fault will do, decided before it is journaled and applied. On
-/// disk (journal, history) it is the JSON of [`FaultPlan::to_json`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum FaultPlan {
-    Partition {
-        strategy: &'static str,
-        grudge: nemesis::Grudge,
-        note: Option<&'static str>,
-    },
-    Kill(Vec<String>),
-    Pause(Vec<String>),
-    Loss {
-        probability: f64,
-    },
-    /// How each node's clock moves.
-    Clock(BTreeMap<String, ClockShift>),
-    /// Every packet between nodes delayed.
-    Delay(nemesis::DelaySpec),
-    /// A power cut on these nodes.
-    LostWrites(Vec<String>),
-}
-
-impl FaultPlan {
-    pub fn fault(&self) -> Fault {
-        match self {
-            FaultPlan::Partition { .. } => Fault::Partition,
-            FaultPlan::Kill(_) => Fault::Kill,
-            FaultPlan::Pause(_) => Fault::Pause,
-            FaultPlan::Loss { .. } => Fault::Loss,
-            FaultPlan::Clock(_) => Fault::Clock,
-            FaultPlan::Delay(_) => Fault::Delay,
-            FaultPlan::LostWrites(_) => Fault::LostWrites,
-        }
-    }
-
-    /// The plan as the history and the journal hold it.
-    pub fn to_json(&self) -> Value {
-        match self {
-            FaultPlan::Partition {
-                strategy,
-                grudge,
-                note,
-            } => {
-                let mut v = json!({"strategy": strategy, "grudge": grudge});
-                if let Some(n) = note {
-                    v["note"] = json!(n);
-                }
-                v
-            }
-            FaultPlan::Kill(nodes) | FaultPlan::Pause(nodes) | FaultPlan::LostWrites(nodes) => {
-                json!(nodes)
-            }
-            FaultPlan::Loss { probability } => json!({ "probability": probability }),
-            FaultPlan::Delay(d) => json!({
-                "delay_ms": d.delay_ms, "jitter_ms": d.jitter_ms,
-                "reorder": d.reorder, "duplicate": d.duplicate,
-            }),
-            FaultPlan::Clock(m) => Value::Object(
-                m.iter()
-                    .map(|(n, c)| {
-                        let v = match c {
-                            ClockShift::Bump(s) => json!(s),
-                            ClockShift::Strobe { delta, period_ms } => {
-                                json!({"strobe": delta, "period_ms": period_ms})
-                            }
-                        };
-                        (n.clone(), v)
-                    })
-                    .collect(),
-            ),
-        }
-    }
-
-    /// What the fault does, in words.
-    pub fn describe(&self) -> String {
-        match self {
-            FaultPlan::Partition {
-                strategy, grudge, ..
-            } => format!("partition ({strategy}): {}", nemesis::describe(grudge)),
-            FaultPlan::Kill(n) | FaultPlan::Pause(n) | FaultPlan::LostWrites(n) => {
-                format!("{} {}", self.fault().name(), n.join(","))
-            }
-            FaultPlan::Loss { probability } => format!("loss {}%", probability * 100.0),
-            FaultPlan::Delay(d) => format!(
-                "delay {} ms +- {} ms (reorder {}, duplicate {})",
-                d.delay_ms, d.jitter_ms, d.reorder, d.duplicate
-            ),
-            FaultPlan::Clock(m) => {
-                let each: Vec<String> = m
-                    .iter()
-                    .map(|(n, c)| match c {
-                        ClockShift::Bump(s) => format!("{n} {s:+} s"),
-                        ClockShift::Strobe { delta, period_ms } => {
-                            format!("{n} strobing 0/{delta:+} s every {period_ms} ms")
-                        }
-                    })
-                    .collect();
-                format!("clock {}", each.join(", "))
-            }
-        }
-    }
-}
+pub use checkers::rundata::{ClockShift, Fault, FaultPlan};
 
 /// How clock faults move a node's clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,15 +37,6 @@ pub enum ClockMode {
     /// On local test hosts (they share this machine's clock): the system's
     /// daemons run under libfaketime (`lib`), whose offset the fault moves.
     Faketime { lib: &'static str },
-}
-
-/// One node's clock fault.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ClockShift {
-    /// Moved by this many seconds.
-    Bump(f64),
-    /// Back and forth between +0 and `delta` seconds every `period_ms`.
-    Strobe { delta: f64, period_ms: u32 },
 }
 
 /// What the fault schedule acts on, besides its sessions.
@@ -378,21 +174,21 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                     });
                 if strategy != Partition::IsolatePrimary {
                     return FaultPlan::Partition {
-                        strategy: strategy.name(),
+                        strategy: strategy.name().into(),
                         grudge,
                         note: None,
                     };
                 }
                 match self.find_primary() {
                     Some(i) => FaultPlan::Partition {
-                        strategy: strategy.name(),
+                        strategy: strategy.name().into(),
                         grudge: Partition::isolate(&names, &names[i]),
                         note: None,
                     },
                     None => FaultPlan::Partition {
-                        strategy: "isolate",
+                        strategy: "isolate".into(),
                         grudge,
-                        note: Some("no node answered as the primary: a random node instead"),
+                        note: Some("no node answered as the primary: a random node instead".into()),
                     },
                 }
             }
@@ -440,12 +236,9 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         let (start, _) = fault.events();
         let plan = self.plan(fault);
         let json_plan = plan.to_json();
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(plan.describe());
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(plan.headline());
         self.record(EventType::Invoke, start, json_plan.clone(), None);
-        if let Err(e) = self
-            .journal
-            .record(&json!({"fault": fault.name(), "plan": json_plan}))
-        {
+        if let Err(e) = self.journal.record(&JournalEntry::Fault(plan.clone())) {
             // Without the journal a crash could leave this fault behind
             // unseen: it is not applied, and it is recorded as failed.
             tracing::error!("fault journal: {e}; skipping the fault");
@@ -490,10 +283,14 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             self.record(EventType::Info, f, value, None);
             return Ok(());
         }
-        let list: Vec<Value> = failed
+        let nodes: Vec<NodeFailure> = failed
             .iter()
-            .map(|(n, e)| json!({"node": n, "error": e}))
+            .map(|(n, e)| NodeFailure {
+                node: n.clone(),
+                error: e.clone(),
+            })
             .collect();
+        let list: Vec<Value> = nodes.iter().map(NodeFailure::to_json).collect();
         let text: Vec<String> = failed
             .iter()
             .map(|(n, e)| match n {
@@ -503,7 +300,11 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             .collect();
         let text = text.join("; ");
         tracing::error!("{f} failed: {text}");
-        if let Err(e) = self.journal.record(&json!({"failed": f, "nodes": list})) {
+        let entry = JournalEntry::Failed {
+            event: f.to_string(),
+            nodes,
+        };
+        if let Err(e) = self.journal.record(&entry) {
             tracing::error!("fault journal: {e}");
         }
         value["failed"] = Value::Array(list);
@@ -642,7 +443,7 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         let ok = failed.is_empty();
         let result = self.complete(f, json!({"verified": verified}), failed);
         if ok {
-            let _ = self.journal.record(&json!({"heal": true}));
+            let _ = self.journal.record(&JournalEntry::Healed);
         }
         result
     }
@@ -703,19 +504,16 @@ mod tests {
     #[test]
     fn descriptions_name_nodes() {
         let kill = FaultPlan::Kill(vec!["n1".into(), "n3".into()]);
-        assert_eq!(kill.describe(), "kill n1,n3");
+        assert_eq!(kill.headline(), "kill: n1, n3");
         assert_eq!(kill.to_json(), json!(["n1", "n3"]));
         let grudge: nemesis::Grudge =
             serde_json::from_value(json!({"n1": ["n2"], "n2": ["n1"]})).unwrap();
         let p = FaultPlan::Partition {
-            strategy: "isolate",
+            strategy: "isolate".into(),
             grudge,
             note: None,
         };
-        assert_eq!(
-            p.describe(),
-            "partition (isolate): n1 drops n2; n2 drops n1"
-        );
+        assert_eq!(p.headline(), "partition: isolate: n1 drops n2; n2 drops n1");
         assert_eq!(
             p.to_json(),
             json!({"strategy": "isolate", "grudge": {"n1": ["n2"], "n2": ["n1"]}})

@@ -7,6 +7,7 @@
 //! that `shakedown heal` can undo whatever a crashed run left behind.
 
 use checkers::history::jsonl::HistoryWriter;
+use checkers::rundata::{JournalEntry, TestFile};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -119,20 +120,32 @@ impl Store {
 
 impl RunDir {
     /// Writes test.json (every parameter, the seed, versions) before the run starts.
-    pub fn write_test_json(&self, test: &Value) -> Result<(), StoreError> {
+    pub fn write_test_json(&self, test: &TestFile) -> Result<(), StoreError> {
         let p = self.path.join("test.json");
-        let body = serde_json::to_string_pretty(test).map_err(|e| err(&p, e))?;
-        std::fs::write(&p, body + "\n").map_err(|e| err(&p, e))
+        std::fs::write(&p, checkers::rundata::to_text(test)).map_err(|e| err(&p, e))
+    }
+
+    /// test.json read back.
+    pub fn test_json(&self) -> Result<TestFile, StoreError> {
+        let p = self.path.join("test.json");
+        let text = std::fs::read(&p).map_err(|e| err(&p, e))?;
+        checkers::rundata::parse(&p, &text).map_err(|e| StoreError {
+            path: p.display().to_string(),
+            message: match e {
+                checkers::rundata::RunFileError::Malformed { source, .. } => source.to_string(),
+                checkers::rundata::RunFileError::Io { source, .. } => source.to_string(),
+            },
+        })
     }
 
     /// Adds (or replaces) one field of test.json.
     pub fn set_test_field(&self, key: &str, value: Value) -> Result<(), StoreError> {
         let p = self.path.join("test.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| err(&p, e))?;
-        let mut test: Value = serde_json::from_str(&text).map_err(|e| err(&p, e))?;
+        let mut test = serde_json::to_value(self.test_json()?).map_err(|e| err(&p, e))?;
         if let Value::Object(m) = &mut test {
             m.insert(key.to_string(), value);
         }
+        let test: TestFile = serde_json::from_value(test).map_err(|e| err(&p, e))?;
         self.write_test_json(&test)
     }
 
@@ -157,20 +170,20 @@ impl RunDir {
     }
 }
 
-/// Faults as they are about to be applied, one JSON object a line, synced.
+/// Faults as they are about to be applied, one [`JournalEntry`] a line, synced.
 pub struct Journal {
     pub path: PathBuf,
 }
 
 impl Journal {
     /// Records `fault` durably; call before applying it.
-    pub fn record(&self, fault: &Value) -> Result<(), StoreError> {
+    pub fn record(&self, entry: &JournalEntry) -> Result<(), StoreError> {
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
             .map_err(|e| err(&self.path, e))?;
-        let mut line = fault.to_string();
+        let mut line = entry.to_json().to_string();
         line.push('\n');
         f.write_all(line.as_bytes())
             .map_err(|e| err(&self.path, e))?;
@@ -178,7 +191,7 @@ impl Journal {
     }
 
     /// Every fault recorded; a torn last line (a crash mid-write) is skipped.
-    pub fn read(&self) -> Result<Vec<Value>, StoreError> {
+    pub fn read(&self) -> Result<Vec<JournalEntry>, StoreError> {
         let f = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -192,7 +205,7 @@ impl Journal {
         let mut out = Vec::new();
         for (i, l) in lines.iter().enumerate() {
             match serde_json::from_str(l) {
-                Ok(v) => out.push(v),
+                Ok(v) => out.push(JournalEntry::from_json(v)),
                 Err(_) if i + 1 == last => {}
                 Err(e) => return Err(err(&self.path, format!("line {}: {e}", i + 1))),
             }
@@ -233,7 +246,8 @@ mod tests {
         );
         assert!(store.create_run("etcd", "../x", now).is_err());
 
-        b.write_test_json(&json!({"seed": 7})).unwrap();
+        b.write_test_json(&serde_json::from_value(json!({"seed": 7})).unwrap())
+            .unwrap();
         let t: Value =
             serde_json::from_str(&std::fs::read_to_string(b.path.join("test.json")).unwrap())
                 .unwrap();
@@ -242,9 +256,13 @@ mod tests {
 
         let j = b.journal();
         assert!(j.read().unwrap().is_empty());
-        j.record(&json!({"fault": "partition", "grudge": {"n1": ["n2"]}}))
+        let line = |v: Value| JournalEntry::from_json(v);
+        j.record(&line(
+            json!({"fault": "partition", "grudge": {"n1": ["n2"]}}),
+        ))
+        .unwrap();
+        j.record(&line(json!({"fault": "pause", "node": "n3"})))
             .unwrap();
-        j.record(&json!({"fault": "pause", "node": "n3"})).unwrap();
         // A crash mid-write tears the last line: it is skipped.
         std::fs::OpenOptions::new()
             .append(true)
@@ -254,6 +272,6 @@ mod tests {
             .unwrap();
         let faults = j.read().unwrap();
         assert_eq!(faults.len(), 2);
-        assert_eq!(faults[1]["node"], "n3");
+        assert_eq!(faults[1].to_json()["node"], "n3");
     }
 }

@@ -81,7 +81,7 @@ impl Bench {
     }
 
     fn journal(&self) -> Vec<Value> {
-        self.run.journal().read().unwrap()
+        as_json(self.run.journal().read().unwrap())
     }
 
     fn pid(&self, node: &str) -> u32 {
@@ -125,7 +125,7 @@ fn a_partition_is_journaled_first_applied_verified_and_healed() {
         let (seen, journal) = (seen.clone(), b.run.journal());
         b.cluster.on_exec(move |_, cmd| {
             if cmd.contains("iptables-restore") {
-                seen.lock().unwrap().push(journal.read().unwrap());
+                seen.lock().unwrap().push(as_json(journal.read().unwrap()));
             }
         });
     }
@@ -259,7 +259,7 @@ fn after_a_crash_the_journal_says_so_and_heal_undoes_everything() {
     } = b;
     drop(nem);
     let b = (cluster, run);
-    let journal = b.1.journal().read().unwrap();
+    let journal = as_json(b.1.journal().read().unwrap());
     let faults: Vec<&str> = journal.iter().filter_map(|j| j["fault"].as_str()).collect();
     assert_eq!(faults, ["partition", "pause", "kill"]);
     assert_ne!(journal.last().unwrap()["heal"], Value::Bool(true));
@@ -333,4 +333,9 @@ fn the_fake_refuses_what_would_touch_this_machine() {
     drop(n);
     drop(cluster);
     assert!(!dir.exists(), "removed on drop");
+}
+
+/// The journal's entries as the JSON lines on disk.
+fn as_json(entries: Vec<checkers::rundata::JournalEntry>) -> Vec<Value> {
+    entries.iter().map(|e| e.to_json()).collect()
 }

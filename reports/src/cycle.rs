@@ -3,9 +3,25 @@
 //! them as arrows coloured and labelled by type (ww, wr, rw, process,
 //! realtime). Every string from the history is escaped here.
 
+use serde::Serialize;
 use std::fmt::Write;
 
+/// A cycle of transactions, as data; [`Cycle::render`] draws it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cycle {
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+impl Cycle {
+    /// The cycle as SVG (`None` when there is nothing to draw).
+    pub fn render(&self) -> Option<String> {
+        svg(&self.nodes, &self.edges)
+    }
+}
+
 /// One transaction of the cycle.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Node {
     /// T1, T2, ...
     pub name: String,
@@ -16,6 +32,7 @@ pub struct Node {
 }
 
 /// An edge between nodes, by position.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Edge {
     pub from: usize,
     pub to: usize,

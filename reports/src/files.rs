@@ -8,32 +8,53 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+/// A run's file that is not read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}: a symlink: refused")]
+    Symlink(String),
+    #[error("{0}: not a regular file: refused")]
+    NotRegular(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(p: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+    move |source| FileError::Io {
+        path: p.display().to_string(),
+        source,
+    }
+}
+
 /// Opens `p` if it is a regular file and not a symlink. O_NOFOLLOW refuses a
 /// symlink at open; O_NONBLOCK keeps a FIFO from blocking the open, and the
 /// type is checked on the opened file, so nothing can be swapped in between.
-pub fn open_regular(p: &Path) -> Result<std::fs::File, String> {
+pub fn open_regular(p: &Path) -> Result<std::fs::File, FileError> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(p)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => format!("{}: a symlink: refused", p.display()),
-            _ => format!("{}: {e}", p.display()),
+            Some(libc::ELOOP) => FileError::Symlink(p.display().to_string()),
+            _ => io(p)(e),
         })?;
-    let meta = f.metadata().map_err(|e| format!("{}: {e}", p.display()))?;
+    let meta = f.metadata().map_err(io(p))?;
     if !meta.is_file() {
-        return Err(format!("{}: not a regular file: refused", p.display()));
+        return Err(FileError::NotRegular(p.display().to_string()));
     }
     Ok(f)
 }
 
 /// The first `max` bytes of the regular file `p`.
-pub fn read_regular(p: &Path, max: u64) -> Result<Vec<u8>, String> {
+pub fn read_regular(p: &Path, max: u64) -> Result<Vec<u8>, FileError> {
     let mut out = Vec::new();
     open_regular(p)?
         .take(max)
         .read_to_end(&mut out)
-        .map_err(|e| format!("{}: {e}", p.display()))?;
+        .map_err(io(p))?;
     Ok(out)
 }
 
@@ -80,6 +101,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
         assert!(read_regular(&link, 1 << 20)
             .unwrap_err()
+            .to_string()
             .contains("symlink"));
         let fifo = d.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -87,6 +109,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert!(read_regular(&fifo, 1 << 20)
             .unwrap_err()
+            .to_string()
             .contains("not a regular file"));
         assert!(read_regular(Path::new("/dev/zero"), 1 << 20).is_err());
         assert!(!is_real_dir(&link));

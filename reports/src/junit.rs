@@ -2,6 +2,7 @@
 
 use crate::view::View;
 use crate::ReportError;
+use checkers::rundata::Verdict;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::path::Path;
 
@@ -33,10 +34,10 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
     let mut report = Report::new("shakedown");
     let mut suite = TestSuite::new(xml_text(&format!("{}-{}", view.system, view.workload)));
     for c in &view.checkers {
-        let status = match c.verdict.as_str() {
-            "valid" => TestCaseStatus::success(),
+        let status = match c.verdict {
+            Verdict::Valid => TestCaseStatus::success(),
             v => {
-                let mut s = TestCaseStatus::non_success(if v == "invalid" {
+                let mut s = TestCaseStatus::non_success(if v == Verdict::Invalid {
                     NonSuccessKind::Failure
                 } else {
                     NonSuccessKind::Error
@@ -103,11 +104,9 @@ pub fn write(run_dir: &Path, view: &View) -> Result<(), ReportError> {
         suite.add_test_case(case);
     }
     report.add_test_suite(suite);
-    let xml = report
-        .to_string()
-        .map_err(|e| ReportError(format!("junit: {e}")))?;
+    let xml = report.to_string()?;
     let p = run_dir.join("junit.xml");
-    crate::files::write_replacing(&p, xml).map_err(|e| ReportError(format!("{}: {e}", p.display())))
+    crate::files::write_replacing(&p, xml).map_err(ReportError::write(&p))
 }
 
 #[cfg(test)]

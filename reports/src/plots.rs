@@ -1,8 +1,94 @@
 //! Plots as inline SVG (plotters' SVG backend), every one shaded by the
-//! fault windows with the fault named.
+//! fault windows with the fault named. The plots own their input types;
+//! the view holds them as data, and the page renders them.
 
-use crate::view::{Point, Window};
 use plotters::prelude::*;
+use serde::Serialize;
+
+/// How an operation ended, as the plots colour it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Fail,
+    Info,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Fail, Outcome::Info];
+
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Info => "info",
+        }
+    }
+}
+
+/// One point of the latency plot: seconds, milliseconds, how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Point {
+    pub t: f64,
+    pub latency_ms: f64,
+    pub kind: Outcome,
+}
+
+/// A fault window shaded in a plot, from `start` to `end` (seconds).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Shade {
+    pub name: String,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// Completions per bucket of `bucket_s` seconds: ok, fail, info.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Buckets {
+    pub bucket_s: f64,
+    pub counts: Vec<[u64; 3]>,
+}
+
+impl Buckets {
+    pub fn add(&mut self, t: f64, kind: Outcome) {
+        if let Some(b) = self.counts.get_mut((t / self.bucket_s) as usize) {
+            b[kind as usize] += 1;
+        }
+    }
+}
+
+/// The run's plots as data: latencies, completions per bucket, and the
+/// fault windows that took effect (shaded).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunPlots {
+    pub points: Vec<Point>,
+    /// Seconds the latency plot spans.
+    pub span: f64,
+    pub buckets: Buckets,
+    pub shaded: Vec<Shade>,
+}
+
+/// The run's three plots as SVG.
+pub struct RunSvgs {
+    pub latency: String,
+    pub throughput: String,
+    pub availability: String,
+}
+
+impl RunPlots {
+    pub fn render(&self) -> Res<RunSvgs> {
+        Ok(RunSvgs {
+            latency: latency(&self.points, &self.shaded, self.span)?,
+            throughput: throughput(&self.buckets, &self.shaded)?,
+            availability: availability(&self.buckets, &self.shaded)?,
+        })
+    }
+}
+
+/// A plot plotters could not draw.
+#[derive(Debug, thiserror::Error)]
+#[error("plot: {0}")]
+pub struct PlotError(String);
 
 const OK: RGBColor = RGBColor(42, 157, 74);
 const FAIL: RGBColor = RGBColor(233, 162, 59);
@@ -11,22 +97,22 @@ const SHADE: RGBColor = RGBColor(120, 120, 200);
 const W: u32 = 900;
 const H: u32 = 260;
 
-fn color(kind: u8) -> RGBColor {
+fn color(kind: Outcome) -> RGBColor {
     match kind {
-        0 => OK,
-        1 => FAIL,
-        _ => INFO,
+        Outcome::Ok => OK,
+        Outcome::Fail => FAIL,
+        Outcome::Info => INFO,
     }
 }
 
-type Res<T> = Result<T, String>;
+type Res<T> = Result<T, PlotError>;
 
-fn e(x: impl std::fmt::Display) -> String {
-    x.to_string()
+fn e(x: impl std::fmt::Display) -> PlotError {
+    PlotError(x.to_string())
 }
 
 /// Latency of every operation (up to the points given) over time, log scale.
-pub fn latency(points: &[Point], windows: &[Window], span: f64) -> Res<String> {
+pub fn latency(points: &[Point], windows: &[Shade], span: f64) -> Res<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
@@ -46,7 +132,7 @@ pub fn latency(points: &[Point], windows: &[Window], span: f64) -> Res<String> {
             .draw()
             .map_err(e)?;
         shade(&mut chart, windows, 0.01, max)?;
-        for kind in 0..3u8 {
+        for kind in Outcome::ALL {
             chart
                 .draw_series(
                     points.iter().filter(|p| p.kind == kind).map(|p| {
@@ -103,7 +189,7 @@ fn compact_circles(svg: &str) -> String {
 
 fn shade<DB: DrawingBackend, CT>(
     chart: &mut ChartContext<'_, DB, CT>,
-    windows: &[Window],
+    windows: &[Shade],
     lo: f64,
     hi: f64,
 ) -> Res<()>
@@ -116,7 +202,7 @@ where
                 .iter()
                 .map(|w| Rectangle::new([(w.start, lo), (w.end, hi)], SHADE.mix(0.15).filled())),
         )
-        .map_err(|x| x.to_string())?;
+        .map_err(e)?;
     chart
         .draw_series(windows.iter().map(|w| {
             Text::new(
@@ -125,13 +211,13 @@ where
                 ("sans-serif", 11).into_font().color(&SHADE),
             )
         }))
-        .map_err(|x| x.to_string())?;
+        .map_err(e)?;
     Ok(())
 }
 
-/// Completions per second: ok, fail, info; `per_sec` holds buckets of
-/// `bucket_s` seconds.
-pub fn throughput(per_sec: &[[u64; 3]], bucket_s: f64, windows: &[Window]) -> Res<String> {
+/// Completions per second: ok, fail, info.
+pub fn throughput(buckets: &Buckets, windows: &[Shade]) -> Res<String> {
+    let (per_sec, bucket_s) = (&buckets.counts, buckets.bucket_s);
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
@@ -160,25 +246,28 @@ pub fn throughput(per_sec: &[[u64; 3]], bucket_s: f64, windows: &[Window]) -> Re
             .draw()
             .map_err(e)?;
         shade(&mut chart, windows, 0.0, max)?;
-        for kind in 0..3usize {
+        for kind in Outcome::ALL {
             chart
                 .draw_series(LineSeries::new(
-                    per_sec
-                        .iter()
-                        .enumerate()
-                        .map(|(s, c)| ((s as f64 + 0.5) * bucket_s, c[kind] as f64 / bucket_s)),
-                    color(kind as u8).stroke_width(2),
+                    per_sec.iter().enumerate().map(|(s, c)| {
+                        (
+                            (s as f64 + 0.5) * bucket_s,
+                            c[kind as usize] as f64 / bucket_s,
+                        )
+                    }),
+                    color(kind).stroke_width(2),
                 ))
                 .map_err(e)?
-                .label(["ok", "fail", "info"][kind]);
+                .label(kind.word());
         }
         root.present().map_err(e)?;
     }
     Ok(out)
 }
 
-/// Fraction of completions that were ok, per bucket of `bucket_s` seconds.
-pub fn availability(per_sec: &[[u64; 3]], bucket_s: f64, windows: &[Window]) -> Res<String> {
+/// Fraction of completions that were ok, per bucket.
+pub fn availability(buckets: &Buckets, windows: &[Shade]) -> Res<String> {
+    let (per_sec, bucket_s) = (&buckets.counts, buckets.bucket_s);
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (W, 200)).into_drawing_area();
@@ -212,30 +301,72 @@ pub fn availability(per_sec: &[[u64; 3]], bucket_s: f64, windows: &[Window]) -> 
     Ok(out)
 }
 
-/// One operation on a lane: `kind` 0 linearized (or a plain hold), 1
-/// pending, 2 the operation that cannot be linearized (or an overlap).
-#[derive(Clone, Debug, serde::Serialize)]
+/// What a bar on a lane is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaneKind {
+    /// Linearized (or an operation not named by the anomaly).
+    Done,
+    Pending,
+    /// The operation that cannot be linearized, or one an anomaly names.
+    Named,
+    /// A lock held.
+    Hold,
+}
+
+impl LaneKind {
+    fn color(self) -> RGBColor {
+        match self {
+            LaneKind::Done => RGBColor(120, 170, 130),
+            LaneKind::Pending => RGBColor(233, 162, 59),
+            LaneKind::Named => RGBColor(214, 40, 40),
+            LaneKind::Hold => RGBColor(90, 120, 200),
+        }
+    }
+}
+
+/// One operation on a lane, from its invocation to its completion.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LaneOp {
     pub lane: String,
     pub start: f64,
     pub end: f64,
     pub label: String,
-    /// 0 done, 1 pending, 2 named by the anomaly, 3 a lock hold.
-    pub kind: u8,
+    pub kind: LaneKind,
     /// A moment marked on the bar with a line and a word (a lease's end).
     pub mark: Option<(f64, String)>,
 }
 
-const LANE: [RGBColor; 4] = [
-    RGBColor(120, 170, 130),
-    RGBColor(233, 162, 59),
-    RGBColor(214, 40, 40),
-    RGBColor(90, 120, 200),
-];
+/// What the lanes' x axis counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LaneUnit {
+    Seconds,
+    /// The history has no times: event indices, and no fault windows.
+    EventIndex,
+}
+
+/// Lanes per process around a failure, as data.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LanePlot {
+    pub ops: Vec<LaneOp>,
+    pub unit: LaneUnit,
+}
+
+impl LanePlot {
+    /// The lanes as SVG, the fault windows shaded when the axis is time;
+    /// empty when there is nothing to draw.
+    pub fn render(&self, windows: &[Shade]) -> Res<String> {
+        match self.unit {
+            LaneUnit::Seconds => lanes(&self.ops, windows, "seconds"),
+            LaneUnit::EventIndex => lanes(&self.ops, &[], "event index"),
+        }
+    }
+}
 
 /// Lanes per process around a failure: each operation a bar from its
 /// invocation to its completion, labelled; fault windows shaded.
-pub fn lanes(ops: &[LaneOp], windows: &[Window], unit: &str) -> Res<String> {
+fn lanes(ops: &[LaneOp], windows: &[Shade], unit: &str) -> Res<String> {
     let mut names: Vec<String> = Vec::new();
     for o in ops {
         if !names.contains(&o.lane) {
@@ -288,10 +419,10 @@ pub fn lanes(ops: &[LaneOp], windows: &[Window], unit: &str) -> Res<String> {
             .light_line_style(WHITE)
             .draw()
             .map_err(e)?;
-        let visible: Vec<Window> = windows
+        let visible: Vec<Shade> = windows
             .iter()
             .filter(|w| w.end >= x0 && w.start <= x1)
-            .map(|w| Window {
+            .map(|w| Shade {
                 start: w.start.max(x0),
                 end: w.end.min(x1),
                 ..w.clone()
@@ -307,14 +438,14 @@ pub fn lanes(ops: &[LaneOp], windows: &[Window], unit: &str) -> Res<String> {
                         (o.start, y + 0.2),
                         (o.end.max(o.start + pad / 20.0), y + 0.8),
                     ],
-                    LANE[o.kind.min(3) as usize].mix(0.85).filled(),
+                    o.kind.color().mix(0.85).filled(),
                 )
             }))
             .map_err(e)?;
         chart
             .draw_series(ops.iter().map(|o| {
                 // Holds are labelled under their bar, operations above.
-                let dy = if o.kind == 3 { 0.15 } else { 0.95 };
+                let dy = if o.kind == LaneKind::Hold { 0.15 } else { 0.95 };
                 Text::new(
                     o.label.clone(),
                     (o.start, row(&o.lane) + dy),

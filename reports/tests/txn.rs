@@ -18,10 +18,11 @@ fn cycle_svg_edges_and_junit_cases() {
         .unwrap()
         .history;
     let r = check(TxnKind::ListAppend, Models::default(), &h, None).unwrap();
-    let result = serde_json::to_value(&r).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let test = serde_json::json!({"system": "history file", "workload": "h"});
-    let page = reports::render_history(dir.path(), &test, &result, &h).unwrap();
+    let test: checkers::rundata::TestFile =
+        serde_json::from_value(serde_json::json!({"system": "history file", "workload": "h"}))
+            .unwrap();
+    let page = reports::render_history(dir.path(), &test, &r, &h).unwrap();
     let html = std::fs::read_to_string(page).unwrap();
     assert!(html.contains("A cycle of 2 transactions"), "no cycle drawn");
     assert!(html.contains("href=\"#op="), "no link into the timeline");

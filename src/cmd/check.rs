@@ -268,12 +268,9 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
         if result.failing_keys().len() > 1 {
             let mut seen = std::collections::HashSet::new();
             for a in &result.anomalies {
-                let key = a.get("key").map(Value::to_string).unwrap_or_default();
-                let m = a.get("message").and_then(Value::as_str);
-                if let (true, Some(m)) = (seen.insert(key), m) {
-                    if seen.len() > 1 {
-                        text += &format!("\n{name}: also: {m}");
-                    }
+                let key = a.key.as_ref().map(Value::to_string).unwrap_or_default();
+                if seen.insert(key) && seen.len() > 1 {
+                    text += &format!("\n{name}: also: {}", a.message);
                 }
             }
         }
@@ -528,17 +525,17 @@ fn write_out(
     let body = serde_json::to_string_pretty(result).map_err(|e| e.to_string())?;
     let p = d.join("results.json");
     std::fs::write(&p, body + "\n").map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-    let test = serde_json::json!({
-        "system": "history file",
-        "workload": stem,
-        "command": format!(
+    let test = checkers::rundata::TestFile {
+        system: Some("history file".into()),
+        workload: Some(stem.into()),
+        command: Some(format!(
             "shakedown check --model {} {}",
             model.name(),
             crate::cmd::quote::shell_quote(&file.to_string_lossy())
-        ),
-    });
-    let value = serde_json::to_value(result).map_err(|e| e.to_string())?;
-    reports::render_history(&d, &test, &value, history)
+        )),
+        ..Default::default()
+    };
+    reports::render_history(&d, &test, result, history)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

@@ -22,13 +22,13 @@ fn left_behind(store: &std::path::Path) -> Option<String> {
     };
     let faults = journal.read().ok()?;
     let last = faults.last()?;
-    if last.get("heal") == Some(&serde_json::Value::Bool(true)) {
+    if last.is_healed() {
         return None;
     }
     Some(format!(
         "{}: the last fault was not healed: {}",
         run.display(),
-        last
+        last.to_json()
     ))
 }
 

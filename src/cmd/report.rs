@@ -26,8 +26,8 @@ pub fn run(args: ReportArgs) -> u8 {
 }
 
 /// Renders report.html, junit.xml and the store's index; the report's path.
-pub fn render(run_dir: &Path) -> Result<PathBuf, String> {
-    reports::render_run(run_dir).map_err(|e| e.to_string())
+pub fn render(run_dir: &Path) -> Result<PathBuf, reports::ReportError> {
+    reports::render_run(run_dir)
 }
 
 /// Only regular files inside the run are read: a symlink could copy any

@@ -2,13 +2,15 @@
 
 use super::nodes::NodeFlags;
 use crate::exit;
+use checkers::rundata::Fault;
+use checkers::rundata::{NodeEntry, TestFile};
 use clap::Args;
 use harness::lifecycle::{self, TestError, TestSpec};
 use harness::local::LocalCluster;
 use harness::runner::RunConfig;
-use harness::schedule::Fault;
 use harness::store::Store;
-use serde_json::{json, Value};
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use workloads::{systems, Selection, WORKLOADS};
@@ -303,26 +305,39 @@ pub fn run(args: TestArgs) -> u8 {
     if let Some(f) = &nodes_file {
         cmd += &format!(" --nodes-file {}", shell_quote(&f.to_string_lossy()));
     }
-    let mut test = workloads::describe(&sel);
-    let extra = json!({
-        "command": cmd,
-        "seed": seed,
-        "nemesis": faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
-        "time_limit_s": args.time_limit,
-        "interval_s": args.interval,
-        "partitions": partitions.iter().map(|p| p.name()).collect::<Vec<_>>(),
-        "recovery_s": args.recovery,
-        "op_timeout_s": args.op_timeout,
-        "concurrency": concurrency,
-        "rate": args.rate,
-        "nodes": prepared.nodes.iter().map(|n| json!({"name": n.name, "ip": n.ip.to_string()})).collect::<Vec<_>>(),
-        "local_cluster": local,
-        "versions": {"shakedown": env!("CARGO_PKG_VERSION"), sel.system.name: system.version()},
-        "started": harness::store::timestamp(SystemTime::now()),
-    });
-    if let (Value::Object(t), Value::Object(e)) = (&mut test, extra) {
-        t.extend(e);
-    }
+    let mut test: TestFile = match serde_json::from_value(workloads::describe(&sel)) {
+        Ok(t) => t,
+        Err(e) => {
+            err!("shakedown test: test.json: the selection's description: {e}");
+            return exit::INFRA;
+        }
+    };
+    test.command = Some(cmd.clone());
+    test.seed = Some(seed);
+    test.nemesis = Some(faults.iter().map(|f| f.name().to_string()).collect());
+    test.time_limit_s = Some(args.time_limit);
+    test.interval_s = Some(args.interval);
+    test.partitions = Some(partitions.iter().map(|p| p.name().to_string()).collect());
+    test.recovery_s = Some(args.recovery);
+    test.op_timeout_s = Some(args.op_timeout);
+    test.concurrency = Some(concurrency as u64);
+    test.rate = Some(args.rate);
+    test.nodes = Some(
+        prepared
+            .nodes
+            .iter()
+            .map(|n| NodeEntry {
+                name: n.name.clone(),
+                ip: n.ip.to_string(),
+            })
+            .collect(),
+    );
+    test.local_cluster = Some(local);
+    test.versions = Some(BTreeMap::from([
+        ("shakedown".to_string(), json!(env!("CARGO_PKG_VERSION"))),
+        (sel.system.name.to_string(), json!(system.version())),
+    ]));
+    test.started = Some(harness::store::timestamp(SystemTime::now()));
     if let Err(e) = run_dir.write_test_json(&test) {
         err!("shakedown test: {e}");
         return exit::INFRA;

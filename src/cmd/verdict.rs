@@ -8,7 +8,6 @@
 use crate::exit;
 use checkers::linear::Options;
 use checkers::Validity;
-use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,18 +39,13 @@ pub fn finish(run_dir: &Path, verb: Verb) -> u8 {
             return exit::USAGE;
         }
     };
-    for (name, c) in r.json["checkers"].as_object().into_iter().flatten() {
-        let word = match &c["valid"] {
-            Value::Bool(true) => "valid",
-            Value::Bool(false) => "INVALID",
-            _ => "unknown",
+    for (name, c) in &r.results.checkers {
+        // An invalid verdict stands out.
+        let word = match c.valid {
+            Validity::Invalid => c.valid.word().to_uppercase(),
+            v => v.word().to_string(),
         };
-        let why = c["anomalies"]
-            .get(0)
-            .and_then(|a| a["message"].as_str())
-            .or_else(|| c["unknown_reason"].as_str())
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
+        let why = c.reason().map(|m| format!(": {m}")).unwrap_or_default();
         out!("{name}: {word}{why}");
     }
     match r.faults.headline() {

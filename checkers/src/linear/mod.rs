@@ -18,6 +18,7 @@ mod cache;
 mod prepare;
 mod search;
 
+use crate::anomaly::{Anomaly, Severity};
 use crate::history::{History, Operation};
 use crate::model::{Model, ModelKind, Mutex, Register};
 use crate::verdict::{CheckResult, Stats, Validity};
@@ -188,7 +189,7 @@ fn explain<M: Model>(
     steps: u64,
     blocked: Option<u32>,
     search: &Shared,
-) -> (Value, Value) {
+) -> (Anomaly, Value) {
     // The search's deadline and budget, with nothing cancelled or in use.
     let shared = Shared {
         deadline: search.deadline,
@@ -247,14 +248,26 @@ fn explain<M: Model>(
 }
 
 /// The anomaly of an invalid part whose witness could not be rebuilt before the deadline.
-fn not_rebuilt<O>(part: &Part<O>) -> Value {
+fn not_rebuilt<O>(part: &Part<O>) -> Anomaly {
     let msg = match &part.key {
         Some(k) => {
             format!("no linearization exists on key {k} (the witness could not be rebuilt in time)")
         }
         None => "no linearization exists (the witness could not be rebuilt in time)".to_string(),
     };
-    json!({"type": "nonlinearizable", "severity": "invalid", "key": part.key, "message": msg})
+    nonlinearizable(part, Some(Severity::Invalid), msg)
+}
+
+/// A nonlinearizable anomaly on `part`'s key (written `null` without one).
+fn nonlinearizable<O>(part: &Part<O>, severity: Option<Severity>, message: String) -> Anomaly {
+    Anomaly {
+        kind: "nonlinearizable".into(),
+        severity,
+        key: Some(part.key.clone().unwrap_or(Value::Null)),
+        message,
+        events: None,
+        extra: serde_json::Map::new(),
+    }
 }
 
 /// What a prefix probe found.
@@ -651,14 +664,11 @@ fn witness<M: Model>(
     history: &History,
     part: &Part<M::Op>,
     c: &Capture<M::State>,
-) -> (Value, Value) {
+) -> (Anomaly, Value) {
     let items = &part.items;
     let Some(blocked) = items.get(c.blocked) else {
         let msg = "no linearization exists".to_string();
-        return (
-            json!({"type": "nonlinearizable", "key": part.key, "message": msg}),
-            Value::Null,
-        );
+        return (nonlinearizable(part, None, msg), Value::Null);
     };
     let bop = &history.ops[blocked.src];
     let key_clause = part
@@ -765,14 +775,9 @@ fn witness<M: Model>(
         .collect();
     let mut events = vec![bop.call];
     events.extend(bop.ret);
-    let anomaly = json!({
-        "type": "nonlinearizable",
-        "severity": "invalid",
-        "key": part.key,
-        "op": bop.id,
-        "events": events,
-        "message": message,
-    });
+    let mut anomaly = nonlinearizable(part, Some(Severity::Invalid), message.clone());
+    anomaly.events = Some(events);
+    anomaly.extra.insert("op".into(), json!(bop.id));
     let cx = json!({
         "key": part.key,
         "op": op_json(model, bop, &blocked.op),

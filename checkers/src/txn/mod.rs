@@ -258,7 +258,7 @@ pub fn check_txns(
             // The type leads, so that a verdict line names it.
             let message = format!("{}: {}", f.kind, f.message);
             let mut a = Anomaly::new(f.kind, sev, f.key.as_ref(), message);
-            a.events = f.events;
+            a.events = Some(f.events);
             for (k, v) in f.extra {
                 a = a.with(k, v);
             }
