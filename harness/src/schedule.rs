@@ -70,7 +70,7 @@ impl Fault {
             Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
             Fault::Delay => "delay every packet between nodes by --opt delay-ms=100 +- jitter-ms=0 (NFQUEUE and shakedown-netem; --opt reorder=P, duplicate=P)",
             Fault::LostWrites => "a power cut on a minority: SIGKILL and drop every write not yet fsynced (the data directory on shakedown-lostfs, FUSE); heal restarts on what survived",
-            Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps and strobes; refused for Go binaries such as etcd)",
+            Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps, strobes, and rate skews of 0.5x to 3x; refused for Go binaries such as etcd)",
         }
     }
 
@@ -100,7 +100,8 @@ impl Fault {
     /// Commands this fault runs on every node.
     pub fn needs(self) -> &'static [Need] {
         match self {
-            Fault::Partition | Fault::Loss | Fault::Delay => needs::IPTABLES,
+            Fault::Partition | Fault::Loss => needs::IPTABLES,
+            Fault::Delay => needs::DELAY,
             Fault::Clock => needs::CLOCK,
             Fault::Kill | Fault::Pause => &[],
             Fault::LostWrites => needs::FUSE,
@@ -186,6 +187,9 @@ impl FaultPlan {
                             ClockShift::Strobe { delta, period_ms } => {
                                 json!({"strobe": delta, "period_ms": period_ms})
                             }
+                            ClockShift::Skew { rate_milli } => {
+                                json!({"skew": f64::from(*rate_milli) / 1000.0})
+                            }
                         };
                         (n.clone(), v)
                     })
@@ -216,6 +220,9 @@ impl FaultPlan {
                         ClockShift::Strobe { delta, period_ms } => {
                             format!("{n} strobing 0/{delta:+} s every {period_ms} ms")
                         }
+                        ClockShift::Skew { rate_milli } => {
+                            format!("{n} running at {}x", f64::from(*rate_milli) / 1000.0)
+                        }
                     })
                     .collect();
                 format!("clock {}", each.join(", "))
@@ -241,7 +248,13 @@ pub enum ClockShift {
     Bump(f64),
     /// Back and forth between +0 and `delta` seconds every `period_ms`.
     Strobe { delta: f64, period_ms: u32 },
+    /// Running at `rate_milli`/1000 of real time (faked clocks only).
+    Skew { rate_milli: u32 },
 }
+
+/// The rates a skewed clock runs at, in thousandths: at least 25% off, so
+/// a probe tells them from real time at once.
+const SKEW_RATES: [u32; 6] = [500, 750, 1250, 1500, 2000, 3000];
 
 /// What the fault schedule acts on, besides its sessions.
 #[derive(Clone)]
@@ -415,12 +428,17 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 let faked = matches!(self.targets.clock, ClockMode::Faketime { .. });
                 for i in self.minority() {
                     let sign = if self.rng.gen() { 1.0 } else { -1.0 };
-                    // A faked clock can also strobe (a loop on the node);
-                    // `date -s` only bumps.
-                    let shift = if faked && self.rng.gen_bool(0.3) {
+                    // A faked clock can also strobe (a loop on the node)
+                    // and run fast or slow; `date -s` only bumps.
+                    let roll = if faked { self.rng.gen_range(0..10) } else { 9 };
+                    let shift = if roll < 3 {
                         ClockShift::Strobe {
                             delta: sign * f64::from(self.rng.gen_range(1..=10u32)),
                             period_ms: self.rng.gen_range(20..=200),
+                        }
+                    } else if roll < 6 {
+                        ClockShift::Skew {
+                            rate_milli: *SKEW_RATES.choose(&mut self.rng).expect("non-empty"),
                         }
                     } else {
                         ClockShift::Bump(sign * f64::from(self.rng.gen_range(1..=60u32)))
@@ -570,11 +588,14 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                         (ClockMode::Faketime { lib }, ClockShift::Strobe { delta, period_ms }) => {
                             nemesis::faketime_strobe(n, lib, delta, period_ms)
                         }
+                        (ClockMode::Faketime { lib }, ClockShift::Skew { rate_milli }) => {
+                            nemesis::faketime_skew(n, lib, rate_milli)
+                        }
                         (ClockMode::Date, ClockShift::Bump(s)) => nemesis::shift_clock(n, s as i64)
                             .map(|_| format!("clock moved by {s:+} s (date -s, read back)")),
-                        (ClockMode::Date, ClockShift::Strobe { .. }) => Err(ControlError {
+                        (ClockMode::Date, _) => Err(ControlError {
                             node: n.name().into(),
-                            what: "a clock strobe needs a faked clock".into(),
+                            what: "a clock strobe or skew needs a faked clock".into(),
                             command: None,
                             code: None,
                             stderr: String::new(),

@@ -714,19 +714,20 @@ fn fault_words(v: &Value) -> String {
     }
     match v {
         Value::Array(a) => a.iter().map(short).collect::<Vec<_>>().join(", "),
-        // A clock fault: each node's shift (seconds) or strobe.
+        // A clock fault: each node's shift (seconds), strobe or skew.
         Value::Object(m)
             if m.values()
-                .all(|x| x.is_number() || x.get("strobe").is_some()) =>
+                .all(|x| x.is_number() || x.get("strobe").is_some() || x.get("skew").is_some()) =>
         {
             m.iter()
-                .map(|(n, x)| match x.get("strobe") {
-                    Some(d) => format!(
+                .map(|(n, x)| match (x.get("strobe"), x.get("skew")) {
+                    (Some(d), _) => format!(
                         "{n} clock strobing 0/{} s every {} ms",
                         short(d),
                         short(&x["period_ms"])
                     ),
-                    None => format!("{n} clock {} s", short(x)),
+                    (None, Some(r)) => format!("{n} clock running at {}x", short(r)),
+                    (None, None) => format!("{n} clock {} s", short(x)),
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
