@@ -369,6 +369,9 @@ fn offsets(log: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// A condition on a log's (real time, offset) lines.
+type LogTest<'a> = dyn Fn(&[(f64, f64)]) -> bool + 'a;
+
 /// A rate skew on a local host: a process that was already running under
 /// the faked clock (as a daemon is) runs at the rate from the moment the
 /// nemesis sets it, continuously (no jump), as the nemesis' own probes
@@ -395,7 +398,7 @@ fn a_clock_skew_makes_a_running_daemon_run_fast_without_a_jump() {
     )
     .unwrap();
     let read_log = |h: &mut SshNode| offsets(&h.run("cat /tmp/skew.log", T).unwrap());
-    let poll = |h: &mut SshNode, what: &str, ok: &dyn Fn(&[(f64, f64)]) -> bool| {
+    let poll = |h: &mut SshNode, what: &str, ok: &LogTest<'_>| {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let lines = read_log(h);

@@ -730,9 +730,9 @@ pub const FAKETIME_ZERO: &str = "+0 x1";
 
 /// The names ("SEM SHM") of the POSIX semaphore and shared memory through
 /// which every process under the node's faked clock shares one start time
-/// (`FAKETIME_SHARED`). libfaketime computes a faked time as start + offset
-/// + (now - start) x rate; with one start time, known on the node, a rate
-/// change can be made continuous for every daemon at once.
+/// (`FAKETIME_SHARED`). libfaketime computes a faked time as start +
+/// offset + (now - start) x rate; with one start time, known on the node, a
+/// rate change can be made continuous for every daemon at once.
 pub const FAKETIME_SHARED: &str = "/run/shakedown-faketime-shared";
 
 /// A clock strobe's loop on the node (pid and start time).
@@ -905,7 +905,9 @@ pub fn faketime_skew<R: Remote + ?Sized>(
     } else {
         f64::NAN
     };
-    if !((seen - rate).abs() <= 0.1) || first.abs() > 0.5 {
+    // NaN (no time between the probes) fails too.
+    let rate_holds = (seen - rate).abs() <= 0.1;
+    if !rate_holds || first.abs() > 0.5 {
         return Err(unverified(
             node.name(),
             format!(

@@ -404,19 +404,18 @@ impl State {
             .get(&ino)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))?;
         let (key, fd) = (inode.key, inode.fd.as_raw_fd());
-        if !self.dirty.contains_key(&key) {
-            let file = reopen(fd, libc::O_RDWR)?;
-            let size = file.metadata()?.len();
-            self.dirty.insert(
-                key,
-                Dirty {
+        match self.dirty.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let file = reopen(fd, libc::O_RDWR)?;
+                let size = file.metadata()?.len();
+                Ok(e.insert(Dirty {
                     file,
                     undo: FileUndo::new(size),
                     since: Instant::now(),
-                },
-            );
+                }))
+            }
         }
-        Ok(self.dirty.get_mut(&key).expect("inserted"))
     }
 
     /// Saves the synced bytes of `[offset, offset + len)` of `ino` before they change.
