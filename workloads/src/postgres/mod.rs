@@ -191,3 +191,30 @@ impl System for Postgres {
             .map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Readiness runs after every restart, when recovered in-doubt
+    /// transactions may hold account rows: nothing in it may wait for them.
+    #[test]
+    fn readiness_never_waits_for_a_row_lock() {
+        let pg = Postgres {
+            opts: PgOpts {
+                accounts: 4,
+                shards: 2,
+                synchronous_commit: true,
+            },
+        };
+        let sql = pg.ready_sql(1);
+        assert!(sql.starts_with("SET lock_timeout"), "{sql}");
+        assert!(!sql.contains("ON CONFLICT"), "{sql}");
+        assert!(sql.contains("('a1', 100),('a3', 100)"), "{sql}");
+        assert!(sql.contains("WHERE NOT EXISTS"), "{sql}");
+        assert!(
+            !pg.ready_sql(2).contains("INSERT"),
+            "no accounts on a third node"
+        );
+    }
+}
