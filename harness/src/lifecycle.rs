@@ -143,7 +143,9 @@ pub fn node_needs(faults: &[Fault], system: &dyn System) -> doctor::Needs {
     commands.extend(system.node_needs());
     doctor::Needs {
         commands,
-        iptables: faults.iter().any(|f| f.needs() == needs::IPTABLES),
+        iptables: faults
+            .iter()
+            .any(|f| f.needs() == needs::IPTABLES || f.needs() == needs::DELAY),
         ports: Vec::new(),
         clock_offset: false,
     }

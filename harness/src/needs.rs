@@ -68,6 +68,24 @@ pub const IPTABLES: &[Need] = &[
     ),
 ];
 
+/// What the delay fault needs on every node: iptables for its queue rules,
+/// and the tools that read back the packet counter of a probe.
+pub const DELAY: &[Need] = &[
+    need("iptables", "iptables", "the delay fault's queue rules"),
+    need(
+        "iptables-restore",
+        "iptables",
+        "the delay fault's queue rules, applied at once",
+    ),
+    need(
+        "iptables-save",
+        "iptables",
+        "the delay fault's probe counted by its queue rule",
+    ),
+    need("cut", "coreutils", "the delay fault's packet counter read"),
+    need("tr", "coreutils", "the delay fault's packet counter read"),
+];
+
 /// What the lost-writes fault needs on every node (the FUSE layer itself
 /// is uploaded; fusermount3 is its fallback where mount(2) is refused).
 pub const FUSE: &[Need] = &[need(
@@ -91,6 +109,21 @@ pub fn faketime() -> Vec<Need> {
             malloc,
             "libc6",
             "clock faults: allocations of libfaketime before it is ready",
+        ),
+        need(
+            "od",
+            "coreutils",
+            "clock skews: libfaketime's shared start time read",
+        ),
+        need(
+            "truncate",
+            "coreutils",
+            "clock faults: libfaketime's shared memory sized",
+        ),
+        need(
+            "chmod",
+            "coreutils",
+            "clock faults: libfaketime's shared memory open to every daemon's user",
         ),
     ]
 }
@@ -166,7 +199,8 @@ impl FaultNeeds for checkers::rundata::Fault {
     fn needs(self) -> &'static [Need] {
         use checkers::rundata::Fault;
         match self {
-            Fault::Partition | Fault::Loss | Fault::Delay => IPTABLES,
+            Fault::Partition | Fault::Loss => IPTABLES,
+            Fault::Delay => DELAY,
             Fault::Clock => CLOCK,
             Fault::Kill | Fault::Pause => &[],
             Fault::LostWrites => FUSE,

@@ -461,7 +461,7 @@ pub fn heal_script() -> String {
            if [ -x \"$s\" ] && \"$s\" >/dev/null 2>&1; then ( {live}; [ -n \"$p\" ] ) && did=\"$did restarted:$n\" && continue; fi; \
            fail=\"$fail; $n did not start again (see $d/log)\"; done; rm -f {KILLED}; fi; \
          if [ -f {STROBE} ]; then ( {strobe}; [ -n \"$p\" ] && kill -s KILL -- -$p 2>/dev/null; kill -s KILL $p 2>/dev/null ); rm -f {STROBE}; fi; \
-         if [ -f {FAKETIME} ] && [ \"$(cat {FAKETIME})\" != +0 ]; then echo +0 > {FAKETIME} && did=\"$did faketime-reset\" || fail=\"$fail; the faked clock could not be reset\"; fi; \
+         if [ -f {FAKETIME} ] && [ \"$(cat {FAKETIME})\" != '{FAKETIME_ZERO}' ]; then echo '{FAKETIME_ZERO}' > {FAKETIME} && did=\"$did faketime-reset\" || fail=\"$fail; the faked clock could not be reset\"; fi; \
          if [ -f {CLOCK} ]; then off=$(cat {CLOCK}); date -s \"@$(( $(date +%s) - off ))\" >/dev/null && did=\"$did clock-reset:$off\" || fail=\"$fail; the clock could not be put back by $off s\"; rm -f {CLOCK}; fi; \
          echo \"$did\"; \
          if [ -n \"$fail\" ]; then echo \"${{fail#; }}\" >&2; exit 6; fi",
@@ -559,7 +559,9 @@ const NETEM_LOG: &str = "/opt/shakedown/netem/log";
 pub use checkers::rundata::DelaySpec;
 
 /// Shell: the delay daemon started (recorded in [`NETEM_PID`]) and bound
-/// to its queue, then every packet to `peers` queued to it, read back.
+/// to its queue, then every packet to `peers` queued to it, read back;
+/// then one datagram sent to `peers[0]`, and the packet counter of that
+/// peer's queue rule polled until it counts (printed last).
 fn delay_script(spec: &DelaySpec, peers: &[Ipv4Addr], seed: u64) -> String {
     let mut rules = format!("*filter\\n:{OUT_CHAIN} - [0:0]\\n");
     for ip in peers {
@@ -579,7 +581,11 @@ fn delay_script(spec: &DelaySpec, peers: &[Ipv4Addr], seed: u64) -> String {
          {JUMP}; iptables -w -N {OUT_CHAIN} 2>/dev/null || true; \
          iptables -w -C OUTPUT -j {OUT_CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -j {OUT_CHAIN}; \
          printf '{rules}' | iptables-restore -w --noflush || exit 1; \
-         iptables -w -S OUTPUT | grep -m1 '^-A'; iptables -w -S {OUT_CHAIN} | grep -c NFQUEUE",
+         iptables -w -S OUTPUT | grep -m1 '^-A'; iptables -w -S {OUT_CHAIN} | grep -c NFQUEUE; \
+         bash -c 'echo shakedown-probe > /dev/udp/{probe}/9' 2>/dev/null; \
+         for i in $(seq 200); do c=$(iptables-save -c -t filter | grep -m1 -- '-A {OUT_CHAIN} -d {probe}/32' | cut -d: -f1 | tr -d '['); \
+           [ \"${{c:-0}}\" -gt 0 ] && break; sleep 0.005; done; echo \"${{c:-0}}\"",
+        probe = peers.first().copied().unwrap_or(Ipv4Addr::LOCALHOST),
         live = pidfile::live(NETEM_PID),
         record = pidfile::record(NETEM_PID),
         cmd = shell_quote(&cmd),
@@ -588,8 +594,15 @@ fn delay_script(spec: &DelaySpec, peers: &[Ipv4Addr], seed: u64) -> String {
 
 /// Delays every node's packets to the other nodes (not to the control
 /// host), through NFQUEUE and shakedown-netem (uploaded to
-/// [`NETEM_DIR`] beforehand), and verifies it: the daemon runs, the rules
-/// read back, and a connection to a peer takes at least half the delay.
+/// [`NETEM_DIR`] beforehand), and verifies it on every node in the same
+/// command: the daemon runs and has bound its queue (it says so once
+/// bound), the rules read back (a queue rule per peer, OUTPUT jumping to
+/// the chain first), and a datagram sent to the next node was counted by
+/// that peer's queue rule: it went to the daemon, which holds every packet
+/// it is given (but those `reorder` lets through). Nothing waits for the
+/// delay itself, so applying takes a few commands' time, not 3 round
+/// trips (the earlier check: three connections had to take half the delay
+/// each, 0.9 s on 5 loaded hosts).
 pub fn delay<R: Remote + Send>(
     nodes: &mut [R],
     ips: &[Ipv4Addr],
@@ -598,17 +611,12 @@ pub fn delay<R: Remote + Send>(
 ) -> Vec<NodeResult<String>> {
     let scripts: Vec<String> = (0..nodes.len())
         .map(|i| {
-            let peers: Vec<Ipv4Addr> = ips
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| *a)
-                .collect();
+            // The next node first: it gets the probe datagram.
+            let peers: Vec<Ipv4Addr> = (1..ips.len()).map(|k| ips[(i + k) % ips.len()]).collect();
             delay_script(spec, &peers, seed.wrapping_add(i as u64))
         })
         .collect();
-    let floor = f64::from(spec.delay_ms.saturating_sub(spec.jitter_ms)) / 2.0;
-    let applied = on_nodes(nodes, |i, n| {
+    on_nodes(nodes, |i, n| {
         let out = n.run(&scripts[i], T)?;
         let mut lines = out.lines().map(str::trim);
         if lines.next() != Some(&format!("-A OUTPUT -j {OUT_CHAIN}") as &str) {
@@ -627,49 +635,19 @@ pub fn delay<R: Remote + Send>(
                 ),
             ));
         }
-        Ok(queued)
-    });
-    // Once every node delays: three connections to the next node; the
-    // slowest must take at least half the delay (a packet may go at once
-    // with the reorder probability, both of a handshake's rarely, all
-    // three handshakes' hardly ever).
-    let ok: Vec<bool> = applied.iter().map(|r| r.result.is_ok()).collect();
-    let probed = on_nodes(nodes, |i, n| {
-        if !ok[i] {
-            return Ok(0.0);
-        }
         let peer = ips[(i + 1) % ips.len()];
-        let probe = format!(
-            "m=0; for k in 1 2 3; do s=$(date +%s%N); timeout 5 bash -c 'exec 3<>/dev/tcp/{peer}/22' 2>/dev/null; \
-             e=$(( ($(date +%s%N) - s) / 1000000 )); [ $e -gt $m ] && m=$e; done; echo $m"
-        );
-        let ms: f64 = n.run(&probe, T)?.trim().parse().unwrap_or(0.0);
-        if ms < floor {
+        let counted: u64 = lines.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        if counted == 0 {
             return Err(unverified(
                 n.name(),
-                format!(
-                    "connections to {peer} took at most {ms} ms: the delay of {} ms does not hold",
-                    spec.delay_ms
-                ),
+                format!("a datagram to {peer} was not counted by its queue rule within 1 s"),
             ));
         }
-        Ok(ms)
-    });
-    applied
-        .into_iter()
-        .zip(probed)
-        .map(|(a, p)| NodeResult {
-            node: a.node,
-            result: a.result.and_then(|queued| {
-                p.result.map(|ms| {
-                    format!(
-                        "delays {queued} peers by {} ms +- {} ms, reorder {}, duplicate {} (rules read back; a connection took {ms} ms)",
-                        spec.delay_ms, spec.jitter_ms, spec.reorder, spec.duplicate
-                    )
-                })
-            }),
-        })
-        .collect()
+        Ok(format!(
+            "delays {queued} peers by {} ms +- {} ms, reorder {}, duplicate {} (daemon bound; rules read back; the queue rule to {peer} counted {counted} packets)",
+            spec.delay_ms, spec.jitter_ms, spec.reorder, spec.duplicate
+        ))
+    })
 }
 
 /// The lost-writes layer on a node: its binary (uploaded), the mounts it
@@ -721,9 +699,21 @@ pub fn lose_writes<R: Remote>(node: &mut R, daemon: &Daemon) -> Result<String, C
     ))
 }
 
-/// Where, on a local test host, libfaketime reads the clock offset of the
-/// daemons started there (`FAKETIME_TIMESTAMP_FILE`): "+0", "+12", "-0.5".
+/// Where, on a local test host, libfaketime reads the clock offset and rate
+/// of the daemons started there (`FAKETIME_TIMESTAMP_FILE`): "+0 x1",
+/// "+12 x1", "-3.2 x1.5". The rate is always written: libfaketime 0.9.10
+/// keeps the last rate it parsed when a later string has none.
 pub const FAKETIME: &str = "/run/shakedown-faketime";
+
+/// The faked clock at rest: no offset, real rate.
+pub const FAKETIME_ZERO: &str = "+0 x1";
+
+/// The names ("SEM SHM") of the POSIX semaphore and shared memory through
+/// which every process under the node's faked clock shares one start time
+/// (`FAKETIME_SHARED`). libfaketime computes a faked time as start +
+/// offset + (now - start) x rate; with one start time, known on the node, a
+/// rate change can be made continuous for every daemon at once.
+pub const FAKETIME_SHARED: &str = "/run/shakedown-faketime-shared";
 
 /// A clock strobe's loop on the node (pid and start time).
 pub const STROBE: &str = "/run/shakedown-strobe";
@@ -741,42 +731,71 @@ fn faketime_env(lib: &str) -> String {
     )
 }
 
-/// Shell: writes [`CLOCK_ENV`] (daemons started from now on run under
-/// libfaketime `lib`) and sets the offset to zero.
+/// Shell: sets the offset to zero, makes the node's shared start time
+/// (a process under libfaketime creates the semaphore and shared memory
+/// and stores its start time there; it is killed with SIGKILL so that its
+/// exit handler does not remove them), readable by every user (PostgreSQL
+/// runs as `postgres`), and writes [`CLOCK_ENV`] (daemons started from now
+/// on run under libfaketime `lib`, sharing that start time).
 pub fn faketime_setup_script(lib: &str) -> String {
-    let exports: String = faketime_env(lib)
+    let mut exports: String = faketime_env(lib)
         .split(' ')
         .map(|kv| format!("export {kv}\n"))
         .collect();
+    exports.push_str(&format!(
+        "export FAKETIME_SHARED=\"$(cat {FAKETIME_SHARED})\"\n"
+    ));
     format!(
-        "mkdir -p /opt/shakedown && echo +0 > {FAKETIME} && printf %s {} > {CLOCK_ENV}",
-        shell_quote(&exports)
+        "mkdir -p /opt/shakedown && echo '{FAKETIME_ZERO}' > {FAKETIME} || exit 5; \
+         if [ -f {FAKETIME_SHARED} ]; then read -r a b < {FAKETIME_SHARED}; rm -f \"/dev/shm/sem.${{a#/}}\" \"/dev/shm/${{b#/}}\" {FAKETIME_SHARED}; fi; \
+         names=$(env -u FAKETIME_SHARED {env} sh -c 'echo \"$FAKETIME_SHARED\"; kill -s KILL $$'); set -- $names; \
+         {{ [ -n \"$2\" ] && truncate -s 80 \"/dev/shm/${{2#/}}\" && chmod 666 \"/dev/shm/sem.${{1#/}}\" \"/dev/shm/${{2#/}}\"; }} || \
+           {{ echo \"libfaketime made no shared start time (FAKETIME_SHARED: $names)\" >&2; exit 5; }}; \
+         echo \"$names\" > {FAKETIME_SHARED}; {start}; [ \"$S\" -gt 0 ] || {{ echo \"libfaketime's shared start time reads $S\" >&2; exit 5; }}; \
+         printf %s {} > {CLOCK_ENV}",
+        shell_quote(&exports),
+        env = faketime_env(lib),
+        start = SHARED_START,
     )
 }
 
+/// Shell: sets `S` to the node's shared libfaketime start time (ns since
+/// the epoch; 0 when it cannot be read). The shared memory holds two u64
+/// counters, then the start time's `timespec` (libfaketime 0.9.10's
+/// `struct ft_shared_s`).
+const SHARED_START: &str = "S=0; if [ -f /run/shakedown-faketime-shared ]; then read -r a b < /run/shakedown-faketime-shared; \
+    set -- $(od -A n -t d8 -j 16 -N 16 \"/dev/shm/${b#/}\" 2>/dev/null); [ -n \"$2\" ] && S=$(( $1 * 1000000000 + $2 )); fi";
+
 /// Shell: no faked clock for daemons started from now on.
-pub const FAKETIME_OFF: &str = "rm -f /opt/shakedown/clock.env";
+pub const FAKETIME_OFF: &str = "rm -f /opt/shakedown/clock.env; \
+    if [ -f /run/shakedown-faketime-shared ]; then read -r a b < /run/shakedown-faketime-shared; \
+    rm -f \"/dev/shm/sem.${a#/}\" \"/dev/shm/${b#/}\" /run/shakedown-faketime-shared; fi; true";
 
 /// Shell: prints how far (ns) a process under the faked clock sees the
 /// wall clock from the real one.
 fn faketime_probe(lib: &str) -> String {
     format!(
-        "a=$(date +%s%N); b=$(env {} date +%s%N); c=$(date +%s%N); echo $(( b - (a + c) / 2 ))",
+        "a=$(date +%s%N); b=$(env FAKETIME_SHARED=\"$(cat {FAKETIME_SHARED})\" {} date +%s%N); c=$(date +%s%N); echo $(( b - (a + c) / 2 )) $(( (a + c) / 2 ))",
         faketime_env(lib)
     )
 }
 
-fn offset_seen<R: Remote + ?Sized>(node: &mut R, lib: &str) -> Result<f64, ControlError> {
+/// What a probe under the faked clock saw: its offset from the real clock
+/// (s) and when (real time, ns since the epoch).
+fn probe_seen<R: Remote + ?Sized>(node: &mut R, lib: &str) -> Result<(f64, i64), ControlError> {
     let out = node.run(&faketime_probe(lib), T)?;
-    out.trim()
-        .parse::<i64>()
-        .map(|ns| ns as f64 / 1e9)
-        .map_err(|_| {
-            unverified(
-                node.name(),
-                format!("the clock probe said {:?}", out.trim()),
-            )
-        })
+    let mut w = out.split_whitespace().map(str::parse::<i64>);
+    match (w.next(), w.next()) {
+        (Some(Ok(ns)), Some(Ok(at))) => Ok((ns as f64 / 1e9, at)),
+        _ => Err(unverified(
+            node.name(),
+            format!("the clock probe said {:?}", out.trim()),
+        )),
+    }
+}
+
+fn offset_seen<R: Remote + ?Sized>(node: &mut R, lib: &str) -> Result<f64, ControlError> {
+    probe_seen(node, lib).map(|(s, _)| s)
 }
 
 /// Moves the faked clock of the node's daemons by `seconds` (local test
@@ -787,7 +806,7 @@ pub fn faketime_bump<R: Remote + ?Sized>(
     lib: &str,
     seconds: f64,
 ) -> Result<String, ControlError> {
-    node.run(&format!("echo {seconds:+} > {FAKETIME}"), T)?;
+    node.run(&format!("echo '{seconds:+} x1' > {FAKETIME}"), T)?;
     let seen = offset_seen(node, lib)?;
     if (seen - seconds).abs() > 0.5 {
         return Err(unverified(
@@ -811,7 +830,7 @@ pub fn faketime_strobe<R: Remote + ?Sized>(
 ) -> Result<String, ControlError> {
     let period = f64::from(period_ms) / 1000.0;
     let lp = format!(
-        "while :; do echo {delta:+} > {FAKETIME}; sleep {period}; echo +0 > {FAKETIME}; sleep {period}; done"
+        "while :; do echo '{delta:+} x1' > {FAKETIME}; sleep {period}; echo '{FAKETIME_ZERO}' > {FAKETIME}; sleep {period}; done"
     );
     node.run(
         &format!(
@@ -831,6 +850,53 @@ pub fn faketime_strobe<R: Remote + ?Sized>(
     }
     Ok(format!(
         "clock strobing between +0 and {delta:+} s every {period_ms} ms (libfaketime; a probe sees {seen:+.3} s)"
+    ))
+}
+
+/// Makes the faked clock of the node's daemons run at `rate_milli`/1000 of
+/// real time from now on, continuously (from the offset zero a heal left):
+/// libfaketime's faked time is start + offset + (now - start) x rate, so
+/// the offset written is (now - start) x (1 - rate), computed on the node
+/// in integer nanoseconds from the shared start time. libfaketime scales
+/// the daemons' sleeps and timeouts by the same rate, as a fast or slow
+/// oscillator would. Verified by two probes 300 ms apart under the same
+/// settings: their clocks must drift apart from the real one at the rate.
+pub fn faketime_skew<R: Remote + ?Sized>(
+    node: &mut R,
+    lib: &str,
+    rate_milli: u32,
+) -> Result<String, ControlError> {
+    let rate = f64::from(rate_milli) / 1000.0;
+    node.run(
+        &format!(
+            "{SHARED_START}; [ \"$S\" -gt 0 ] || {{ echo \"no shared libfaketime start time on this node ({FAKETIME_SHARED})\" >&2; exit 5; }}; \
+             t=$(date +%s%N); d=$(( (t - S) * (1000 - {rate_milli}) / 1000 )); sign=+; \
+             if [ $d -lt 0 ]; then sign=-; d=$(( -d )); fi; \
+             printf '%s%d.%09d x{rate}\\n' $sign $(( d / 1000000000 )) $(( d % 1000000000 )) > {FAKETIME}"
+        ),
+        T,
+    )?;
+    let (first, t1) = probe_seen(node, lib)?;
+    node.run("sleep 0.3", T)?;
+    let (second, t2) = probe_seen(node, lib)?;
+    let elapsed = (t2 - t1) as f64 / 1e9;
+    let seen = if elapsed > 0.0 {
+        1.0 + (second - first) / elapsed
+    } else {
+        f64::NAN
+    };
+    // NaN (no time between the probes) fails too.
+    let rate_holds = (seen - rate).abs() <= 0.1;
+    if !rate_holds || first.abs() > 0.5 {
+        return Err(unverified(
+            node.name(),
+            format!(
+                "the clock was to run at {rate}x, probes under libfaketime see {seen:.3}x (offsets {first:+.3} s, then {second:+.3} s {elapsed:.3} s later)"
+            ),
+        ));
+    }
+    Ok(format!(
+        "clock running at {rate}x (libfaketime; probes see {seen:.3}x, {first:+.3} s then {second:+.3} s)"
     ))
 }
 

@@ -39,6 +39,10 @@ pub enum ClockMode {
     Faketime { lib: &'static str },
 }
 
+/// The rates a skewed clock runs at, in thousandths: at least 25% off, so
+/// a probe tells them from real time at once.
+const SKEW_RATES: [u32; 6] = [500, 750, 1250, 1500, 2000, 3000];
+
 /// What the fault schedule acts on, besides its sessions.
 #[derive(Clone)]
 pub struct Targets {
@@ -211,12 +215,17 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 let faked = matches!(self.targets.clock, ClockMode::Faketime { .. });
                 for i in self.minority() {
                     let sign = if self.rng.gen() { 1.0 } else { -1.0 };
-                    // A faked clock can also strobe (a loop on the node);
-                    // `date -s` only bumps.
-                    let shift = if faked && self.rng.gen_bool(0.3) {
+                    // A faked clock can also strobe (a loop on the node)
+                    // and run fast or slow; `date -s` only bumps.
+                    let roll = if faked { self.rng.gen_range(0..10) } else { 9 };
+                    let shift = if roll < 3 {
                         ClockShift::Strobe {
                             delta: sign * f64::from(self.rng.gen_range(1..=10u32)),
                             period_ms: self.rng.gen_range(20..=200),
+                        }
+                    } else if roll < 6 {
+                        ClockShift::Skew {
+                            rate_milli: *SKEW_RATES.choose(&mut self.rng).expect("non-empty"),
                         }
                     } else {
                         ClockShift::Bump(sign * f64::from(self.rng.gen_range(1..=60u32)))
@@ -371,11 +380,14 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                         (ClockMode::Faketime { lib }, ClockShift::Strobe { delta, period_ms }) => {
                             nemesis::faketime_strobe(n, lib, delta, period_ms)
                         }
+                        (ClockMode::Faketime { lib }, ClockShift::Skew { rate_milli }) => {
+                            nemesis::faketime_skew(n, lib, rate_milli)
+                        }
                         (ClockMode::Date, ClockShift::Bump(s)) => nemesis::shift_clock(n, s as i64)
                             .map(|_| format!("clock moved by {s:+} s (date -s, read back)")),
-                        (ClockMode::Date, ClockShift::Strobe { .. }) => Err(ControlError {
+                        (ClockMode::Date, _) => Err(ControlError {
                             node: n.name().into(),
-                            what: "a clock strobe needs a faked clock".into(),
+                            what: "a clock strobe or skew needs a faked clock".into(),
                             command: None,
                             code: None,
                             stderr: String::new(),

@@ -120,7 +120,11 @@ struct State {
     inodes: HashMap<u64, Inode>,
     by_key: HashMap<(u64, u64), u64>,
     next_ino: u64,
-    dirty: HashMap<u64, Dirty>,
+    /// Unsynced files by their backing identity (device, inode), not by
+    /// FUSE inode number: the kernel may forget an inode while its file is
+    /// unsynced, and a later lookup gives the same file a new number; its
+    /// fsync must still find (and clear) the undo log kept so far.
+    dirty: HashMap<(u64, u64), Dirty>,
     /// Unsynced name changes, oldest first, with when they happened.
     names: Vec<(Instant, NameOp)>,
     graveyard: Arc<OwnedFd>,
@@ -395,25 +399,23 @@ impl State {
 
     /// Starts tracking `ino` before its first unsynced change.
     fn dirty(&mut self, ino: u64) -> io::Result<&mut Dirty> {
-        if !self.dirty.contains_key(&ino) {
-            let fd = self
-                .inodes
-                .get(&ino)
-                .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))?
-                .fd
-                .as_raw_fd();
-            let file = reopen(fd, libc::O_RDWR)?;
-            let size = file.metadata()?.len();
-            self.dirty.insert(
-                ino,
-                Dirty {
+        let inode = self
+            .inodes
+            .get(&ino)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ESTALE))?;
+        let (key, fd) = (inode.key, inode.fd.as_raw_fd());
+        match self.dirty.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let file = reopen(fd, libc::O_RDWR)?;
+                let size = file.metadata()?.len();
+                Ok(e.insert(Dirty {
                     file,
                     undo: FileUndo::new(size),
                     since: Instant::now(),
-                },
-            );
+                }))
+            }
         }
-        Ok(self.dirty.get_mut(&ino).expect("inserted"))
     }
 
     /// Saves the synced bytes of `[offset, offset + len)` of `ino` before they change.
@@ -444,7 +446,8 @@ impl State {
     /// fsync of `ino`: its data is durable, and (ext4's single journal) so is
     /// every earlier name change.
     fn sync_file(&mut self, ino: u64) -> io::Result<()> {
-        if let Some(d) = self.dirty.remove(&ino) {
+        let key = self.inodes.get(&ino).map(|i| i.key);
+        if let Some(d) = key.and_then(|k| self.dirty.remove(&k)) {
             self.undo_bytes -= d.undo.saved_bytes();
         }
         self.sync_names()
@@ -470,7 +473,7 @@ impl State {
     /// `age` (whole files: an approximation of page-by-page writeback) and
     /// name changes older than `age`.
     fn write_back(&mut self, age: Duration) -> io::Result<()> {
-        let old: Vec<u64> = self
+        let old: Vec<(u64, u64)> = self
             .dirty
             .iter()
             .filter(|(_, d)| d.since.elapsed() >= age)
@@ -642,7 +645,8 @@ impl LostFs {
             let mut s = self.state();
             let before = s.status();
             let mut inval = Invalidate {
-                inodes: s.dirty.keys().copied().collect(),
+                // Every inode the kernel knows is invalidated below.
+                inodes: Vec::new(),
                 entries: Vec::new(),
             };
             let result = Self::undo_all(&mut s, &mut inval);
@@ -924,7 +928,7 @@ impl LostFs {
             if size < cur {
                 s.save_range(ino.0, size, cur - size, self.options.max_undo_bytes)?;
             }
-            s.dirty.get(&ino.0).expect("dirty").file.set_len(size)?;
+            s.dirty(ino.0)?.file.set_len(size)?;
         }
         if let Some(mode) = mode {
             check(unsafe { libc::chmod(path.as_ptr(), mode & 0o7777) })?;

@@ -48,7 +48,7 @@ impl Fault {
             Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
             Fault::Delay => "delay every packet between nodes by --opt delay-ms=100 +- jitter-ms=0 (NFQUEUE and shakedown-netem; --opt reorder=P, duplicate=P)",
             Fault::LostWrites => "a power cut on a minority: SIGKILL and drop every write not yet fsynced (the data directory on shakedown-lostfs, FUSE); heal restarts on what survived",
-            Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps and strobes; refused for Go binaries such as etcd)",
+            Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps, strobes, and rate skews of 0.5x to 3x; refused for Go binaries such as etcd)",
         }
     }
 
@@ -153,6 +153,8 @@ pub enum ClockShift {
     Bump(f64),
     /// Back and forth between +0 and `delta` seconds every `period_ms`.
     Strobe { delta: f64, period_ms: u32 },
+    /// Running at `rate_milli`/1000 of real time (faked clocks only).
+    Skew { rate_milli: u32 },
 }
 
 /// What a fault will do, decided before it is journaled and applied. On
@@ -228,6 +230,9 @@ impl FaultPlan {
                             ClockShift::Strobe { delta, period_ms } => {
                                 json!({"strobe": delta, "period_ms": period_ms})
                             }
+                            ClockShift::Skew { rate_milli } => {
+                                json!({"skew": f64::from(*rate_milli) / 1000.0})
+                            }
                         };
                         (n.clone(), v)
                     })
@@ -269,6 +274,9 @@ impl FaultPlan {
                     .iter()
                     .map(|(n, x)| {
                         let shift = match x {
+                            Value::Object(_) if x.get("skew").is_some() => ClockShift::Skew {
+                                rate_milli: (x.get("skew")?.as_f64()? * 1000.0).round() as u32,
+                            },
                             Value::Object(_) => ClockShift::Strobe {
                                 delta: x.get("strobe")?.as_f64()?,
                                 period_ms: u32::try_from(x.get("period_ms")?.as_u64()?).ok()?,
@@ -325,6 +333,9 @@ impl FaultPlan {
                             "{n} clock strobing 0/{} s every {period_ms} ms",
                             num(*delta)
                         )
+                    }
+                    ClockShift::Skew { rate_milli } => {
+                        format!("{n} clock running at {}x", f64::from(*rate_milli) / 1000.0)
                     }
                 })
                 .collect::<Vec<_>>()
@@ -390,6 +401,7 @@ mod tests {
                 period_ms: 50,
             },
         );
+        clock.insert("n3".to_string(), ClockShift::Skew { rate_milli: 1250 });
         let plans = [
             FaultPlan::Partition {
                 strategy: "isolate".into(),
