@@ -149,26 +149,6 @@ impl Partition {
     }
 }
 
-/// Who cannot talk to whom, in words: "n1 n2 | n3 n4 n5" style is ambiguous
-/// for rings, so list each node's grudge.
-pub fn describe(g: &Grudge) -> String {
-    let parts: Vec<String> = g
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| {
-            format!(
-                "{k} drops {}",
-                v.iter().cloned().collect::<Vec<_>>().join(",")
-            )
-        })
-        .collect();
-    if parts.is_empty() {
-        "no partition".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
 /// The shell script that makes `node` drop packets from `from`: our chain
 /// made (and jumped to first) if it is not there yet, then its rules
 /// replaced in one atomic `iptables-restore` (declaring the chain flushes
@@ -1073,7 +1053,6 @@ mod tests {
         assert!(s.contains("-A SHAKEDOWN -s 10.77.0.13 -j DROP"));
         assert!(s.contains("iptables-restore -w --noflush"));
         assert!(!s.contains("-X"), "never delete chains");
-        assert_eq!(describe(&Grudge::new()), "no partition");
     }
 
     #[test]
