@@ -321,7 +321,10 @@ impl<C: Connector> HealGuard<C> {
 
     /// The final heal, through the fault schedule. Once done (even when it
     /// failed: it said so), the guard has nothing left to do.
-    fn heal<W: std::io::Write>(&mut self, nem: &mut Nemesis<C::Node, W>) -> Result<(), String> {
+    fn heal<W: std::io::Write>(
+        &mut self,
+        nem: &mut Nemesis<C::Node, W>,
+    ) -> Result<(), crate::schedule::FaultError> {
         let r = nem.heal();
         self.done = true;
         r
@@ -743,7 +746,7 @@ impl<C: Connector> Prepared<C> {
         if let Err(e) = guard.heal(&mut nem) {
             outcome.heal_failed = Some(match outcome.heal_failed.take() {
                 Some(unreachable) => format!("{unreachable}\n{e}"),
-                None => e,
+                None => e.to_string(),
             });
         }
     }

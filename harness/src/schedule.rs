@@ -39,6 +39,28 @@ pub enum ClockMode {
     Faketime { lib: &'static str },
 }
 
+/// A fault or heal that did not take effect (or could not be verified) on
+/// some nodes: each node and what went wrong, as the history and the
+/// journal record them.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}", describe_failures(failures))]
+pub struct FaultError {
+    /// The history event (e.g. "start-partition", "stop-partition").
+    pub event: String,
+    pub failures: Vec<NodeFailure>,
+}
+
+fn describe_failures(failures: &[NodeFailure]) -> String {
+    failures
+        .iter()
+        .map(|f| match &f.node {
+            Some(n) => format!("{n}: {}", f.error),
+            None => f.error.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The rates a skewed clock runs at, in thousandths: at least 25% off, so
 /// a probe tells them from real time at once.
 const SKEW_RATES: [u32; 6] = [500, 750, 1250, 1500, 2000, 3000];
@@ -287,38 +309,30 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         f: &str,
         mut value: Value,
         failed: Vec<(Option<String>, String)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), FaultError> {
         if failed.is_empty() {
             self.record(EventType::Info, f, value, None);
             return Ok(());
         }
-        let nodes: Vec<NodeFailure> = failed
-            .iter()
-            .map(|(n, e)| NodeFailure {
-                node: n.clone(),
-                error: e.clone(),
-            })
-            .collect();
-        let list: Vec<Value> = nodes.iter().map(NodeFailure::to_json).collect();
-        let text: Vec<String> = failed
-            .iter()
-            .map(|(n, e)| match n {
-                Some(n) => format!("{n}: {e}"),
-                None => e.clone(),
-            })
-            .collect();
-        let text = text.join("; ");
+        let err = FaultError {
+            event: f.to_string(),
+            failures: failed
+                .into_iter()
+                .map(|(node, error)| NodeFailure { node, error })
+                .collect(),
+        };
+        let text = err.to_string();
         tracing::error!("{f} failed: {text}");
         let entry = JournalEntry::Failed {
             event: f.to_string(),
-            nodes,
+            nodes: err.failures.clone(),
         };
         if let Err(e) = self.journal.record(&entry) {
             tracing::error!("fault journal: {e}");
         }
-        value["failed"] = Value::Array(list);
-        self.record(EventType::Info, f, value, Some(text.clone()));
-        Err(text)
+        value["failed"] = Value::Array(err.failures.iter().map(NodeFailure::to_json).collect());
+        self.record(EventType::Info, f, value, Some(text));
+        Err(err)
     }
 
     /// Applies a plan on the nodes and verifies it: a result per node it
@@ -402,7 +416,7 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
     /// [`nemesis::heal`]); a node whose daemon it restarted must serve
     /// again. Recorded as the stop event of the fault in force (or "heal"
     /// when none is known). An error names every node it could not heal.
-    pub fn heal(&mut self) -> Result<(), String> {
+    pub fn heal(&mut self) -> Result<(), FaultError> {
         let f = self.current.take().map_or("heal", |f| f.events().1);
         self.record(EventType::Invoke, f, Value::Null, None);
         let t = Instant::now();

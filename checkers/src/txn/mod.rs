@@ -117,24 +117,30 @@ impl Default for Models {
     }
 }
 
+/// A `--consistency-models` list that names no model or an unknown one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModelsError {
+    #[error("{0:?} is not a consistency model; choose from {known}", known = MODEL_NAMES.join(", "))]
+    Unknown(String),
+    #[error("no consistency model given")]
+    None,
+}
+
 impl Models {
     /// The default, as Elle's.
     pub const STRICT_SERIALIZABLE: Models = Models(1 << 5);
 
     /// Parses `M[,M...]`; `Err` names the unknown model.
-    pub fn parse(s: &str) -> Result<Models, String> {
+    pub fn parse(s: &str) -> Result<Models, ModelsError> {
         let mut bits = 0u8;
         for part in s.split(',').map(str::trim) {
             let Some(i) = MODEL_NAMES.iter().position(|m| *m == part) else {
-                return Err(format!(
-                    "{part:?} is not a consistency model; choose from {}",
-                    MODEL_NAMES.join(", ")
-                ));
+                return Err(ModelsError::Unknown(part.to_string()));
             };
             bits |= 1 << i;
         }
         if bits == 0 {
-            return Err("no consistency model given".into());
+            return Err(ModelsError::None);
         }
         Ok(Models(bits))
     }
