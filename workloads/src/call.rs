@@ -19,3 +19,22 @@ pub fn complete(r: Result<Completion, CallError>) -> Completion {
         Err(CallError::Unknown(m)) => Completion::Info(m),
     }
 }
+
+/// The completion of an operation a client does not know.
+pub fn unknown_op(f: &str) -> Result<Completion, CallError> {
+    Ok(Completion::Fail(
+        Value::Null,
+        format!("unknown operation {f}"),
+    ))
+}
+
+/// How long a worker waits before its next attempt: 100 ms while its
+/// server refuses connections (rather than fail thousands of operations a
+/// second), else not at all.
+pub fn backoff(refused: bool) -> std::time::Duration {
+    if refused {
+        std::time::Duration::from_millis(100)
+    } else {
+        std::time::Duration::ZERO
+    }
+}

@@ -220,11 +220,7 @@ impl Client for HttpClient {
     }
 
     fn backoff(&mut self) -> Duration {
-        if self.refused {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
-        }
+        crate::call::backoff(self.refused)
     }
 }
 

@@ -175,10 +175,7 @@ impl EtcdClient {
                     Ok(Completion::Fail(op.value.clone(), "compare failed".into()))
                 }
             }
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         }
     }
 
@@ -215,10 +212,7 @@ impl EtcdClient {
                     }
                 }
             }
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         }
     }
 
@@ -304,10 +298,7 @@ impl EtcdClient {
                     Err(Error::NotDone(m) | Error::Unknown(m)) => Ok(Completion::Info(m)),
                 }
             }
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         }
     }
 }
@@ -326,11 +317,7 @@ impl Client for EtcdClient {
     }
 
     fn backoff(&mut self) -> Duration {
-        if self.refused {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
-        }
+        crate::call::backoff(self.refused)
     }
 
     fn node(&self) -> Option<String> {

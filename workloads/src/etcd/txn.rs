@@ -227,10 +227,7 @@ impl Client for EtcdTxnClient {
     async fn invoke(&mut self, op: &Op) -> Completion {
         let r = match op.f.as_str() {
             "txn" => self.txn(op).await,
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         };
         let c = crate::call::complete(r);
         self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("cannot connect"));
@@ -238,11 +235,7 @@ impl Client for EtcdTxnClient {
     }
 
     fn backoff(&mut self) -> Duration {
-        if self.refused {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
-        }
+        crate::call::backoff(self.refused)
     }
 
     fn node(&self) -> Option<String> {

@@ -410,10 +410,7 @@ impl Client for PgCoordinator {
             "transfer" => self.transfer(op).await,
             "read" => self.read().await,
             "resolve" => self.resolve().await,
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         };
         crate::call::complete(r)
     }

@@ -208,10 +208,7 @@ impl Client for PgTxnClient {
     async fn invoke(&mut self, op: &Op) -> Completion {
         let r = match op.f.as_str() {
             "txn" => self.txn(op).await,
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         };
         let c = crate::call::complete(r);
         self.refused = matches!(&c, Completion::Fail(_, m) if m.starts_with("connecting to"));
@@ -221,11 +218,7 @@ impl Client for PgTxnClient {
     /// While the server is down, a worker waits 100 ms between attempts
     /// rather than fail thousands of transactions a second.
     fn backoff(&mut self) -> Duration {
-        if self.refused {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
-        }
+        crate::call::backoff(self.refused)
     }
 
     fn node(&self) -> Option<String> {

@@ -268,10 +268,7 @@ impl RedisClient {
                     other => Err(Error::Unknown(format!("EVAL answered {other:?}"))),
                 }
             }
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         }
     }
 
@@ -494,10 +491,7 @@ impl RedisClient {
                     Recipe::SetNx => self.release_watched(&key, &value).await,
                 }
             }
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         }
     }
 
@@ -575,11 +569,7 @@ impl Client for RedisClient {
     }
 
     fn backoff(&mut self) -> Duration {
-        if self.refused {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
-        }
+        crate::call::backoff(self.refused)
     }
 
     fn node(&self) -> Option<String> {

@@ -177,10 +177,7 @@ impl ZkClient {
                     Err(e) => Err(classify(e)),
                 }
             }
-            f => Ok(Completion::Fail(
-                Value::Null,
-                format!("unknown operation {f}"),
-            )),
+            f => crate::call::unknown_op(f),
         }
     }
 
