@@ -28,7 +28,8 @@
 //!   invocation order, and the configuration records how many of each class
 //!   are used, not which.
 //! - A read or cas of a value that nothing writes (and not the initial
-//!   state) makes the part invalid before any search.
+//!   state) makes the part invalid before any search, and so does one that
+//!   is certainly stale (see [`certainly_stale`]).
 //!
 //! A [`Searcher`] is resumable: it runs in slices of steps, so parts can
 //! share the cores round-robin and one hard part never starves the others.
@@ -1180,7 +1181,8 @@ fn certainly_stale<O>(
         let (a, b) = (start[v as usize] as usize, start[v as usize + 1] as usize);
         let upto = a + wr[a..b].partition_point(|&(c, _)| c <= it.ret);
         let from_writer = upto > a && survives(wr[upto - 1].0, wr[upto - 1].1);
-        if !from_writer && !(v == init && survives(0, 0)) {
+        let from_init = v == init && survives(0, 0);
+        if !(from_writer || from_init) {
             found = Some(r as u32);
         }
     }
