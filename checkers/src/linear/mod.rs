@@ -206,7 +206,27 @@ fn explain<M: Model>(
         r.capture
     };
     // A read of a value nothing writes explains itself: no prefix search.
-    if Searcher::new(model, &part.items, None).doomed().is_some() {
+    // So does a certainly stale one, with the part cut at its completion
+    // (operations invoked later are not named).
+    let whole = Searcher::new(model, &part.items, None);
+    if let Some(d) = whole.doomed() {
+        let cut = whole
+            .stale()
+            .then(|| history.ops[part.items[d as usize].src].ret)
+            .flatten()
+            .and_then(|r| {
+                let ops = key_ops(history, part)?;
+                let mut stats = Stats::default();
+                build_part(
+                    model,
+                    part.key.clone(),
+                    truncate(history, &ops, r),
+                    &mut stats,
+                )
+                .ok()
+            })
+            .filter(|p| Searcher::new(model, &p.items, None).doomed().is_some());
+        let part = cut.as_ref().unwrap_or(part);
         if let Some(c) = replay(part, 0) {
             return witness(model, history, part, &c);
         }
@@ -277,6 +297,16 @@ enum Probe<O> {
     Invalid(Part<O>, u64),
 }
 
+/// The operations of `part`'s key in `history`.
+fn key_ops<O>(history: &History, part: &Part<O>) -> Option<Vec<usize>> {
+    let key_text = part.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+    history
+        .by_key()
+        .into_iter()
+        .find(|(k, _)| k.as_ref().map(|k| k.to_string()).unwrap_or_default() == key_text)
+        .map(|(_, ops)| ops)
+}
+
 /// The part cut right after the completion that first makes it invalid, the
 /// iteration of its deepest configuration, and the culprit's operation id.
 /// Gallops outwards from the completion of `hint`, then bisects.
@@ -288,12 +318,7 @@ fn shortest_failing_prefix<M: Model>(
     shared: &Shared,
     left: &mut u64,
 ) -> Option<(Part<M::Op>, u64, usize)> {
-    let key_text = part.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
-    let ops = history
-        .by_key()
-        .into_iter()
-        .find(|(k, _)| k.as_ref().map(|k| k.to_string()).unwrap_or_default() == key_text)?
-        .1;
+    let ops = key_ops(history, part)?;
     let mut completions: Vec<(u64, usize)> = ops
         .iter()
         .filter_map(|&i| history.ops[i].ret.map(|r| (r, i)))
@@ -715,6 +740,18 @@ fn witness<M: Model>(
         (Why::Unreachable, _) => {
             "and no operation invoked before it completed could lead there".to_string()
         }
+        (Why::Stale, _) => {
+            let value = match model.footprint(&blocked.op) {
+                crate::model::Footprint::Reads(v) | crate::model::Footprint::ReadsWrites(v, _) => {
+                    model.state_json(&v).to_string()
+                }
+                _ => "it".to_string(),
+            };
+            format!(
+                "every operation{key_clause} that could have written {value} before it completed \
+                 was followed, before it began, by a completed operation that saw or left another value"
+            )
+        }
         (Why::Exhausted, k) => format!(
             "and every order of it and the {k} other pending operations leads to a dead end"
         ),
@@ -728,12 +765,12 @@ fn witness<M: Model>(
     };
     let stale = match why {
         Why::Never => None,
-        Why::Exhausted => stale_read(model, history, part, c.blocked)
+        Why::Exhausted | Why::Stale => stale_read(model, history, part, c.blocked)
             .or_else(|| ruled_out(model, history, part, c.blocked, c.pending.len())),
         _ => stale_read(model, history, part, c.blocked),
     };
     let message = match stale {
-        _ if why == Why::Never => format!(
+        _ if why == Why::Never || (why == Why::Stale && stale.is_none()) => format!(
             "process {} {}{} ({}), but {}",
             bop.process,
             model.describe_op(&blocked.op),

@@ -28,7 +28,8 @@
 //!   invocation order, and the configuration records how many of each class
 //!   are used, not which.
 //! - A read or cas of a value that nothing writes (and not the initial
-//!   state) makes the part invalid before any search.
+//!   state) makes the part invalid before any search, and so does one that
+//!   is certainly stale (see [`certainly_stale`]).
 //!
 //! A [`Searcher`] is resumable: it runs in slices of steps, so parts can
 //! share the cores round-robin and one hard part never starves the others.
@@ -107,6 +108,10 @@ pub(crate) enum Why {
     Exhausted,
     /// It reads a value that no operation of the part writes.
     Never,
+    /// Every operation that could write the value it reads is certainly
+    /// followed by one that sees or leaves another value before it begins
+    /// (see [`certainly_stale`]).
+    Stale,
 }
 
 /// A stack frame: one linearized operation.
@@ -192,8 +197,10 @@ pub(crate) struct Searcher<'a, M: Model> {
     occupied: Vec<u64>,
     /// Jokers among the items below each index.
     jokers_before: Vec<u32>,
-    /// A read of a value nothing writes: the part is invalid.
+    /// A read of a value nothing writes, or a certainly stale one (`stale`,
+    /// see [`certainly_stale`]): the part is invalid.
     doomed: Option<u32>,
+    stale: bool,
     /// DIRECT: try `entry` as it is; else the next chain of jokers to try
     /// before it.
     alt: u32,
@@ -274,6 +281,7 @@ impl<'a, M: Model> Searcher<'a, M> {
         let mut classes: Vec<Class> = Vec::new();
         let mut writers_of: Vec<SmallVec<[u32; 4]>> = vec![SmallVec::new(); cache.states()];
         let mut doomed = None;
+        let mut stale = false;
         if footprints {
             let mut index: rustc_hash::FxHashMap<(u32, u32), u32> = Default::default();
             let mut written = vec![false; cache.states()];
@@ -320,6 +328,10 @@ impl<'a, M: Model> Searcher<'a, M> {
                 })
                 .min_by_key(|(_, it)| it.ret)
                 .map(|(i, _)| i as u32);
+            if doomed.is_none() {
+                doomed = certainly_stale(items, &prints, state, cache.states());
+                stale = doomed.is_some();
+            }
         }
         // Pack the used counts: each in as few bits as its class needs,
         // with a guard bit on top (see cache::fields_le).
@@ -384,6 +396,7 @@ impl<'a, M: Model> Searcher<'a, M> {
             occupied: skip,
             jokers_before,
             doomed,
+            stale,
             alt: DIRECT,
             forced: false,
             state,
@@ -416,6 +429,11 @@ impl<'a, M: Model> Searcher<'a, M> {
     /// The read of a value nothing writes, if the part has one.
     pub fn doomed(&self) -> Option<u32> {
         self.doomed
+    }
+
+    /// Whether `doomed` is a certainly stale read (not a value nothing writes).
+    pub fn stale(&self) -> bool {
+        self.stale
     }
 
     pub fn cached(&self) -> u64 {
@@ -479,7 +497,7 @@ impl<'a, M: Model> Searcher<'a, M> {
                 state,
                 blocked: d as usize,
                 pending,
-                why: Why::Never,
+                why: if self.stale { Why::Stale } else { Why::Never },
             };
         }
         if let Some(item) = self.items.get(blocked) {
@@ -1059,6 +1077,116 @@ impl<'a, M: Model> Searcher<'a, M> {
             }
         }
     }
+}
+
+/// The first (by completion) completed operation that needs a state `v`
+/// (a read, or a cas from `v`) no linearization can give it. Whatever the
+/// order, the state it sees is written by the last writer `y` before it (or
+/// is the initial state, with no writer before it), and every operation
+/// between `y` and it sees `v` throughout. So `y` writes `v`, is invoked
+/// before the read completes, and no completed operation `x` that sees or
+/// leaves another value fits between them in real time: `y` completed
+/// before `x` was invoked, and `x` completed before the read was invoked
+/// (then `x` is linearized between the two). If every candidate `y`
+/// (crashed ones included: they never complete) has such an `x`, the part is
+/// invalid whatever the search would try. One sweep over completions:
+/// `x` is only needed through the latest invocation among those completed
+/// before the read, kept per value for the two best values.
+fn certainly_stale<O>(
+    items: &[Item<O>],
+    prints: &[Print],
+    init: u32,
+    states: usize,
+) -> Option<u32> {
+    const MIXED: u32 = NIL;
+    let n = items.len();
+    // Writers of each value, in call order (items are sorted by call), with
+    // the running maximum of their completions.
+    let mut start = vec![0u32; states + 1];
+    let writes = |p: Print| match p {
+        Print::Writes(w) | Print::ReadsWrites(_, w) => Some(w),
+        _ => None,
+    };
+    for &p in prints {
+        if let Some(w) = writes(p) {
+            start[w as usize + 1] += 1;
+        }
+    }
+    for v in 0..states {
+        start[v + 1] += start[v];
+    }
+    let mut fill = start.clone();
+    let mut wr: Vec<(u64, u64)> = vec![(0, 0); start[states] as usize];
+    for (it, &p) in items.iter().zip(prints) {
+        if let Some(w) = writes(p) {
+            let at = fill[w as usize] as usize;
+            let before = if at > start[w as usize] as usize {
+                wr[at - 1].1
+            } else {
+                0
+            };
+            wr[at] = (it.call, it.ret.max(before));
+            fill[w as usize] += 1;
+        }
+    }
+    // The one value an operation sees and leaves, or MIXED.
+    let value = |p: Print| match p {
+        Print::Reads(u) | Print::Writes(u) => u,
+        Print::ReadsWrites(a, b) if a == b => a,
+        _ => MIXED,
+    };
+    let mut done: Vec<u32> = (0..n as u32)
+        .filter(|&i| items[i as usize].ret != PENDING)
+        .collect();
+    done.sort_unstable_by_key(|&i| items[i as usize].ret);
+    // The latest invocation among the added operations, and the latest
+    // among those of another value than the best's: (call, value).
+    let mut best: Option<(u64, u32)> = None;
+    let mut second: Option<(u64, u32)> = None;
+    let mut k = 0;
+    let mut found: Option<u32> = None;
+    for (r, it) in items.iter().enumerate() {
+        let v = match prints[r] {
+            Print::Reads(v) | Print::ReadsWrites(v, _) => v,
+            _ => continue,
+        };
+        if it.ret == PENDING || found.is_some_and(|f| items[f as usize].ret <= it.ret) {
+            continue;
+        }
+        while k < done.len() && items[done[k] as usize].ret < it.call {
+            let x = done[k] as usize;
+            let (c, u) = (items[x].call, value(prints[x]));
+            match best {
+                Some((bc, bu)) if bu == u => best = Some((bc.max(c), u)),
+                Some((bc, bu)) if c > bc => {
+                    second = Some((bc, bu));
+                    best = Some((c, u));
+                }
+                Some(_) => {
+                    if second.is_none_or(|(sc, _)| c > sc) {
+                        second = Some((c, u));
+                    }
+                }
+                None => best = Some((c, u)),
+            }
+            k += 1;
+        }
+        // The latest invocation of an operation that sees another value.
+        let latest = match (best, second) {
+            (Some((bc, bu)), _) if bu != v || bu == MIXED => bc,
+            (_, Some((sc, _))) => sc,
+            _ => continue,
+        };
+        let survives = |call: u64, ret: u64| call <= it.ret && ret >= latest;
+        let (a, b) = (start[v as usize] as usize, start[v as usize + 1] as usize);
+        let upto = a + wr[a..b].partition_point(|&(c, _)| c <= it.ret);
+        let from_writer = upto > a && survives(wr[upto - 1].0, wr[upto - 1].1);
+        let from_init = v == init && survives(0, 0);
+        if !(from_writer || from_init) {
+            found = Some(r as u32);
+        }
+    }
+    found
 }
 
 /// What read-guided pruning needs of an operation's footprint, as state ids.
