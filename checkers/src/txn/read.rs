@@ -428,24 +428,87 @@ pub struct ReadTxns {
 }
 
 /// Reads a JSON-lines history of transactions. Errors name the file and line.
-pub fn read_jsonl(
+pub fn read_jsonl(file: &str, kind: TxnKind, input: impl BufRead) -> Result<ReadTxns, ReadError> {
+    read_jsonl_sized(file, kind, input, None)
+}
+
+/// One chunk's lines, parsed, on their way to the pairing.
+struct Batch {
+    parts: Vec<Parsed>,
+    eof: bool,
+    /// The chunk's last line: its number, and whether it ended in a newline.
+    last: Option<(usize, bool)>,
+    /// Bytes of text in the chunk.
+    bytes: u64,
+}
+
+/// The pairing's side of the reader: takes batches in file order.
+struct Sink<'s> {
+    file: &'s str,
+    st: Pairing,
+    warnings: Vec<String>,
+    spare: &'s std::sync::Mutex<Vec<Chunk>>,
+    /// The input's size in bytes, when known: the big vectors are sized
+    /// from it after the first chunk.
+    size: Option<u64>,
+    done: u64,
+}
+
+impl Sink<'_> {
+    fn take(&mut self, b: Batch) -> Result<(), ReadError> {
+        let file = self.file;
+        let err = |line: Option<usize>, message: String| ReadError {
+            file: file.to_string(),
+            line,
+            message,
+        };
+        for (mut c, results) in b.parts {
+            for r in results {
+                match r {
+                    Ok(l) => self.st.line(&c, l).map_err(|(n, m)| err(Some(n), m))?,
+                    Err((n, m)) if b.eof && Some((n, false)) == b.last => self
+                        .warnings
+                        .push(format!("line {n}: torn last line skipped ({m})")),
+                    Err((n, m)) => return Err(err(Some(n), m)),
+                }
+            }
+            c.clear();
+            self.spare.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        }
+        let first = self.done == 0;
+        self.done += b.bytes;
+        if let (true, Some(size)) = (first, self.size) {
+            self.st.presize(self.done, size);
+        }
+        Ok(())
+    }
+}
+
+/// As [`read_jsonl`]; `size`, the input's length in bytes when known,
+/// sizes the big vectors once (from the first chunk's proportions) instead
+/// of growing them. Lines are parsed on every core while the previous
+/// chunk's are paired.
+pub fn read_jsonl_sized(
     file: &str,
     kind: TxnKind,
     mut input: impl BufRead,
+    size: Option<u64>,
 ) -> Result<ReadTxns, ReadError> {
-    let err = |line: Option<usize>, message: String| ReadError {
-        file: file.to_string(),
-        line,
-        message,
-    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut st = Pairing::new(kind);
-    let mut warnings = Vec::new();
     // Chunks parsed earlier, emptied, for the next parts to fill.
     let spare: std::sync::Mutex<Vec<Chunk>> = Default::default();
-    for_each_chunk(file, &mut input, |lines, eof| {
+    let mut sink = Sink {
+        file,
+        st: Pairing::new(kind),
+        warnings: Vec::new(),
+        spare: &spare,
+        size,
+        done: 0,
+    };
+    let parse_chunk = |lines: &[(usize, &str)], eof: bool| -> Batch {
         let last = lines.last().map(|(n, l)| (*n, l.ends_with('\n')));
-        let parts: Vec<Parsed> = in_parts(lines, threads, |part| {
+        let bytes = lines.iter().map(|(_, l)| l.len() as u64).sum();
+        let parts = in_parts(lines, threads, |part| {
             let mut c = spare
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -461,30 +524,76 @@ pub fn read_jsonl(
             }
             (c, out)
         });
-        for (mut c, results) in parts {
-            for r in results {
-                match r {
-                    Ok(l) => st.line(&c, l).map_err(|(n, m)| err(Some(n), m))?,
-                    Err((n, m)) if eof && Some((n, false)) == last => {
-                        warnings.push(format!("line {n}: torn last line skipped ({m})"))
-                    }
-                    Err((n, m)) => return Err(err(Some(n), m)),
-                }
-            }
-            c.clear();
-            spare.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        Batch {
+            parts,
+            eof,
+            last,
+            bytes,
         }
-        Ok(())
-    })?;
+    };
+    if threads <= 1 {
+        for_each_chunk(file, &mut input, |lines, eof| {
+            sink.take(parse_chunk(lines, eof))
+        })?;
+    } else {
+        pipelined(file, &mut input, &parse_chunk, &mut sink)?;
+    }
+    let Sink { st, warnings, .. } = sink;
     let events = st.events;
     let txns = st.finish();
     if txns.is_empty() {
-        return Err(err(None, "the history has no transactions to check".into()));
+        return Err(ReadError {
+            file: file.to_string(),
+            line: None,
+            message: "the history has no transactions to check".into(),
+        });
     }
     Ok(ReadTxns {
         txns,
         warnings,
         events,
+    })
+}
+
+/// Parses chunks on this thread (and its helpers) while another pairs the
+/// previous ones. The first error in file order wins: the pairing's come
+/// from chunks before any the reader could not read.
+fn pipelined(
+    file: &str,
+    input: &mut impl BufRead,
+    parse_chunk: &(dyn Fn(&[(usize, &str)], bool) -> Batch + Sync),
+    sink: &mut Sink<'_>,
+) -> Result<(), ReadError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+    std::thread::scope(|s| {
+        let pairer = std::thread::Builder::new().spawn_scoped(s, || {
+            for b in rx {
+                sink.take(b)?;
+            }
+            Ok::<(), ReadError>(())
+        });
+        let Ok(pairer) = pairer else {
+            // No thread to be had: pair here, after each chunk.
+            return Err(None);
+        };
+        let read = for_each_chunk(file, input, |lines, eof| {
+            // A closed channel means the pairing stopped at an error, which
+            // it reports.
+            tx.send(parse_chunk(lines, eof)).map_err(|_| ReadError {
+                file: file.to_string(),
+                line: None,
+                message: "the pairing stopped".into(),
+            })
+        });
+        drop(tx);
+        let paired = pairer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        paired.and(read).map_err(Some)
+    })
+    .or_else(|e| match e {
+        Some(e) => Err(e),
+        None => for_each_chunk(file, input, |lines, eof| sink.take(parse_chunk(lines, eof))),
     })
 }
 
@@ -506,6 +615,28 @@ impl Pairing {
             spare: Vec::new(),
             events: 0,
         }
+    }
+
+    /// Reserves the big vectors for the whole input, `size` bytes, scaled
+    /// from what its first `done` bytes held (bounded by what so many bytes
+    /// could hold at most). Untouched reserve costs no memory.
+    fn presize(&mut self, done: u64, size: u64) {
+        if done == 0 || size <= done {
+            return;
+        }
+        let want = |have: usize, most: u64| -> usize {
+            let scaled = have as u128 * size as u128 / done as u128;
+            let padded = scaled + scaled / 16 + 1024;
+            padded.min(most as u128) as usize
+        };
+        let t = &mut self.txns;
+        // A completion line is at least ~40 bytes, a micro-op 10, an element 2.
+        let n = want(t.txns.len(), size / 40);
+        t.txns.reserve(n.saturating_sub(t.txns.len()));
+        let n = want(t.mops.len(), size / 10);
+        t.mops.reserve(n.saturating_sub(t.mops.len()));
+        let n = want(t.pool.len(), size / 2);
+        t.pool.reserve(n.saturating_sub(t.pool.len()));
     }
 
     fn intern(&mut self, c: &Chunk, tok: u64, key: bool) -> u64 {
