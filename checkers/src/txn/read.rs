@@ -307,10 +307,251 @@ impl<'de> serde::Deserialize<'de> for U64OrValue {
     }
 }
 
+// ---- The quickest path: the usual shape of a txn line, by hand. ----
+
+/// A cursor over one line for [`quick`]. Every method answers `None` for
+/// anything outside the plain shape (escapes, floats, negative numbers,
+/// nested values under unknown keys), and the line then takes the serde path,
+/// which gives the same answer or the error.
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// A string without escapes or control characters.
+    fn str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+        let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        self.i += 1;
+        Some(s)
+    }
+
+    /// A non-negative integer as JSON writes it, fitting a u64.
+    fn uint(&mut self) -> Option<u64> {
+        self.ws();
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(&d @ b'0'..=b'9') = self.b.get(self.i) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.i += 1;
+        }
+        let len = self.i - start;
+        let leading_zero = len > 1 && self.b[start] == b'0';
+        let more = matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'));
+        (len > 0 && !leading_zero && !more).then_some(n)
+    }
+
+    fn word(&mut self, w: &[u8]) -> Option<()> {
+        self.ws();
+        self.b[self.i..].starts_with(w).then(|| self.i += w.len())
+    }
+
+    /// A key, an appended value or a read's scalar: its token.
+    fn token(&mut self, c: &mut Chunk) -> Option<u64> {
+        if self.peek()? == b'"' {
+            let s = self.str()?;
+            return Some(c.token(Value::from(s)));
+        }
+        let u = self.uint()?;
+        (u < 1 << 62).then_some(u)
+    }
+
+    /// An unknown key's value: a number, string, null or boolean.
+    fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.str().map(drop),
+            b'n' => self.word(b"null"),
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            _ => self.uint().map(drop),
+        }
+    }
+
+    /// A list of micro-ops into the chunk.
+    fn mops(&mut self, c: &mut Chunk) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.mop(c)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn mop(&mut self, c: &mut Chunk) -> Option<()> {
+        self.eat(b'[')?;
+        let kind = match self.str()? {
+            "append" => MopKind::Append,
+            "w" => MopKind::Write,
+            "r" => MopKind::Read,
+            _ => return None,
+        };
+        self.eat(b',')?;
+        let key = self.token(c)?;
+        self.eat(b',')?;
+        let mop = match (kind, self.peek()?) {
+            (MopKind::Read, b'n') => {
+                self.word(b"null")?;
+                RawMop {
+                    kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                    scalar: false,
+                }
+            }
+            (MopKind::Read, b'[') => {
+                let start = c.pool.len() as u64;
+                self.i += 1;
+                if self.eat(b']').is_none() {
+                    loop {
+                        let t = self.token(c)?;
+                        c.pool.push(t);
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                RawMop {
+                    kind,
+                    key,
+                    len: u32::try_from(c.pool.len() as u64 - start).ok()?,
+                    val: start,
+                    scalar: false,
+                }
+            }
+            (MopKind::Read, _) => RawMop {
+                kind,
+                key,
+                len: 1,
+                val: self.token(c)?,
+                scalar: true,
+            },
+            _ => RawMop {
+                kind,
+                key,
+                len: 0,
+                val: self.token(c)?,
+                scalar: false,
+            },
+        };
+        self.eat(b']')?;
+        c.mops.push(mop);
+        Some(())
+    }
+}
+
+/// A client's txn line of the plain shape, parsed by hand into the chunk:
+/// (process, type, time). `None` leaves the line to the serde path (the
+/// caller drops what this pushed).
+fn quick(line: &str, c: &mut Chunk) -> Option<(u64, EventType, Option<u64>)> {
+    let mut r = Cur {
+        b: line.as_bytes(),
+        i: 0,
+    };
+    let (mut process, mut kind, mut time, mut txn, mut value) = (None, None, None, false, false);
+    // Each key once: a repeated one takes the serde path.
+    let mut seen_time = false;
+    r.eat(b'{')?;
+    if r.eat(b'}').is_none() {
+        loop {
+            let k = r.str()?;
+            r.eat(b':')?;
+            match k {
+                "process" if process.is_none() => process = Some(r.uint()?),
+                "type" if kind.is_none() => kind = Some(EventType::parse(r.str()?)?),
+                "f" if !txn => {
+                    txn = r.str()? == "txn";
+                    if !txn {
+                        return None;
+                    }
+                }
+                "time" if !seen_time => {
+                    seen_time = true;
+                    time = match r.peek()? {
+                        b'n' => r.word(b"null").map(|_| None)?,
+                        _ => Some(r.uint()?),
+                    };
+                }
+                "value" if !value => {
+                    value = true;
+                    r.mops(c)?;
+                }
+                "process" | "type" | "f" | "time" | "value" => return None,
+                _ => r.skip()?,
+            }
+            match r.peek()? {
+                b',' => r.i += 1,
+                b'}' => {
+                    r.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    r.ws();
+    if r.i != r.b.len() || !txn {
+        return None;
+    }
+    Some((process?, kind?, time))
+}
+
 /// Parses one line into the chunk: the fast path first, the ordinary line
 /// parser when that fails. `Err` is a message for file:line.
 fn parse(line: &str, lineno: usize, c: &mut Chunk) -> Result<Line, String> {
     let (m0, p0, o0) = (c.mops.len(), c.pool.len(), c.others.len());
+    if let Some((process, kind, time)) = quick(line, c) {
+        return Ok(Line {
+            lineno,
+            process: Some(process),
+            kind,
+            time,
+            other_f: None,
+            mops: m0 as u32..c.mops.len() as u32,
+            bad: None,
+        });
+    }
+    c.mops.truncate(m0);
+    c.pool.truncate(p0);
+    c.others.truncate(o0);
     let mut de = serde_json::Deserializer::from_str(line);
     let fast = LineSeed(&mut *c)
         .deserialize(&mut de)
