@@ -796,13 +796,16 @@ pub fn read_jsonl_sized(
     })
 }
 
+/// A chunk's lines (and whether it is the last) to a batch.
+type ParseChunk<'p> = dyn Fn(&[(usize, &str)], bool) -> Batch + Sync + 'p;
+
 /// Parses chunks on this thread (and its helpers) while another pairs the
 /// previous ones. The first error in file order wins: the pairing's come
 /// from chunks before any the reader could not read.
 fn pipelined(
     file: &str,
     input: &mut impl BufRead,
-    parse_chunk: &(dyn Fn(&[(usize, &str)], bool) -> Batch + Sync),
+    parse_chunk: &ParseChunk,
     sink: &mut Sink<'_>,
 ) -> Result<(), ReadError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
