@@ -582,3 +582,47 @@ fn streaming_reader_messages_torn_lines_and_nemesis() {
     assert!(e.message.contains("append or r"), "{e}");
     assert!(read_jsonl("h.jsonl", LA, "".as_bytes()).is_err());
 }
+
+/// Lines of unusual shape (spaces, escapes, floats, big or negative
+/// numbers, repeated and unknown keys, string keys) read by the streaming
+/// reader as by the ordinary one: same anomalies, same edges.
+#[test]
+fn streaming_reader_takes_odd_lines_as_the_ordinary_reader() {
+    let base = [
+        r#"{"process":0,"type":"invoke","f":"txn","value":[["append","x",1],["r","y",null]]}"#,
+        r#"{"process":1,"type":"invoke","f":"txn","value":[["append","y",1],["r","x",null]]}"#,
+        r#"{"process":0,"type":"ok","f":"txn","value":[["append","x",1],["r","y",[]]]}"#,
+        r#"{"process":1,"type":"ok","f":"txn","value":[["append","y",1],["r","x",[]]]}"#,
+        r#"{"process":2,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}"#,
+        r#"{"process":2,"type":"ok","f":"txn","value":[["r","x",[1]],["r","y",[1]]]}"#,
+    ];
+    let edits: [(&str, &str); 9] = [
+        (",", " , "),
+        ("\"x\"", "\"\\u0078\""),
+        ("\"x\",1]", "\"x\",1.0]"),
+        ("\"x\",1]", "\"x\",-1]"),
+        ("[1]]", "[18446744073709551615]]"),
+        ("\"process\"", "\"time\":null,\"index\":5,\"process\""),
+        ("\"process\"", "\"e\":{\"a\":[1]},\"t\":true,\"process\""),
+        ("\"y\"", "4611686018427387904"),
+        ("\"x\"", "\"ключ\""),
+    ];
+    for (from, to) in edits {
+        let text: String = base.iter().map(|l| l.replace(from, to) + "\n").collect();
+        let h = read_history("h", &text, Format::Auto).unwrap().history;
+        let r = check(LA, Models::default(), &h, None).unwrap();
+        let fast = checkers::txn::read::read_jsonl("h", LA, text.as_bytes()).unwrap();
+        let r2 = checkers::txn::check_txns(
+            LA,
+            Models::default(),
+            &fast.txns,
+            std::time::Instant::now(),
+            None,
+        );
+        let types = |r: &CheckResult| r.summary.as_ref().unwrap()["anomaly_types"].clone();
+        assert_eq!(r2.valid, r.valid, "{to}");
+        assert_eq!(types(&r2), types(&r), "{to}");
+        let edges = |r: &CheckResult| r.summary.as_ref().unwrap()["edges"].clone();
+        assert_eq!(edges(&r2), edges(&r), "{to}");
+    }
+}

@@ -240,7 +240,12 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
     };
     if let Checker::Txn(kind, models) = ctx.model {
         if ctx.out.is_none() {
-            return check_txns(&name, input, kind, models, ctx, o);
+            // The file's size sizes the transactions' vectors up front.
+            let size = std::fs::metadata(file)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            return check_txns(&name, input, size, kind, models, ctx, o);
         }
     }
     // The report needs every event (nemesis windows, the timeline).
@@ -293,6 +298,7 @@ fn check_file(file: &Path, ctx: &Ctx<'_>) -> FileOutcome {
 fn check_txns(
     name: &str,
     mut input: Box<dyn BufRead>,
+    size: Option<u64>,
     kind: checkers::txn::TxnKind,
     models: checkers::txn::Models,
     ctx: &Ctx<'_>,
@@ -316,7 +322,7 @@ fn check_txns(
         _ => false,
     };
     let txns = if jsonl {
-        checkers::txn::read::read_jsonl(name, kind, input).map(|r| (r.txns, r.warnings))
+        checkers::txn::read::read_jsonl_sized(name, kind, input, size).map(|r| (r.txns, r.warnings))
     } else {
         read_history_from(name, input, ctx.format, false).and_then(|p| {
             let t = checkers::txn::Txns::from_history(kind, &p.history).map_err(|e| {

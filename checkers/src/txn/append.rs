@@ -234,6 +234,10 @@ pub(crate) fn analyse(txns: &Txns) -> (Vec<Found>, Vec<RawEdge>) {
         }
     }
 
+    // At most one ww edge per element of an order, a wr and an rw per read,
+    // and the graph's process and real-time edges (three per transaction):
+    // reserved once rather than grown (untouched reserve costs no memory).
+    edges.reserve(ow.len() + 2 * txns.mops.len() + 3 * txns.len());
     // Version-order edges: consecutive elements.
     for (k, &lm) in longest.iter().enumerate() {
         if lm == NIL || broken.contains(&(k as u32)) {

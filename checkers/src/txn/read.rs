@@ -307,10 +307,251 @@ impl<'de> serde::Deserialize<'de> for U64OrValue {
     }
 }
 
+// ---- The quickest path: the usual shape of a txn line, by hand. ----
+
+/// A cursor over one line for [`quick`]. Every method answers `None` for
+/// anything outside the plain shape (escapes, floats, negative numbers,
+/// nested values under unknown keys), and the line then takes the serde path,
+/// which gives the same answer or the error.
+struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// A string without escapes or control characters.
+    fn str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f => return None,
+                _ => self.i += 1,
+            }
+        }
+        let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        self.i += 1;
+        Some(s)
+    }
+
+    /// A non-negative integer as JSON writes it, fitting a u64.
+    fn uint(&mut self) -> Option<u64> {
+        self.ws();
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(&d @ b'0'..=b'9') = self.b.get(self.i) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.i += 1;
+        }
+        let len = self.i - start;
+        let leading_zero = len > 1 && self.b[start] == b'0';
+        let more = matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'));
+        (len > 0 && !leading_zero && !more).then_some(n)
+    }
+
+    fn word(&mut self, w: &[u8]) -> Option<()> {
+        self.ws();
+        self.b[self.i..].starts_with(w).then(|| self.i += w.len())
+    }
+
+    /// A key, an appended value or a read's scalar: its token.
+    fn token(&mut self, c: &mut Chunk) -> Option<u64> {
+        if self.peek()? == b'"' {
+            let s = self.str()?;
+            return Some(c.token(Value::from(s)));
+        }
+        let u = self.uint()?;
+        (u < 1 << 62).then_some(u)
+    }
+
+    /// An unknown key's value: a number, string, null or boolean.
+    fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.str().map(drop),
+            b'n' => self.word(b"null"),
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            _ => self.uint().map(drop),
+        }
+    }
+
+    /// A list of micro-ops into the chunk.
+    fn mops(&mut self, c: &mut Chunk) -> Option<()> {
+        self.eat(b'[')?;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.mop(c)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn mop(&mut self, c: &mut Chunk) -> Option<()> {
+        self.eat(b'[')?;
+        let kind = match self.str()? {
+            "append" => MopKind::Append,
+            "w" => MopKind::Write,
+            "r" => MopKind::Read,
+            _ => return None,
+        };
+        self.eat(b',')?;
+        let key = self.token(c)?;
+        self.eat(b',')?;
+        let mop = match (kind, self.peek()?) {
+            (MopKind::Read, b'n') => {
+                self.word(b"null")?;
+                RawMop {
+                    kind,
+                    key,
+                    len: NIL,
+                    val: 0,
+                    scalar: false,
+                }
+            }
+            (MopKind::Read, b'[') => {
+                let start = c.pool.len() as u64;
+                self.i += 1;
+                if self.eat(b']').is_none() {
+                    loop {
+                        let t = self.token(c)?;
+                        c.pool.push(t);
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                RawMop {
+                    kind,
+                    key,
+                    len: u32::try_from(c.pool.len() as u64 - start).ok()?,
+                    val: start,
+                    scalar: false,
+                }
+            }
+            (MopKind::Read, _) => RawMop {
+                kind,
+                key,
+                len: 1,
+                val: self.token(c)?,
+                scalar: true,
+            },
+            _ => RawMop {
+                kind,
+                key,
+                len: 0,
+                val: self.token(c)?,
+                scalar: false,
+            },
+        };
+        self.eat(b']')?;
+        c.mops.push(mop);
+        Some(())
+    }
+}
+
+/// A client's txn line of the plain shape, parsed by hand into the chunk:
+/// (process, type, time). `None` leaves the line to the serde path (the
+/// caller drops what this pushed).
+fn quick(line: &str, c: &mut Chunk) -> Option<(u64, EventType, Option<u64>)> {
+    let mut r = Cur {
+        b: line.as_bytes(),
+        i: 0,
+    };
+    let (mut process, mut kind, mut time, mut txn, mut value) = (None, None, None, false, false);
+    // Each key once: a repeated one takes the serde path.
+    let mut seen_time = false;
+    r.eat(b'{')?;
+    if r.eat(b'}').is_none() {
+        loop {
+            let k = r.str()?;
+            r.eat(b':')?;
+            match k {
+                "process" if process.is_none() => process = Some(r.uint()?),
+                "type" if kind.is_none() => kind = Some(EventType::parse(r.str()?)?),
+                "f" if !txn => {
+                    txn = r.str()? == "txn";
+                    if !txn {
+                        return None;
+                    }
+                }
+                "time" if !seen_time => {
+                    seen_time = true;
+                    time = match r.peek()? {
+                        b'n' => r.word(b"null").map(|_| None)?,
+                        _ => Some(r.uint()?),
+                    };
+                }
+                "value" if !value => {
+                    value = true;
+                    r.mops(c)?;
+                }
+                "process" | "type" | "f" | "time" | "value" => return None,
+                _ => r.skip()?,
+            }
+            match r.peek()? {
+                b',' => r.i += 1,
+                b'}' => {
+                    r.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    r.ws();
+    if r.i != r.b.len() || !txn {
+        return None;
+    }
+    Some((process?, kind?, time))
+}
+
 /// Parses one line into the chunk: the fast path first, the ordinary line
 /// parser when that fails. `Err` is a message for file:line.
 fn parse(line: &str, lineno: usize, c: &mut Chunk) -> Result<Line, String> {
     let (m0, p0, o0) = (c.mops.len(), c.pool.len(), c.others.len());
+    if let Some((process, kind, time)) = quick(line, c) {
+        return Ok(Line {
+            lineno,
+            process: Some(process),
+            kind,
+            time,
+            other_f: None,
+            mops: m0 as u32..c.mops.len() as u32,
+            bad: None,
+        });
+    }
+    c.mops.truncate(m0);
+    c.pool.truncate(p0);
+    c.others.truncate(o0);
     let mut de = serde_json::Deserializer::from_str(line);
     let fast = LineSeed(&mut *c)
         .deserialize(&mut de)
@@ -428,24 +669,87 @@ pub struct ReadTxns {
 }
 
 /// Reads a JSON-lines history of transactions. Errors name the file and line.
-pub fn read_jsonl(
+pub fn read_jsonl(file: &str, kind: TxnKind, input: impl BufRead) -> Result<ReadTxns, ReadError> {
+    read_jsonl_sized(file, kind, input, None)
+}
+
+/// One chunk's lines, parsed, on their way to the pairing.
+struct Batch {
+    parts: Vec<Parsed>,
+    eof: bool,
+    /// The chunk's last line: its number, and whether it ended in a newline.
+    last: Option<(usize, bool)>,
+    /// Bytes of text in the chunk.
+    bytes: u64,
+}
+
+/// The pairing's side of the reader: takes batches in file order.
+struct Sink<'s> {
+    file: &'s str,
+    st: Pairing,
+    warnings: Vec<String>,
+    spare: &'s std::sync::Mutex<Vec<Chunk>>,
+    /// The input's size in bytes, when known: the big vectors are sized
+    /// from it after the first chunk.
+    size: Option<u64>,
+    done: u64,
+}
+
+impl Sink<'_> {
+    fn take(&mut self, b: Batch) -> Result<(), ReadError> {
+        let file = self.file;
+        let err = |line: Option<usize>, message: String| ReadError {
+            file: file.to_string(),
+            line,
+            message,
+        };
+        for (mut c, results) in b.parts {
+            for r in results {
+                match r {
+                    Ok(l) => self.st.line(&c, l).map_err(|(n, m)| err(Some(n), m))?,
+                    Err((n, m)) if b.eof && Some((n, false)) == b.last => self
+                        .warnings
+                        .push(format!("line {n}: torn last line skipped ({m})")),
+                    Err((n, m)) => return Err(err(Some(n), m)),
+                }
+            }
+            c.clear();
+            self.spare.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        }
+        let first = self.done == 0;
+        self.done += b.bytes;
+        if let (true, Some(size)) = (first, self.size) {
+            self.st.presize(self.done, size);
+        }
+        Ok(())
+    }
+}
+
+/// As [`read_jsonl`]; `size`, the input's length in bytes when known,
+/// sizes the big vectors once (from the first chunk's proportions) instead
+/// of growing them. Lines are parsed on every core while the previous
+/// chunk's are paired.
+pub fn read_jsonl_sized(
     file: &str,
     kind: TxnKind,
     mut input: impl BufRead,
+    size: Option<u64>,
 ) -> Result<ReadTxns, ReadError> {
-    let err = |line: Option<usize>, message: String| ReadError {
-        file: file.to_string(),
-        line,
-        message,
-    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut st = Pairing::new(kind);
-    let mut warnings = Vec::new();
     // Chunks parsed earlier, emptied, for the next parts to fill.
     let spare: std::sync::Mutex<Vec<Chunk>> = Default::default();
-    for_each_chunk(file, &mut input, |lines, eof| {
+    let mut sink = Sink {
+        file,
+        st: Pairing::new(kind),
+        warnings: Vec::new(),
+        spare: &spare,
+        size,
+        done: 0,
+    };
+    let parse_chunk = |lines: &[(usize, &str)], eof: bool| -> Batch {
         let last = lines.last().map(|(n, l)| (*n, l.ends_with('\n')));
-        let parts: Vec<Parsed> = in_parts(lines, threads, |part| {
+        let bytes = lines.iter().map(|(_, l)| l.len() as u64).sum();
+        let parts = in_parts(lines, threads, |part| {
             let mut c = spare
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -461,30 +765,79 @@ pub fn read_jsonl(
             }
             (c, out)
         });
-        for (mut c, results) in parts {
-            for r in results {
-                match r {
-                    Ok(l) => st.line(&c, l).map_err(|(n, m)| err(Some(n), m))?,
-                    Err((n, m)) if eof && Some((n, false)) == last => {
-                        warnings.push(format!("line {n}: torn last line skipped ({m})"))
-                    }
-                    Err((n, m)) => return Err(err(Some(n), m)),
-                }
-            }
-            c.clear();
-            spare.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        Batch {
+            parts,
+            eof,
+            last,
+            bytes,
         }
-        Ok(())
-    })?;
+    };
+    if threads <= 1 {
+        for_each_chunk(file, &mut input, |lines, eof| {
+            sink.take(parse_chunk(lines, eof))
+        })?;
+    } else {
+        pipelined(file, &mut input, &parse_chunk, &mut sink)?;
+    }
+    let Sink { st, warnings, .. } = sink;
     let events = st.events;
     let txns = st.finish();
     if txns.is_empty() {
-        return Err(err(None, "the history has no transactions to check".into()));
+        return Err(ReadError {
+            file: file.to_string(),
+            line: None,
+            message: "the history has no transactions to check".into(),
+        });
     }
     Ok(ReadTxns {
         txns,
         warnings,
         events,
+    })
+}
+
+/// A chunk's lines (and whether it is the last) to a batch.
+type ParseChunk<'p> = dyn Fn(&[(usize, &str)], bool) -> Batch + Sync + 'p;
+
+/// Parses chunks on this thread (and its helpers) while another pairs the
+/// previous ones. The first error in file order wins: the pairing's come
+/// from chunks before any the reader could not read.
+fn pipelined(
+    file: &str,
+    input: &mut impl BufRead,
+    parse_chunk: &ParseChunk,
+    sink: &mut Sink<'_>,
+) -> Result<(), ReadError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+    std::thread::scope(|s| {
+        let pairer = std::thread::Builder::new().spawn_scoped(s, || {
+            for b in rx {
+                sink.take(b)?;
+            }
+            Ok::<(), ReadError>(())
+        });
+        let Ok(pairer) = pairer else {
+            // No thread to be had: pair here, after each chunk.
+            return Err(None);
+        };
+        let read = for_each_chunk(file, input, |lines, eof| {
+            // A closed channel means the pairing stopped at an error, which
+            // it reports.
+            tx.send(parse_chunk(lines, eof)).map_err(|_| ReadError {
+                file: file.to_string(),
+                line: None,
+                message: "the pairing stopped".into(),
+            })
+        });
+        drop(tx);
+        let paired = pairer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        paired.and(read).map_err(Some)
+    })
+    .or_else(|e| match e {
+        Some(e) => Err(e),
+        None => for_each_chunk(file, input, |lines, eof| sink.take(parse_chunk(lines, eof))),
     })
 }
 
@@ -506,6 +859,28 @@ impl Pairing {
             spare: Vec::new(),
             events: 0,
         }
+    }
+
+    /// Reserves the big vectors for the whole input, `size` bytes, scaled
+    /// from what its first `done` bytes held (bounded by what so many bytes
+    /// could hold at most). Untouched reserve costs no memory.
+    fn presize(&mut self, done: u64, size: u64) {
+        if done == 0 || size <= done {
+            return;
+        }
+        let want = |have: usize, most: u64| -> usize {
+            let scaled = have as u128 * size as u128 / done as u128;
+            let padded = scaled + scaled / 16 + 1024;
+            padded.min(most as u128) as usize
+        };
+        let t = &mut self.txns;
+        // A completion line is at least ~40 bytes, a micro-op 10, an element 2.
+        let n = want(t.txns.len(), size / 40);
+        t.txns.reserve(n.saturating_sub(t.txns.len()));
+        let n = want(t.mops.len(), size / 10);
+        t.mops.reserve(n.saturating_sub(t.mops.len()));
+        let n = want(t.pool.len(), size / 2);
+        t.pool.reserve(n.saturating_sub(t.pool.len()));
     }
 
     fn intern(&mut self, c: &Chunk, tok: u64, key: bool) -> u64 {
