@@ -43,7 +43,7 @@ fn main() {
         .and_then(|d| d.parent())
         .map(|d| d.join("shakedown-netem"))
         .expect("target dir");
-    let t = TestCluster::up("sdo", 77, 5).expect("cluster up (root?)");
+    let t = TestCluster::up("sdo", 78, 5).expect("cluster up (root?)");
     let mut nodes = t.connect_all().expect("connect");
     let ips: Vec<Ipv4Addr> = t.up.hosts.iter().map(|(_, ip)| *ip).collect();
     let d = Daemon::new("netem");

@@ -637,7 +637,7 @@ fn postgres_comes_back_after_every_power_cut() {
         eprintln!("skipped: needs root and PostgreSQL 15");
         return;
     }
-    let t = TestCluster::up("sdo", 77, 5).expect("cluster up");
+    let t = TestCluster::up("sdo", 78, 5).expect("cluster up");
     let store = tempfile::tempdir().unwrap();
     let (code, text, results) = run_test(
         &t,
