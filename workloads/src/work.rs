@@ -102,6 +102,20 @@ macro_rules! maelstrom_workload {
     };
 }
 
+/// The transactional workloads' options (list-append, rw-register).
+const TXN_OPTIONS: &[OptInfo] = &[
+    OptInfo {
+        key: "keys",
+        default: "8",
+        summary: "keys in use at a time",
+    },
+    OptInfo {
+        key: "ops-per-key",
+        default: "100",
+        summary: "transactions of each worker on a group of keys before the next group",
+    },
+];
+
 pub const WORKLOADS: &[WorkloadInfo] = &[
     WorkloadInfo {
         name: "register",
@@ -135,19 +149,13 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
     WorkloadInfo {
         name: "list-append",
         summary: "transactions of 1-4 appends of unique values and reads on a few keys at a time, a final read of every key; Elle-style list-append checker (strict-serializable)",
-        options: &[
-            OptInfo { key: "keys", default: "8", summary: "keys in use at a time" },
-            OptInfo { key: "ops-per-key", default: "100", summary: "transactions of each worker on a group of keys before the next group" },
-        ],
+        options: TXN_OPTIONS,
         parse: list_append,
     },
     WorkloadInfo {
         name: "rw-register",
         summary: "transactions of 1-4 writes of unique values and reads on a few keys at a time, a final read of every key; Elle-style rw-register checker (strict-serializable)",
-        options: &[
-            OptInfo { key: "keys", default: "8", summary: "keys in use at a time" },
-            OptInfo { key: "ops-per-key", default: "100", summary: "transactions of each worker on a group of keys before the next group" },
-        ],
+        options: TXN_OPTIONS,
         parse: rw_register,
     },
     // Maelstrom's workloads (--system maelstrom), with its message bodies.
