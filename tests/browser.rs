@@ -12,8 +12,8 @@ mod common;
 #[test]
 fn the_report_loads_offline_shows_the_verdict_and_keeps_values_inert() {
     if !common::have_browser() || unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "skipped: needs chromium (scripts/test installs it) and root (network namespace)"
+        harness::testing::skip(
+            "needs chromium (scripts/test installs it) and root (network namespace)",
         );
         return;
     }

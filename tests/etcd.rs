@@ -19,7 +19,7 @@ fn run(t: &TestCluster, store: &Path, args: &[&str]) -> (Option<i32>, String, Va
 #[test]
 fn etcd_register_lock_and_set() {
     if !TestCluster::possible() || !Path::new(workloads::etcd::BINARY).exists() {
-        eprintln!("skipped: needs root and Debian's etcd-server (scripts/test installs it)");
+        harness::testing::skip("needs root and Debian's etcd-server (scripts/test installs it)");
         return;
     }
     let t = TestCluster::up("sde", 84, 5).expect("cluster up");

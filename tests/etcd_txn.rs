@@ -36,7 +36,7 @@ fn txn_counts(store: &Path) -> (usize, usize, bool) {
 #[test]
 fn transactions_on_etcd() {
     if !TestCluster::possible() || !Path::new(workloads::etcd::BINARY).exists() {
-        eprintln!("skipped: needs root and Debian's etcd-server (scripts/test installs it)");
+        harness::testing::skip("needs root and Debian's etcd-server (scripts/test installs it)");
         return;
     }
     let t = TestCluster::up("sdg", 89, 5).expect("cluster up");

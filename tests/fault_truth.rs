@@ -56,7 +56,7 @@ impl Drop for Reap {
 #[test]
 fn faults_that_did_not_happen_are_never_valid() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdv", 97, 3).expect("cluster up");
@@ -283,7 +283,7 @@ fn faults_that_did_not_happen_are_never_valid() {
 #[test]
 fn clock_faults_on_local_hosts_are_faked_and_verified() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdw", 98, 3).expect("cluster up");
@@ -379,7 +379,7 @@ type LogTest<'a> = dyn Fn(&[(f64, f64)]) -> bool + 'a;
 #[test]
 fn a_clock_skew_makes_a_running_daemon_run_fast_without_a_jump() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdl", 76, 1).expect("cluster up");
@@ -473,7 +473,7 @@ fn a_clock_skew_makes_a_running_daemon_run_fast_without_a_jump() {
 #[test]
 fn delay_holds_packets_between_nodes_and_the_heal_stops_it() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdj", 93, 3).expect("cluster up");
@@ -553,7 +553,7 @@ fn delay_holds_packets_between_nodes_and_the_heal_stops_it() {
 #[test]
 fn lost_writes_cut_power_and_the_heal_restarts_on_what_survived() {
     if !TestCluster::possible() || !std::path::Path::new("/usr/bin/redis-server").exists() {
-        eprintln!("skipped: needs root and redis-server");
+        harness::testing::skip("needs root and redis-server");
         return;
     }
     let t = TestCluster::up("sdx", 99, 3).expect("cluster up");
@@ -634,7 +634,7 @@ fn postgres_comes_back_after_every_power_cut() {
     if !TestCluster::possible()
         || !std::path::Path::new("/usr/lib/postgresql/15/bin/postgres").exists()
     {
-        eprintln!("skipped: needs root and PostgreSQL 15");
+        harness::testing::skip("needs root and PostgreSQL 15");
         return;
     }
     let t = TestCluster::up("sdo", 78, 5).expect("cluster up");

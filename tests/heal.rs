@@ -13,7 +13,7 @@ const T: Duration = Duration::from_secs(10);
 #[test]
 fn heal_undoes_partitions_and_pauses() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdh", 81, 3).expect("cluster up");

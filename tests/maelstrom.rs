@@ -88,7 +88,7 @@ fn first_message(results: &Value, checker: &str) -> String {
 #[test]
 fn demo_nodes_pass_under_partitions_and_kills_and_broken_ones_are_caught() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdm", 91, 3).expect("cluster up");
@@ -184,7 +184,7 @@ fn demo_nodes_pass_under_partitions_and_kills_and_broken_ones_are_caught() {
 #[test]
 fn txn_nodes_are_valid_under_partitions_and_kills_and_stale_reads_are_caught() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdt", 95, 3).expect("cluster up");

@@ -29,7 +29,7 @@ fn run(t: &TestCluster, store: &Path, mode: &str, args: &[&str]) -> (Option<i32>
 #[test]
 fn the_demo_node_correct_passes_and_each_bug_is_caught() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdn", 85, 3).expect("cluster up");
@@ -70,7 +70,7 @@ fn the_demo_node_correct_passes_and_each_bug_is_caught() {
             ],
         );
         assert_eq!(code, Some(1), "{mode}: {out}");
-        if common::have_browser() {
+        if common::have_browser() || harness::testing::strict() {
             // The report of this real failing run, in a real browser.
             let b = common::open_in_browser(&store.join("latest/report.html"));
             assert!(b.console_errors.is_empty(), "{:?}", b.console_errors);

@@ -30,7 +30,7 @@ fn run(t: &TestCluster, store: &Path, args: &[&str]) -> (Option<i32>, String, Va
 fn two_phase_commit_bank_on_postgres() {
     let pg = Path::new(workloads::postgres::BIN).join("postgres");
     if !TestCluster::possible() || !pg.exists() {
-        eprintln!("skipped: needs root and Debian's postgresql-15 (scripts/test installs it)");
+        harness::testing::skip("needs root and Debian's postgresql-15 (scripts/test installs it)");
         return;
     }
     let t = TestCluster::up("sdp", 88, 3).expect("cluster up");

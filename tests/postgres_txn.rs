@@ -91,7 +91,7 @@ fn serializable_holds_and_read_committed_does_not(t: &TestCluster, workload: &st
 fn transactions_on_postgres() {
     let pg = Path::new(workloads::postgres::BIN).join("postgres");
     if !TestCluster::possible() || !pg.exists() {
-        eprintln!("skipped: needs root and Debian's postgresql-15 (scripts/test installs it)");
+        harness::testing::skip("needs root and Debian's postgresql-15 (scripts/test installs it)");
         return;
     }
     let t = TestCluster::up("sdy", 94, 3).expect("cluster up");

@@ -22,7 +22,7 @@ fn run(t: &TestCluster, store: &Path, args: &[&str]) -> (Option<i32>, String, Va
 #[test]
 fn redis_split_brain_breaks_the_lock_and_the_register() {
     if !TestCluster::possible() || !Path::new(workloads::redis::BINARY).exists() {
-        eprintln!("skipped: needs root and Debian's redis-server (scripts/test installs it)");
+        harness::testing::skip("needs root and Debian's redis-server (scripts/test installs it)");
         return;
     }
     let t = TestCluster::up("sdk", 86, 5).expect("cluster up");

@@ -125,7 +125,7 @@ fn in_force(run: &Path, fault: &str) -> bool {
 #[test]
 fn runs_record_faults_and_survive_interrupts_and_kills() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdr", 83, 3).expect("cluster up");

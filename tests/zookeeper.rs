@@ -27,7 +27,7 @@ fn run(t: &TestCluster, store: &Path, args: &[&str]) -> (Option<i32>, String, Va
 #[test]
 fn zookeeper_plain_reads_lag_sync_reads_do_not_and_the_lock_runs() {
     if !TestCluster::possible() || !Path::new(workloads::zookeeper::JAR).exists() {
-        eprintln!("skipped: needs root and Debian's zookeeperd (scripts/test installs it)");
+        harness::testing::skip("needs root and Debian's zookeeperd (scripts/test installs it)");
         return;
     }
     let t = TestCluster::up("sdz", 87, 3).expect("cluster up");

@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod bridge_filter;
+
 /// Directories each host sees through its own copy-on-write overlay.
 const OVERLAID: [&str; 6] = ["etc", "opt", "var", "home", "srv", "usr"];
 /// How long `up` waits for every sshd to answer.
@@ -194,10 +196,6 @@ impl LocalCluster {
         self.state_dir.join("known_hosts")
     }
 
-    fn sysctl_saved(&self) -> PathBuf {
-        self.state_dir.join("bridge-nf-call-iptables.saved")
-    }
-
     /// Namespaces of this cluster that exist now (including leftovers beyond `nodes`).
     fn namespaces(&self) -> Vec<String> {
         let list = run("list namespaces", &["ip", "netns", "list"]).unwrap_or_default();
@@ -314,11 +312,7 @@ impl LocalCluster {
         )?;
         run("start the bridge", &["ip", "link", "set", &bridge, "up"])?;
         // Frames between hosts must not cross the host's own iptables.
-        let nf = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
-        if let Ok(old) = std::fs::read_to_string(nf) {
-            write("save a sysctl", &self.sysctl_saved(), old.trim())?;
-            write("set a sysctl", nf, "0")?;
-        }
+        bridge_filter::hold(&self.prefix)?;
 
         let mut known = String::new();
         for i in 1..=self.nodes {
@@ -519,19 +513,13 @@ impl LocalCluster {
         if Path::new("/sys/class/net").join(&bridge).exists() {
             run("remove the bridge", &["ip", "link", "del", &bridge])?;
         }
-        if let Ok(old) = std::fs::read_to_string(self.sysctl_saved()) {
-            let nf = Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
-            if nf.exists() {
-                write("restore a sysctl", nf, old.trim())?;
-            }
-        }
+        bridge_filter::release(&self.prefix)?;
+        // Only the cluster's own directories: their parents are shared by
+        // every cluster (tests run several at once), and another's `up` may
+        // be creating its directory there right now.
         for dir in [&self.overlay_dir, &self.state_dir] {
             if dir.exists() {
                 std::fs::remove_dir_all(dir).map_err(|e| io_err("remove a directory", dir, e))?;
-            }
-            // The parents up made too, if nothing else lives there.
-            if let Some(parent) = dir.parent() {
-                let _ = std::fs::remove_dir(parent);
             }
         }
         Ok(())

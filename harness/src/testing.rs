@@ -82,3 +82,27 @@ impl Drop for TestCluster {
         }
     }
 }
+
+/// The environment variable that makes a missing prerequisite fail a test
+/// instead of skipping it. `scripts/test` (the README's test command, which
+/// installs every prerequisite and runs as root) sets it, and so does any
+/// CI (`CI` set to anything but `false`).
+pub const STRICT: &str = "SHAKEDOWN_STRICT_TESTS";
+
+/// Whether a test's missing prerequisite is a failure here.
+pub fn strict() -> bool {
+    let set = |v: &str| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0" && s != "false");
+    set(STRICT) || set("CI")
+}
+
+/// Called by a test whose prerequisite (`why`: root, a Debian package) is
+/// missing, just before it returns: under [`strict`] it fails, naming what
+/// is missing, so the README's test command never passes a test that did
+/// not run; elsewhere (a developer's `cargo test` without root) it says
+/// "skipped" on stderr.
+pub fn skip(why: &str) {
+    if strict() {
+        panic!("cannot run: {why} ({STRICT} or CI is set, so a skipped test is a failure)");
+    }
+    eprintln!("skipped: {why}");
+}

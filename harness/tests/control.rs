@@ -15,7 +15,7 @@ const T: Duration = Duration::from_secs(10);
 #[test]
 fn ssh2_drives_real_hosts() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdc", 79, 3).expect("cluster up");

@@ -11,7 +11,7 @@ const T: Duration = Duration::from_secs(10);
 #[test]
 fn faults_on_real_processes_and_links() {
     if !TestCluster::possible() {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
     let t = TestCluster::up("sdf", 82, 2).expect("cluster up");

@@ -10,12 +10,16 @@ use std::process::Command;
 fn test_cluster() -> LocalCluster {
     LocalCluster {
         nodes: 3,
-        prefix: "sdt".into(),
-        subnet: [10, 78, 0],
+        prefix: "sds".into(),
+        subnet: [10, 96, 0],
         state_dir: PathBuf::from("/var/lib/shakedown-test/cluster"),
         overlay_dir: PathBuf::from("/mnt/shakedown-test/cluster"),
     }
 }
+
+/// The cluster tests of this file one at a time: the sysctl test must be
+/// the only cluster up in this process to see the value come back.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Tears the cluster down when the test ends, passed or failed.
 struct Down(LocalCluster);
@@ -56,9 +60,10 @@ fn ssh(c: &LocalCluster, i: usize, command: &str) -> (i32, String) {
 fn three_hosts_are_isolated_and_leave_nothing_behind() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the local cluster needs root");
+        harness::testing::skip("the local cluster needs root");
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let c = test_cluster();
     let guard = Down(c.clone());
     let up = c.up().expect("cluster up");
@@ -107,11 +112,11 @@ fn three_hosts_are_isolated_and_leave_nothing_behind() {
     drop(guard);
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(
-        !String::from_utf8_lossy(&left.stdout).contains("sdtn"),
+        !String::from_utf8_lossy(&left.stdout).contains("sdsn"),
         "namespaces left"
     );
     assert!(
-        !std::path::Path::new("/sys/class/net/sdtsdbr0").exists(),
+        !std::path::Path::new("/sys/class/net/sdssdbr0").exists(),
         "bridge left"
     );
     assert!(
@@ -127,6 +132,61 @@ fn three_hosts_are_isolated_and_leave_nothing_behind() {
         "processes left: {}",
         String::from_utf8_lossy(&ps.stdout)
     );
+}
+
+/// Two clusters coming up and going down at once, three times each and
+/// unsynchronised (one's `down` overlaps the other's `up`): every `up`
+/// succeeds, since a `down` leaves the shared parent directories alone.
+/// Then, with both up, one goes down: the bridge sysctl stays 0 for the
+/// other, and is back at its old value when both are down.
+#[test]
+fn two_clusters_up_and_down_at_once_never_race() {
+    use harness::testing::TestCluster;
+    if !TestCluster::possible() {
+        harness::testing::skip("the local cluster needs root");
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let nf = std::path::Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables");
+    let sysctl = || {
+        std::fs::read_to_string(nf)
+            .ok()
+            .map(|v| v.trim().to_string())
+    };
+    let before = sysctl();
+    let pairs = [("sq1", 70u8), ("sq2", 71u8)];
+    let cycles: Vec<_> = pairs
+        .into_iter()
+        .map(|(tag, octet)| {
+            std::thread::spawn(move || {
+                for round in 0..3 {
+                    let t = TestCluster::up(tag, octet, 1)
+                        .unwrap_or_else(|e| panic!("{tag} round {round}: up: {e}"));
+                    drop(t);
+                }
+            })
+        })
+        .collect();
+    for t in cycles {
+        t.join().expect("an up/down cycle failed");
+    }
+    let [a, b] = pairs.map(|(tag, octet)| TestCluster::up(tag, octet, 1).expect("cluster up"));
+    drop(a);
+    if before.is_some() {
+        assert_eq!(
+            sysctl().as_deref(),
+            Some("0"),
+            "sq1's down undid sq2's sysctl"
+        );
+    }
+    drop(b);
+    assert_eq!(sysctl(), before, "the sysctl is back once both are down");
+    for (tag, _) in pairs {
+        assert!(
+            !std::path::Path::new(&format!("/var/lib/shakedown-test/{tag}")).exists(),
+            "{tag}'s state left"
+        );
+    }
 }
 
 // The Vagrantfile cannot boot here; keep it at least valid Ruby.

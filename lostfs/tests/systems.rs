@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{wait_for, Mount};
+use common::{skip, wait_for, Mount};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -80,7 +80,7 @@ fn redis_everysec_loses_acknowledged_writes_on_a_power_cut() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: redis-server is not installed");
+        skip("redis-server is not installed");
         return;
     }
     let m = Mount::new();
@@ -220,11 +220,11 @@ impl Drop for Postgres {
 #[test]
 fn postgres_keeps_synced_commits_and_loses_async_ones() {
     let (Some(uid), Some(gid)) = (id("-u"), id("-g")) else {
-        eprintln!("skipped: the postgres user is missing");
+        skip("the postgres user is missing");
         return;
     };
     if !Path::new(PG).join("postgres").exists() {
-        eprintln!("skipped: PostgreSQL 15 or the postgres user is missing");
+        skip("PostgreSQL 15 or the postgres user is missing");
         return;
     }
     let m = Mount::new();
@@ -342,7 +342,7 @@ fn b64(s: &str) -> String {
 #[test]
 fn etcd_keeps_every_acknowledged_put() {
     if Command::new("etcd").arg("--version").output().is_err() {
-        eprintln!("skipped: etcd is not installed");
+        skip("etcd is not installed");
         return;
     }
     let m = Mount::new();
@@ -450,7 +450,7 @@ fn zk_cli(port: u16, args: &[&str]) -> Option<String> {
 #[test]
 fn zookeeper_needs_its_startup_snapshot_written_back() {
     if !Path::new("/usr/share/java/zookeeper.jar").exists() {
-        eprintln!("skipped: ZooKeeper is not installed");
+        skip("ZooKeeper is not installed");
         return;
     }
     for writeback in [false, true] {
