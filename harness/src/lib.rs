@@ -12,6 +12,7 @@ macro_rules! say_err {
     }};
 }
 
+pub mod companions;
 pub mod control;
 pub mod daemon;
 pub mod doctor;

@@ -11,7 +11,7 @@
 
 use crate::control::{on_nodes, ControlError, NodeResult, Remote};
 use crate::nemesis::{self, Partition};
-use crate::runner::{Op, Recorder};
+use crate::runner::{Counters, Op, Recorder};
 use crate::store::Journal;
 use crate::system::{NodeInfo, System};
 use checkers::history::{EventType, Process};
@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,7 +105,22 @@ pub struct Nemesis<R: Remote + Send, W: Write> {
     rng: ChaCha8Rng,
     /// The fault in force, if any, so the heal's event is named after it.
     current: Option<Fault>,
+    /// The clients' counts (a power cut waits for acknowledgements) and
+    /// their recovery epoch (one more after each heal of a power cut).
+    clients: Option<Arc<Counters>>,
+    epoch: Arc<AtomicU64>,
+    /// The clients' acknowledged operations when the last heal ended.
+    ok_at_heal: u64,
 }
+
+/// A power cut waits until the clients had this many acknowledged
+/// operations since the last heal (the system serves again and has taken
+/// writes) and one within [`CUT_AFTER_ACK`]: it then lands right after an
+/// acknowledgement, inside any fsync window (Redis's appendfsync everysec
+/// syncs once a second), where a system that acknowledges before it syncs
+/// loses what it acknowledged.
+const CUT_AFTER_OPS: u64 = 100;
+const CUT_AFTER_ACK: Duration = Duration::from_millis(20);
 
 /// The short form of a node's error for the history: what failed and the
 /// node's own words, without the (long) script.
@@ -134,7 +149,40 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             active: Arc::new(Mutex::new(None)),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6E65_6D65_7369_7300),
             current: None,
+            clients: None,
+            epoch: Arc::default(),
+            ok_at_heal: 0,
         }
+    }
+
+    /// Watches the clients: a power cut waits for their acknowledgements,
+    /// and each heal of one adds one to `epoch` (the workers' recovery
+    /// epoch: they read back what they wrote, see
+    /// [`crate::runner::Generator::observe`]).
+    pub fn watch_clients(&mut self, counters: Arc<Counters>, epoch: Arc<AtomicU64>) {
+        self.ok_at_heal = counters.ok.load(Ordering::Relaxed);
+        self.clients = Some(counters);
+        self.epoch = epoch;
+    }
+
+    /// Waits, until `deadline` or `stop`, for the moment to cut power (see
+    /// [`CUT_AFTER_OPS`]); at once without clients to watch. Whether that
+    /// moment came.
+    fn await_acknowledgements(&self, deadline: Instant, stop: &AtomicBool) -> bool {
+        let Some(c) = &self.clients else { return true };
+        let ok = || c.ok.load(Ordering::Relaxed);
+        let (mut last, mut last_at) = (ok(), Instant::now());
+        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+            let now = ok();
+            if now != last {
+                (last, last_at) = (now, Instant::now());
+            }
+            if now >= self.ok_at_heal + CUT_AFTER_OPS && last_at.elapsed() <= CUT_AFTER_ACK {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
     }
 
     /// What is in force now (for progress lines).
@@ -219,11 +267,17 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 }
             }
             Fault::Kill | Fault::Pause | Fault::LostWrites => {
-                let hit: Vec<String> = self
-                    .minority()
-                    .into_iter()
-                    .map(|i| names[i].clone())
-                    .collect();
+                let mut hit = self.minority();
+                if fault == Fault::LostWrites {
+                    // A power cut can only lose an acknowledged write on a
+                    // node that acknowledged it: the primary, where the
+                    // system has one, is always among those cut.
+                    if let Some(p) = self.find_primary().filter(|p| !hit.contains(p)) {
+                        hit[0] = p;
+                        hit.sort_unstable();
+                    }
+                }
+                let hit: Vec<String> = hit.into_iter().map(|i| names[i].clone()).collect();
                 match fault {
                     Fault::Kill => FaultPlan::Kill(hit),
                     Fault::Pause => FaultPlan::Pause(hit),
@@ -417,6 +471,7 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
     /// again. Recorded as the stop event of the fault in force (or "heal"
     /// when none is known). An error names every node it could not heal.
     pub fn heal(&mut self) -> Result<(), FaultError> {
+        let cut = self.current == Some(Fault::LostWrites);
         let f = self.current.take().map_or("heal", |f| f.events().1);
         self.record(EventType::Invoke, f, Value::Null, None);
         let t = Instant::now();
@@ -471,6 +526,14 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         if ok {
             let _ = self.journal.record(&JournalEntry::Healed);
         }
+        if let Some(c) = &self.clients {
+            self.ok_at_heal = c.ok.load(Ordering::Relaxed);
+        }
+        if cut {
+            // The system came back from a power cut: the workers read back
+            // what they wrote before it.
+            self.epoch.fetch_add(1, Ordering::Release);
+        }
         result
     }
 
@@ -501,6 +564,20 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 return;
             }
             let f = *faults.choose(&mut self.rng).expect("non-empty");
+            if f == Fault::LostWrites {
+                // At most one more interval: a cut of a system that does
+                // not serve still happens (and says so in the log).
+                let until = (Instant::now() + interval).min(deadline);
+                if !self.await_acknowledgements(until, stop) {
+                    if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                        return;
+                    }
+                    tracing::warn!(
+                        "lose-writes: the clients had no burst of acknowledgements within {} s; cutting anyway",
+                        interval.as_secs_f64()
+                    );
+                }
+            }
             self.apply(f);
             if !wait((Instant::now() + interval).min(deadline)) || Instant::now() >= deadline {
                 return;
