@@ -38,7 +38,10 @@ const SHORT: [&str; 10] = [
 /// the system back (the read-back runs after it).
 fn assert_cuts_happened(results: &Value, text: &str) {
     let faults = &results["faults"];
-    assert!(faults["applied"].as_u64().unwrap_or(0) >= 1, "{text}\n{faults}");
+    assert!(
+        faults["applied"].as_u64().unwrap_or(0) >= 1,
+        "{text}\n{faults}"
+    );
     assert_eq!(faults["scheduled"], faults["applied"], "{text}\n{faults}");
 }
 
@@ -75,7 +78,10 @@ fn redis_loses_acknowledged_writes_to_a_power_cut_and_etcd_does_not() {
         "{text}\n{said}"
     );
     let report = std::fs::read_to_string(store.path().join("latest/report.html")).unwrap();
-    assert!(report.contains("before the read began"), "the report names no lost write");
+    assert!(
+        report.contains("before the read began"),
+        "the report names no lost write"
+    );
 
     let (code, text, results) = run_test(
         &t,

@@ -391,8 +391,7 @@ fn a_missing_companion_binary_stops_the_run_before_any_node_is_touched() {
     let before = cluster.log().len();
     let err = prepared
         .run(Arc::new(Noop), Arc::new(marks(&cluster)), &spec, &run_dir)
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     let TestError::Infra(text) = err else {
         panic!("not an infrastructure error: {err:?}")
     };
