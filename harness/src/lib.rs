@@ -31,3 +31,4 @@ pub mod signals;
 pub mod store;
 pub mod system;
 pub mod testing;
+pub mod watch;

@@ -14,6 +14,7 @@ use crate::nemesis::{self, Partition};
 use crate::runner::{Counters, Op, Recorder};
 use crate::store::Journal;
 use crate::system::{NodeInfo, System};
+use crate::watch::ClientWatch;
 use checkers::history::{EventType, Process};
 use checkers::rundata::{JournalEntry, NodeFailure};
 use rand::seq::SliceRandom;
@@ -105,22 +106,10 @@ pub struct Nemesis<R: Remote + Send, W: Write> {
     rng: ChaCha8Rng,
     /// The fault in force, if any, so the heal's event is named after it.
     current: Option<Fault>,
-    /// The clients' counts (a power cut waits for acknowledgements) and
-    /// their recovery epoch (one more after each heal of a power cut).
-    clients: Option<Arc<Counters>>,
-    epoch: Arc<AtomicU64>,
-    /// The clients' acknowledged operations when the last heal ended.
-    ok_at_heal: u64,
+    /// The clients, when a run has them: power cuts wait for their
+    /// acknowledgements, and raise their recovery epoch when healed.
+    clients: Option<ClientWatch>,
 }
-
-/// A power cut waits until the clients had this many acknowledged
-/// operations since the last heal (the system serves again and has taken
-/// writes) and one within [`CUT_AFTER_ACK`]: it then lands right after an
-/// acknowledgement, inside any fsync window (Redis's appendfsync everysec
-/// syncs once a second), where a system that acknowledges before it syncs
-/// loses what it acknowledged.
-const CUT_AFTER_OPS: u64 = 100;
-const CUT_AFTER_ACK: Duration = Duration::from_millis(20);
 
 /// The short form of a node's error for the history: what failed and the
 /// node's own words, without the (long) script.
@@ -150,8 +139,6 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6E65_6D65_7369_7300),
             current: None,
             clients: None,
-            epoch: Arc::default(),
-            ok_at_heal: 0,
         }
     }
 
@@ -160,29 +147,7 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
     /// epoch: they read back what they wrote, see
     /// [`crate::runner::Generator::observe`]).
     pub fn watch_clients(&mut self, counters: Arc<Counters>, epoch: Arc<AtomicU64>) {
-        self.ok_at_heal = counters.ok.load(Ordering::Relaxed);
-        self.clients = Some(counters);
-        self.epoch = epoch;
-    }
-
-    /// Waits, until `deadline` or `stop`, for the moment to cut power (see
-    /// [`CUT_AFTER_OPS`]); at once without clients to watch. Whether that
-    /// moment came.
-    fn await_acknowledgements(&self, deadline: Instant, stop: &AtomicBool) -> bool {
-        let Some(c) = &self.clients else { return true };
-        let ok = || c.ok.load(Ordering::Relaxed);
-        let (mut last, mut last_at) = (ok(), Instant::now());
-        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-            let now = ok();
-            if now != last {
-                (last, last_at) = (now, Instant::now());
-            }
-            if now >= self.ok_at_heal + CUT_AFTER_OPS && last_at.elapsed() <= CUT_AFTER_ACK {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        false
+        self.clients = Some(ClientWatch::new(counters, epoch));
     }
 
     /// What is in force now (for progress lines).
@@ -526,13 +491,9 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         if ok {
             let _ = self.journal.record(&JournalEntry::Healed);
         }
-        if let Some(c) = &self.clients {
-            self.ok_at_heal = c.ok.load(Ordering::Relaxed);
-        }
-        if cut {
-            // The system came back from a power cut: the workers read back
-            // what they wrote before it.
-            self.epoch.fetch_add(1, Ordering::Release);
+        if let Some(c) = self.clients.as_mut() {
+            // Back from a power cut: the workers read back what they wrote.
+            c.healed(cut);
         }
         result
     }
@@ -568,7 +529,11 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 // At most one more interval: a cut of a system that does
                 // not serve still happens (and says so in the log).
                 let until = (Instant::now() + interval).min(deadline);
-                if !self.await_acknowledgements(until, stop) {
+                let moment = self
+                    .clients
+                    .as_ref()
+                    .map(|c| c.await_moment_to_cut(until, stop));
+                if moment == Some(false) {
                     if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
                         return;
                     }
