@@ -1,5 +1,5 @@
 //! The `shakedown` binary: parses flags, calls the libraries, maps results to
-//! the exit codes of CONTRACT.md. No checking logic lives here.
+//! the exit codes of docs/formats.md. No checking logic lives here.
 
 /// Prints a line to stdout. A closed pipe (`shakedown check ... | head`)
 /// is not an error: the line is dropped and the command goes on to its exit
@@ -32,7 +32,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit codes of CONTRACT.md.
+/// Exit codes (docs/formats.md).
 pub mod exit {
     pub const VALID: u8 = 0;
     pub const INVALID: u8 = 1;

@@ -1,5 +1,5 @@
 //! `shakedown check` as users and CI scripts see it: verdict lines, exit
-//! codes of CONTRACT.md, messages that name the file and line.
+//! codes of docs/formats.md, messages that name the file and line.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! host): a correct configuration is found valid under partitions and
 //! kills; serializable reads under partitions are found stale, with a
 //! witness that names the read; the lock and set workloads run and check.
-//! Short runs here (CI); the README's 60 s findings come from scripts/findings.
+//! Short runs here (CI); docs/systems.md's 60 s findings come from scripts/findings.
 
 use harness::testing::TestCluster;
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! PX); the register is found not linearizable; the documents' SETNX recipe
 //! runs and checks; Redlock without persistence grants twice when servers
 //! restart at once, and holds with the append-only file. Short runs here
-//! (CI); the README's findings come from scripts/findings.
+//! (CI); docs/systems.md's findings come from scripts/findings.
 
 use harness::testing::TestCluster;
 use serde_json::Value;

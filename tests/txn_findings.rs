@@ -1,4 +1,4 @@
-//! The README's transactional findings, measured through `shakedown test`
+//! docs/systems.md's transactional findings, measured through `shakedown test`
 //! on test clusters of their own: PostgreSQL's isolation levels and etcd's
 //! transactions, without faults and under partition,kill; etcd's
 //! transactions with serializable (member-local) reads under partitions.

@@ -92,10 +92,10 @@ impl Checker {
             Checker::UniqueIds => "no generated id twice",
             Checker::Kafka => "append-only logs: lost writes, duplicates, inconsistent offsets, nonmonotonic polls and sends",
             Checker::Txn(TxnKind::ListAppend, _) => {
-                "transactions of appends and list reads: Elle's anomalies (--consistency-models)"
+                "txns of [\"append\",k,v] and [\"r\",k,[...]]: Elle's anomalies (G0 ... G2-item, -process/-realtime, internal, lost-update, ...) under --consistency-models"
             }
             Checker::Txn(TxnKind::RwRegister, _) => {
-                "transactions of register writes and reads: Elle's anomalies (--consistency-models)"
+                "txns of [\"w\",k,v] and [\"r\",k,v], values unique per key: Elle's anomalies under --consistency-models"
             }
         }
     }

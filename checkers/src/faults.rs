@@ -1,7 +1,7 @@
 //! Which faults a history says took effect.
 //!
 //! A run's fault injector writes each fault as an invoke and an info
-//! completion of process "nemesis" (CONTRACT.md). A completion with an
+//! completion of process "nemesis" (docs/formats.md). A completion with an
 //! `error` did not take effect (or was not verified) on the nodes its
 //! `value.failed` names. The summary is what results.json holds under
 //! `"faults"`: a run whose faults did not all happen is INCOMPLETE, never

@@ -5,7 +5,7 @@
 //! is invoked, takes effect at a random instant inside its interval (its
 //! linearization point), and completes. Crashed operations complete as
 //! `info`, take effect or not at random, and their process continues under a
-//! new number, as CONTRACT.md requires. Written values are unique (or, with
+//! new number, as docs/formats.md requires. Written values are unique (or, with
 //! [`GenConfig::values`], drawn from a small domain as Jepsen's register
 //! workloads do); the history is linearizable by construction either way.
 //! [`inject_stale_read`] and [`inject_impossible_read`] then make it

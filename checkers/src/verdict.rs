@@ -13,7 +13,7 @@ pub enum Validity {
 }
 
 impl Validity {
-    /// The exit code of CONTRACT.md.
+    /// The exit code of docs/formats.md.
     pub fn exit_code(self) -> i32 {
         match self {
             Validity::Valid => 0,

@@ -1,7 +1,7 @@
 //! The run files read back into their types and written out again, byte
 //! for byte: results.json of real runs (lock, list-append, kv, bank),
 //! `check --out`'s results.json, test.json of a run and of other shapes,
-//! and a fault journal. The JSON on disk is CONTRACT.md's; these prove the
+//! and a fault journal. The JSON on disk is docs/formats.md's; these prove the
 //! types hold all of it.
 
 use checkers::rundata::{self, Fault, FaultPlan, JournalEntry, ResultsFile, TestFile, Verdict};

@@ -1,4 +1,4 @@
-//! The nodes file (CONTRACT.md): one host per line, `#` comments.
+//! The nodes file (docs/formats.md): one host per line, `#` comments.
 //!
 //! A line is `host`, `user@host`, `host:port` or `user@host:port`; the user
 //! defaults to root and the port to 22. A trailing comment of one word names

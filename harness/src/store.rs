@@ -1,4 +1,4 @@
-//! The store of runs (CONTRACT.md):
+//! The store of runs (docs/formats.md):
 //! `store/<system>-<workload>/<YYYYMMDDTHHMMSS>/` with test.json,
 //! history.jsonl, results.json, nodes/<node>/ and the fault journal, and
 //! `store/latest` pointing at the newest run.

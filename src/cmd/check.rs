@@ -10,37 +10,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const MODELS_HELP: &str = "Models (linearizability):
-  register      read and write on a register (per key)
-  cas-register  read, write and cas [old,new] on a register (per key)
-  kv            per key: read/write/cas, and get/put/append on strings (a missing key gets \"\")
-  mutex         acquire and release of a linearizable lock (per key)
-Checkers:
-  lock          lock safety: overlapping holds, stale fencing tokens, expired leases (per key)
-  bank          transfers conserve the total, no negative balance (--init balances)
-  set           lost, unexpected, recovered and vanished elements (per key)
-  counter       every read within the bounds the adds allow (per key)
-  list-append   txns of [\"append\",k,v] and [\"r\",k,[...]]: Elle's anomalies (G0 ... G2-item,
-                -process/-realtime, internal, lost-update, ...) under --consistency-models
-  rw-register   txns of [\"w\",k,v] and [\"r\",k,v]: the same, for registers with unique values
-
-Formats (--format auto sniffs): jsonl (shakedown's history.jsonl), edn (Jepsen history.edn,
-Knossos data files, Porcupine kv files), jepsen-log (Jepsen text logs).
-
-Semantics: ok took effect; fail did not; info, or an invocation that never completed, may take
-effect at any time after its invocation, or never. A read with no result constrains nothing.";
-
 #[derive(Args)]
-#[command(after_help = MODELS_HELP)]
+#[command(after_help = super::help::check_after())]
 pub struct CheckArgs {
-    /// The model or checker: register, cas-register, kv, mutex, lock, bank, set, counter,
-    /// list-append, rw-register
-    #[arg(long, default_value = "cas-register")]
+    #[arg(long, default_value = "cas-register", help = super::help::model_flag())]
     model: String,
-    /// list-append and rw-register: the models the history must satisfy, M[,M...]
-    /// (read-uncommitted, read-committed, repeatable-read, snapshot-isolation,
-    /// serializable, strict-serializable)
-    #[arg(long, default_value = "strict-serializable")]
+    #[arg(
+        long,
+        default_value = "strict-serializable",
+        help = super::help::consistency_flag()
+    )]
     consistency_models: String,
     /// History format: auto, jsonl, edn or jepsen-log
     #[arg(long, default_value = "auto")]

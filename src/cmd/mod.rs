@@ -2,6 +2,7 @@ pub mod check;
 pub mod cluster;
 pub mod doctor;
 pub mod heal;
+mod help;
 mod nodes;
 pub mod quote;
 pub mod report;

@@ -13,45 +13,12 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use workloads::{systems, Selection, WORKLOADS};
+use workloads::Selection;
 
 pub const INTERRUPTED: u8 = 130;
 
-fn help() -> String {
-    let mut s = String::from(
-        "Systems (--system) and their options (--opt KEY=VALUE, default in brackets):\n",
-    );
-    for sys in systems() {
-        s += &format!(
-            "  {:<9} {}\n            workloads: {}\n",
-            sys.name,
-            sys.summary,
-            sys.workloads.join(", ")
-        );
-        for o in sys.options {
-            s += &format!("            {}=[{}]  {}\n", o.key, o.default, o.summary);
-        }
-    }
-    s += "Workloads (--workload):\n";
-    for w in WORKLOADS {
-        s += &format!("  {:<9} {}\n", w.name, w.summary);
-        for o in w.options {
-            s += &format!("            {}=[{}]  {}\n", o.key, o.default, o.summary);
-        }
-    }
-    s += "Faults (--nemesis, comma separated, or none):\n";
-    for f in Fault::ALL {
-        s += &format!("  {:<9} {}\n", f.name(), f.summary());
-    }
-    s += "            delay-ms=[100]  jitter-ms=[0]  reorder=[0]  duplicate=[0]  (--opt, for the delay fault)\n";
-    s += "\nExit codes: 0 valid, 1 invalid, 2 unknown, 3 usage error, 4 infrastructure error, \
-          130 interrupted (faults healed, partial history kept).\n\
-          Ctrl-C once: stop, heal, fetch logs, check what was recorded. Twice: also skip the logs (never the heal).";
-    s
-}
-
 #[derive(Args)]
-#[command(after_help = help())]
+#[command(after_help = super::help::test_after())]
 pub struct TestArgs {
     /// The system under test
     #[arg(long, default_value = "etcd")]
@@ -59,12 +26,9 @@ pub struct TestArgs {
     /// The workload
     #[arg(long, default_value = "register")]
     workload: String,
-    /// Faults, comma separated (partition, kill, pause, loss, clock) or none
-    #[arg(long, default_value = "partition,kill")]
+    #[arg(long, default_value = "partition,kill", help = super::help::nemesis_flag())]
     nemesis: String,
-    /// Partition strategies to draw from, comma separated: halves, isolate,
-    /// majority, ring, bridge, primary (the system's primary cut off); default all
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", help = super::help::partition_flag())]
     partition: String,
     /// Seconds of the main phase
     #[arg(long, default_value_t = 60.0, allow_negative_numbers = true)]
@@ -114,9 +78,6 @@ fn seconds(flag: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
         ))
     }
 }
-
-/// The `--opt` keys of the delay fault.
-const DELAY_OPTS: [&str; 4] = ["delay-ms", "jitter-ms", "reorder", "duplicate"];
 
 /// The delay fault's spec from its `--opt`s (defaults otherwise).
 fn delay_spec(opts: &[(String, String)]) -> Result<harness::nemesis::DelaySpec, String> {
@@ -195,7 +156,7 @@ pub fn run(args: TestArgs) -> u8 {
     let given = given.and_then(|g| {
         let (fault_opts, rest): (Vec<_>, Vec<_>) = g
             .into_iter()
-            .partition(|(k, _)| DELAY_OPTS.contains(&k.as_str()));
+            .partition(|(k, _)| Fault::Delay.options().iter().any(|o| o.key == k));
         Ok((delay_spec(&fault_opts)?, fault_opts, rest))
     });
     let (delay, delay_opts, given) = match given {

@@ -1,6 +1,6 @@
 //! A small EDN reader, enough for Jepsen and Knossos histories.
 //!
-//! EDN values become JSON values, as CONTRACT.md says: keywords and symbols
+//! EDN values become JSON values, as docs/formats.md says: keywords and symbols
 //! become strings without the colon (`:read` -> `"read"`), `nil` -> `null`,
 //! lists, vectors and sets -> arrays, maps -> objects (non-string keys are
 //! printed as EDN text), tagged literals (`#inst "..."`,

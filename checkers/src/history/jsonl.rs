@@ -1,4 +1,4 @@
-//! The JSON-lines history format of CONTRACT.md: a reader and a streaming writer.
+//! The JSON-lines history format of docs/formats.md: a reader and a streaming writer.
 
 use super::{clip, Event, EventType, Process, RecordError};
 use serde::Deserialize;

@@ -97,7 +97,7 @@ impl Process {
     }
 }
 
-/// The four event types of CONTRACT.md.
+/// The four event types of docs/formats.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {

@@ -46,7 +46,7 @@ impl Fault {
             Fault::Kill => "SIGKILL the system's process on a minority of nodes; heal restarts it",
             Fault::Pause => "SIGSTOP the system's process on a minority of nodes; heal sends SIGCONT",
             Fault::Loss => "drop 20% of incoming packets on every node (iptables statistic)",
-            Fault::Delay => "delay every packet between nodes by --opt delay-ms=100 +- jitter-ms=0 (NFQUEUE and shakedown-netem; --opt reorder=P, duplicate=P)",
+            Fault::Delay => "hold every packet between nodes delay-ms +- jitter-ms, some let through at once (reorder) or sent twice (duplicate); NFQUEUE and shakedown-netem",
             Fault::LostWrites => "a power cut on a minority: SIGKILL and drop every write not yet fsynced (the data directory on shakedown-lostfs, FUSE); heal restarts on what survived",
             Fault::Clock => "move a minority's clocks by up to 60 s; on local test hosts the system's daemons run under libfaketime (bumps, strobes, and rate skews of 0.5x to 3x; refused for Go binaries such as etcd)",
         }
@@ -94,6 +94,14 @@ impl Fault {
         Fault::ALL.into_iter().find(|x| x.events().0 == f)
     }
 
+    /// The fault's own `--opt` keys, as `--help` and docs/faults.md list them.
+    pub fn options(self) -> &'static [FaultOption] {
+        match self {
+            Fault::Delay => &DELAY_OPTIONS,
+            _ => &[],
+        }
+    }
+
     /// One of them in words ("3 partitions took effect").
     pub fn noun(self) -> &'static str {
         match self {
@@ -107,6 +115,38 @@ impl Fault {
         }
     }
 }
+
+/// An `--opt KEY=VALUE` a fault reads, with its default and one line of help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultOption {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub summary: &'static str,
+}
+
+/// The delay fault's options; their defaults are [`DelaySpec::default`]'s.
+const DELAY_OPTIONS: [FaultOption; 4] = [
+    FaultOption {
+        key: "delay-ms",
+        default: "100",
+        summary: "how long each packet between nodes is held, ms (0 to 60000)",
+    },
+    FaultOption {
+        key: "jitter-ms",
+        default: "0",
+        summary: "plus or minus this many ms, uniform (at most delay-ms)",
+    },
+    FaultOption {
+        key: "reorder",
+        default: "0",
+        summary: "probability that a packet goes at once instead (0 to 1)",
+    },
+    FaultOption {
+        key: "duplicate",
+        default: "0",
+        summary: "probability that a packet is also sent twice (0 to 1)",
+    },
+];
 
 /// The events that undo faults: each fault's stop event, and "heal" (a
 /// heal with no fault known to be in force). A heal's completion ends a
@@ -371,6 +411,30 @@ impl NodeFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delay_options_default_to_the_default_spec() {
+        let opt = |k: &str| {
+            Fault::Delay
+                .options()
+                .iter()
+                .find(|o| o.key == k)
+                .map(|o| o.default)
+        };
+        let d = DelaySpec::default();
+        assert_eq!(opt("delay-ms"), Some(d.delay_ms.to_string().as_str()));
+        assert_eq!(opt("jitter-ms"), Some(d.jitter_ms.to_string().as_str()));
+        assert_eq!(opt("reorder").map(str::parse::<f64>), Some(Ok(d.reorder)));
+        assert_eq!(
+            opt("duplicate").map(str::parse::<f64>),
+            Some(Ok(d.duplicate))
+        );
+        assert_eq!(Fault::Delay.options().len(), 4);
+        assert!(Fault::ALL
+            .iter()
+            .filter(|f| **f != Fault::Delay)
+            .all(|f| f.options().is_empty()));
+    }
 
     #[test]
     fn heal_events_are_every_fault_s_stop_event_and_heal() {

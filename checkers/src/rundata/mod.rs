@@ -4,14 +4,16 @@
 //! ([`FaultPlan`], the history's and the journal's) and the fault journal
 //! ([`JournalEntry`]). Pure data: reading and writing them is the harness'
 //! and the binary's; each reads back exactly what it wrote (the JSON on disk
-//! is CONTRACT.md's).
+//! is docs/formats.md's).
 
 pub mod fault;
 pub mod journal;
 pub mod results_file;
 pub mod test_file;
 
-pub use fault::{ClockShift, DelaySpec, Fault, FaultPlan, Grudge, NodeFailure, HEAL_EVENTS};
+pub use fault::{
+    ClockShift, DelaySpec, Fault, FaultOption, FaultPlan, Grudge, NodeFailure, HEAL_EVENTS,
+};
 pub use journal::JournalEntry;
 pub use results_file::{ResultsFile, Verdict};
 pub use test_file::{CheckerSpec, NodeEntry, TestFile};
