@@ -429,3 +429,65 @@ fn maelstrom_options_are_usage_errors_naming_the_option() {
         );
     }
 }
+
+/// A run whose faults or system upload one of shakedown's own binaries
+/// (here looked for in an empty SHAKEDOWN_BIN_DIR) is refused on the
+/// control host before any host is touched: exit 4, the missing file and
+/// the cargo command that builds it named, no run directory made, no node
+/// contacted (the nodes file's node does not even exist).
+#[test]
+fn a_missing_companion_binary_is_refused_before_any_host_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let nodes = write(dir.path(), "nodes", "root@192.0.2.1:22\n");
+    let store = dir.path().join("store");
+    let maelstrom = format!(
+        "binary={}/tests/maelstrom-nodes",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (args, missing) in [
+        (
+            vec!["--system", "redis", "--nemesis", "lost-writes"],
+            "shakedown-lostfs",
+        ),
+        (vec!["--nemesis", "kill,delay"], "shakedown-netem"),
+        (
+            vec![
+                "--system",
+                "maelstrom",
+                "--workload",
+                "echo",
+                "--opt",
+                &maelstrom,
+                "--opt",
+                "run=echo",
+                "--nemesis",
+                "none",
+            ],
+            "shakedown-agent",
+        ),
+    ] {
+        let mut all = vec!["test", "--nodes-file", &nodes, "--store"];
+        all.push(store.to_str().unwrap());
+        all.extend(args.iter().copied());
+        let out = Command::new(env!("CARGO_BIN_EXE_shakedown"))
+            .args(&all)
+            .env("SHAKEDOWN_BIN_DIR", &bin)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{all:?}: {err}");
+        let path = bin.join(missing);
+        assert!(
+            err.contains(&format!(
+                "{missing} is missing on the control host: {}",
+                path.display()
+            )) && err.contains("cargo build --release --locked --workspace --bins")
+                && err.contains("SHAKEDOWN_BIN_DIR"),
+            "{all:?}: {err}"
+        );
+        assert!(!err.contains("192.0.2.1"), "a node was contacted: {err}");
+        assert!(!store.exists(), "a run directory was made");
+    }
+}

@@ -12,6 +12,7 @@ macro_rules! say_err {
     }};
 }
 
+pub mod companions;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
@@ -30,3 +31,4 @@ pub mod signals;
 pub mod store;
 pub mod system;
 pub mod testing;
+pub mod watch;

@@ -20,6 +20,7 @@
 //! Generic over the [`Connector`]: SSH in a run, a
 //! [`FakeCluster`](crate::fake::FakeCluster) in harness/tests/fake_lifecycle.rs.
 
+use crate::companions::{self, Binaries, ControlFile};
 use crate::control::{self, Connector, ControlError, NodeErrors, Remote, SshOptions};
 use crate::doctor;
 use crate::needs::{self, FaultNeeds, Need};
@@ -90,12 +91,30 @@ pub struct TestSpec {
     pub partitions: Vec<crate::nemesis::Partition>,
     /// What the delay fault does.
     pub delay: crate::nemesis::DelaySpec,
-    /// The control host's shakedown-netem binary, uploaded to every node
-    /// when the delay fault is asked for.
-    pub netem_binary: Option<std::path::PathBuf>,
-    /// The control host's shakedown-lostfs binary, uploaded to every node
-    /// when the lost-writes fault is asked for.
-    pub lostfs_binary: Option<std::path::PathBuf>,
+    /// The faults' binaries on the control host (shakedown-lostfs,
+    /// shakedown-netem), uploaded to every node when their fault is asked for.
+    pub binaries: Binaries,
+}
+
+/// Every file this run uploads from the control host (the faults' binaries,
+/// the system's), looked for before anything is set up anywhere: a missing
+/// one is an infrastructure error naming it and what makes it.
+pub fn check_control_host(
+    faults: &[Fault],
+    binaries: &Binaries,
+    system: &dyn System,
+) -> Result<(), TestError> {
+    let mut files = binaries.for_faults(faults);
+    files.extend(system.companions());
+    files.extend(system.control_needs().iter().map(ControlFile::package));
+    let missing = companions::missing(&files);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(TestError::Infra(format!(
+        "preflight failed; nothing was set up:\n{}",
+        missing.join("\n")
+    )))
 }
 
 /// Connected nodes, checked and ready for a run.
@@ -424,6 +443,7 @@ impl<C: Connector> Prepared<C> {
     ) -> Result<Outcome, TestError> {
         signals::install();
         let mut outcome = Outcome::default();
+        check_control_host(&spec.faults, &spec.binaries, system.as_ref())?;
         self.heal_leftovers()?;
         // From here on every way out heals: the guard owns the final heal.
         let mut guard = HealGuard::new(self.addrs.clone(), self.connector.clone());
@@ -541,33 +561,27 @@ impl<C: Connector> Prepared<C> {
         if spec.faults.contains(&Fault::LostWrites) {
             // The data directory on the FUSE layer that can lose what was
             // not synced, before the system writes anything there.
-            let local = spec.lostfs_binary.clone().ok_or_else(|| {
-                TestError::Infra(
-                    "the lost-writes fault needs shakedown-lostfs beside shakedown (cargo build --workspace)".into(),
-                )
-            })?;
+            let local = &spec.binaries.lostfs;
             let layer = crate::daemon::Daemon::new("lostfs");
             let d = system.daemon();
             let mount = nemesis::lostfs_mount_script(&d.name, &format!("{}/data", d.dir()));
             on_each(&mut self.sessions, |_, n| {
                 layer.install(
                     n,
-                    &local,
+                    local,
                     "shakedown-lostfs",
-                    "it is built with shakedown (cargo build --workspace)",
+                    "it is built with shakedown (cargo build --workspace --bins)",
                 )?;
                 n.run(&mount, Duration::from_secs(10))
             })?;
         }
         if spec.faults.contains(&Fault::Delay) {
-            let local = spec.netem_binary.clone().ok_or_else(|| {
-                TestError::Infra("the delay fault needs shakedown-netem beside shakedown".into())
-            })?;
+            let local = &spec.binaries.netem;
             let netem = crate::daemon::Daemon::new("netem");
             on_each(&mut self.sessions, |_, n| {
                 netem.install(
                     n,
-                    &local,
+                    local,
                     "shakedown-netem",
                     "it is built with shakedown (cargo build)",
                 )
@@ -651,7 +665,7 @@ impl<C: Connector> Prepared<C> {
             clock: self.clock,
             delay: spec.delay,
         };
-        let nem = self.schedule(
+        let mut nem = self.schedule(
             nemesis_nodes,
             targets.clone(),
             run_dir,
@@ -667,6 +681,7 @@ impl<C: Connector> Prepared<C> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Workers::new(spec.run.concurrency, stop_rx);
+        nem.watch_clients(workers.counters.clone(), workers.epoch.clone());
 
         // A signal stops the clients and the fault schedule at once.
         let watcher = {
@@ -851,6 +866,12 @@ impl<G: Generator> Generator for FinalGen<G> {
 
     fn must_finish(&self) -> bool {
         self.0.as_ref().is_some_and(|g| g.must_finish())
+    }
+
+    fn observe(&mut self, epoch: u64) {
+        if let Some(g) = self.0.as_mut() {
+            g.observe(epoch);
+        }
     }
 }
 

@@ -80,6 +80,14 @@ pub trait Generator: Send {
     fn must_finish(&self) -> bool {
         false
     }
+
+    /// The recovery epoch changed to `epoch` (the fault schedule counts one
+    /// more after each recovery from a power cut; see [`Workers::epoch`]).
+    /// Called before the next [`Generator::next`], once per change the
+    /// worker sees: a generator may then read back what it wrote, since a
+    /// lost write is only seen by a read after the recovery. What it makes
+    /// stays a function of its seed and the epochs it observed.
+    fn observe(&mut self, _epoch: u64) {}
 }
 
 #[derive(Clone, Debug)]
@@ -125,6 +133,10 @@ pub struct Workers {
     processes: Vec<u64>,
     phase: u64,
     pub counters: Arc<Counters>,
+    /// The recovery epoch: the fault schedule adds one after each recovery
+    /// from a power cut; every worker hands a change to its generator
+    /// ([`Generator::observe`]) before its next operation.
+    pub epoch: Arc<AtomicU64>,
     stop: watch::Receiver<bool>,
 }
 
@@ -137,6 +149,7 @@ impl Workers {
             processes: (0..concurrency as u64).collect(),
             phase: 0,
             counters: Arc::new(Counters::default()),
+            epoch: Arc::default(),
             stop,
         }
     }
@@ -232,6 +245,7 @@ where
         let mut gen = generator(slot);
         let (client, recorder) = (client.clone(), recorder.clone());
         let counters = workers.counters.clone();
+        let epoch = workers.epoch.clone();
         let mut stop = workers.stop.clone();
         let (op_timeout, seed, phase) = (cfg.op_timeout, cfg.seed, workers.phase);
         let mut process = workers.processes[slot];
@@ -242,6 +256,7 @@ where
             );
             let mut c = client(slot);
             let mut next_at = Instant::now();
+            let mut seen = 0;
             while (Instant::now() < deadline || gen.must_finish()) && !*stop.borrow() {
                 if let Some(gap) = gap {
                     // Uniform in [0, 2 gap): the mean is the asked rate, and
@@ -261,6 +276,11 @@ where
                         _ = tokio::time::sleep(pause) => {}
                         _ = stop.changed() => break,
                     }
+                }
+                let now = epoch.load(Ordering::Acquire);
+                if now != seen {
+                    seen = now;
+                    gen.observe(now);
                 }
                 let Some(op) = gen.next(&mut rng) else { break };
                 if !op.wait.is_zero() {

@@ -11,9 +11,10 @@
 
 use crate::control::{on_nodes, ControlError, NodeResult, Remote};
 use crate::nemesis::{self, Partition};
-use crate::runner::{Op, Recorder};
+use crate::runner::{Counters, Op, Recorder};
 use crate::store::Journal;
 use crate::system::{NodeInfo, System};
+use crate::watch::ClientWatch;
 use checkers::history::{EventType, Process};
 use checkers::rundata::{JournalEntry, NodeFailure};
 use rand::seq::SliceRandom;
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,9 @@ pub struct Nemesis<R: Remote + Send, W: Write> {
     rng: ChaCha8Rng,
     /// The fault in force, if any, so the heal's event is named after it.
     current: Option<Fault>,
+    /// The clients, when a run has them: power cuts wait for their
+    /// acknowledgements, and raise their recovery epoch when healed.
+    clients: Option<ClientWatch>,
 }
 
 /// The short form of a node's error for the history: what failed and the
@@ -134,7 +138,16 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
             active: Arc::new(Mutex::new(None)),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6E65_6D65_7369_7300),
             current: None,
+            clients: None,
         }
+    }
+
+    /// Watches the clients: a power cut waits for their acknowledgements,
+    /// and each heal of one adds one to `epoch` (the workers' recovery
+    /// epoch: they read back what they wrote, see
+    /// [`crate::runner::Generator::observe`]).
+    pub fn watch_clients(&mut self, counters: Arc<Counters>, epoch: Arc<AtomicU64>) {
+        self.clients = Some(ClientWatch::new(counters, epoch));
     }
 
     /// What is in force now (for progress lines).
@@ -219,11 +232,17 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 }
             }
             Fault::Kill | Fault::Pause | Fault::LostWrites => {
-                let hit: Vec<String> = self
-                    .minority()
-                    .into_iter()
-                    .map(|i| names[i].clone())
-                    .collect();
+                let mut hit = self.minority();
+                if fault == Fault::LostWrites {
+                    // A power cut can only lose an acknowledged write on a
+                    // node that acknowledged it: the primary, where the
+                    // system has one, is always among those cut.
+                    if let Some(p) = self.find_primary().filter(|p| !hit.contains(p)) {
+                        hit[0] = p;
+                        hit.sort_unstable();
+                    }
+                }
+                let hit: Vec<String> = hit.into_iter().map(|i| names[i].clone()).collect();
                 match fault {
                     Fault::Kill => FaultPlan::Kill(hit),
                     Fault::Pause => FaultPlan::Pause(hit),
@@ -417,6 +436,7 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
     /// again. Recorded as the stop event of the fault in force (or "heal"
     /// when none is known). An error names every node it could not heal.
     pub fn heal(&mut self) -> Result<(), FaultError> {
+        let cut = self.current == Some(Fault::LostWrites);
         let f = self.current.take().map_or("heal", |f| f.events().1);
         self.record(EventType::Invoke, f, Value::Null, None);
         let t = Instant::now();
@@ -471,6 +491,10 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
         if ok {
             let _ = self.journal.record(&JournalEntry::Healed);
         }
+        if let Some(c) = self.clients.as_mut() {
+            // Back from a power cut: the workers read back what they wrote.
+            c.healed(cut);
+        }
         result
     }
 
@@ -501,6 +525,24 @@ impl<R: Remote + Send, W: Write> Nemesis<R, W> {
                 return;
             }
             let f = *faults.choose(&mut self.rng).expect("non-empty");
+            if f == Fault::LostWrites {
+                // At most one more interval: a cut of a system that does
+                // not serve still happens (and says so in the log).
+                let until = (Instant::now() + interval).min(deadline);
+                let moment = self
+                    .clients
+                    .as_ref()
+                    .map(|c| c.await_moment_to_cut(until, stop));
+                if moment == Some(false) {
+                    if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                        return;
+                    }
+                    tracing::warn!(
+                        "lose-writes: the clients had no burst of acknowledgements within {} s; cutting anyway",
+                        interval.as_secs_f64()
+                    );
+                }
+            }
             self.apply(f);
             if !wait((Instant::now() + interval).min(deadline)) || Instant::now() >= deadline {
                 return;

@@ -3,6 +3,7 @@
 //! logs, tear it down. Blocking (SSH is); the runner calls `setup` on every
 //! node at once, each on its own session.
 
+use crate::companions::ControlFile;
 use crate::control::{ControlError, Remote};
 use crate::daemon::Daemon;
 use crate::needs::{need, Need};
@@ -34,8 +35,15 @@ pub trait System: Send + Sync {
     }
 
     /// Files or commands the system takes from the control host (e.g. a
-    /// binary it uploads).
+    /// binary it uploads), from Debian packages; looked for on the control
+    /// host before anything is set up.
     fn control_needs(&self) -> Vec<Need> {
+        Vec::new()
+    }
+
+    /// shakedown's own binaries the system uploads from the control host
+    /// (e.g. `shakedown-agent`); looked for before anything is set up.
+    fn companions(&self) -> Vec<ControlFile> {
         Vec::new()
     }
 

@@ -151,8 +151,7 @@ fn spec() -> TestSpec {
         leave_running: false,
         partitions: Vec::new(),
         delay: Default::default(),
-        netem_binary: None,
-        lostfs_binary: None,
+        binaries: harness::companions::Binaries::located(),
     }
 }
 
@@ -369,4 +368,45 @@ fn a_panic_in_a_phase_stops_the_faults_and_heals_every_node() {
         );
     }
     assert_healed(&cluster);
+}
+
+/// Without the lost-writes fault's binary on the control host, a run stops
+/// before it touches any node: not one command after the preflight's, no
+/// upload, no heal of leftovers, no set-up; the error names the file and
+/// the cargo command that builds it.
+#[test]
+fn a_missing_companion_binary_stops_the_run_before_any_node_is_touched() {
+    let cluster = FakeCluster::new(3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir {
+        path: dir.path().to_path_buf(),
+    };
+    std::fs::write(run_dir.path.join("test.json"), "{}").unwrap();
+    let mut spec = spec();
+    spec.faults = vec![Fault::LostWrites];
+    let missing = dir.path().join("target/release/shakedown-lostfs");
+    spec.binaries.lostfs = missing.clone();
+    let prepared =
+        lifecycle::prepare(cluster.addrs(), cluster.clone(), &spec.faults, &Noop).unwrap();
+    let before = cluster.log().len();
+    let err = prepared
+        .run(Arc::new(Noop), Arc::new(marks(&cluster)), &spec, &run_dir)
+        .expect_err("refused");
+    let TestError::Infra(text) = err else {
+        panic!("not an infrastructure error: {err:?}")
+    };
+    assert!(
+        text.contains(&format!(
+            "shakedown-lostfs is missing on the control host: {}",
+            missing.display()
+        )) && text.contains("cargo build --release --locked --workspace --bins")
+            && text.contains("nothing was set up"),
+        "{text}"
+    );
+    assert_eq!(
+        cluster.log()[before..],
+        [],
+        "the run touched a node after its preflight"
+    );
+    assert!(!dir.path().join("history.jsonl").exists());
 }

@@ -284,3 +284,78 @@ async fn rate_limits_and_stop_ends_calls_as_info() {
     let p = read_history("run", &text, Format::Jsonl).unwrap();
     assert_eq!(p.history.ops.len(), 3);
 }
+
+/// Names each operation after the last recovery epoch it observed.
+struct Epochs {
+    seen: u64,
+    left: u64,
+}
+
+impl Generator for Epochs {
+    fn next(&mut self, _: &mut ChaCha8Rng) -> Option<Op> {
+        self.left = self.left.checked_sub(1)?;
+        Some(Op::new(&format!("e{}", self.seen), None, Value::Null))
+    }
+
+    fn observe(&mut self, epoch: u64) {
+        assert_ne!(epoch, self.seen, "told of an epoch it had seen");
+        self.seen = epoch;
+    }
+}
+
+/// Moves the recovery epoch on at its third call.
+struct Bumps {
+    epoch: Arc<AtomicU64>,
+    calls: u64,
+}
+
+impl Client for Bumps {
+    async fn invoke(&mut self, _: &Op) -> Completion {
+        self.calls += 1;
+        if self.calls == 3 {
+            self.epoch.fetch_add(1, Ordering::Release);
+        }
+        Completion::Ok(Value::Null)
+    }
+}
+
+/// A new recovery epoch reaches the generator before its next operation,
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generators_observe_each_new_epoch_before_their_next_operation() {
+    let cfg = RunConfig {
+        concurrency: 1,
+        time_limit: Duration::from_secs(30),
+        op_timeout: Duration::from_secs(1),
+        seed: 1,
+        rate: None,
+    };
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let mut workers = Workers::new(1, rx);
+    let epoch = workers.epoch.clone();
+    let recorder = Arc::new(Recorder::new(
+        HistoryWriter::new(Vec::new()),
+        Instant::now(),
+    ));
+    run_clients(
+        &cfg,
+        &mut workers,
+        move |_| Bumps {
+            epoch: epoch.clone(),
+            calls: 0,
+        },
+        |_| Epochs { seen: 0, left: 6 },
+        recorder.clone(),
+    )
+    .await
+    .unwrap();
+    let recorder = Arc::try_unwrap(recorder).ok().expect("no other owner");
+    let text = String::from_utf8(recorder.into_inner().unwrap()).unwrap();
+    let fs: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "invoke")
+        .map(|e| e["f"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fs, ["e0", "e0", "e0", "e1", "e1", "e1"]);
+}

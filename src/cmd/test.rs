@@ -79,14 +79,6 @@ fn seconds(flag: &str, v: f64, zero_ok: bool) -> Result<Duration, String> {
     }
 }
 
-/// A binary built with shakedown, beside this one.
-fn beside_me(name: &str) -> Option<PathBuf> {
-    std::env::current_exe()
-        .ok()
-        .map(|p| p.with_file_name(name))
-        .filter(|p| p.is_file())
-}
-
 /// The delay fault's spec from its `--opt`s (defaults otherwise).
 fn delay_spec(opts: &[(String, String)]) -> Result<harness::nemesis::DelaySpec, String> {
     let mut d = harness::nemesis::DelaySpec::default();
@@ -202,6 +194,14 @@ pub fn run(args: TestArgs) -> u8 {
             ));
         }
     }
+    // What this run uploads from the control host, before any host is
+    // touched (the local cluster is not even brought up without it).
+    let system = sel.system();
+    let binaries = harness::companions::Binaries::located();
+    if let Err(e) = lifecycle::check_control_host(&faults, &binaries, system.as_ref()) {
+        err!("shakedown test: {e}");
+        return exit::INFRA;
+    }
     let local = args.nodes.nodes_file.is_none();
     if local {
         // The contract: without --nodes-file, the local cluster, brought up if down.
@@ -220,7 +220,6 @@ pub fn run(args: TestArgs) -> u8 {
         Err(m) => return usage(m),
     };
     let seed = args.seed.unwrap_or_else(random_seed);
-    let system = sel.system();
     let prepared = match lifecycle::prepare(addrs.clone(), ssh, &faults, system.as_ref()) {
         Ok(p) => p,
         Err(TestError::Usage(m)) => return usage(m),
@@ -322,8 +321,7 @@ pub fn run(args: TestArgs) -> u8 {
         leave_running: args.leave_running,
         partitions,
         delay,
-        netem_binary: beside_me("shakedown-netem"),
-        lostfs_binary: beside_me("shakedown-lostfs"),
+        binaries,
     };
     let outcome = match sel.execute(prepared, &spec, &run_dir) {
         Ok(o) => o,

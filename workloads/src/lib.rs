@@ -12,6 +12,7 @@ pub mod maelstrom;
 pub mod memory;
 pub mod opts;
 pub mod postgres;
+pub mod readback;
 pub mod redis;
 pub mod registry;
 pub mod work;

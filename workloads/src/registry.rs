@@ -136,7 +136,8 @@ impl Selection {
         spec: &TestSpec,
         run_dir: &RunDir,
     ) -> Result<Outcome, TestError> {
-        let gens = Gens::new(&self.work, spec.run.concurrency);
+        let cuts = spec.faults.contains(&harness::schedule::Fault::LostWrites);
+        let gens = Gens::new(&self.work, spec.run.concurrency, cuts);
         self.configured.run(prepared, spec, run_dir, gens)
     }
 }
@@ -159,17 +160,18 @@ pub struct Gens {
 }
 
 impl Gens {
-    pub fn new(work: &Work, concurrency: usize) -> Gens {
-        // list-append: the highest key any worker used, for the final reads.
+    /// `power_cuts`: lost-writes is among the faults (the register
+    /// workload then ends with a read of every key it used).
+    pub fn new(work: &Work, concurrency: usize, power_cuts: bool) -> Gens {
+        // The highest key any worker used, for the final reads.
         let highest: Arc<AtomicU64> = Arc::default();
+        let finals = |s| work.final_generator(s, concurrency, &highest, power_cuts);
         Gens {
             main: (0..concurrency)
                 .map(|s| Mutex::new(Some(work.generator(s, concurrency, &highest))))
                 .collect(),
-            finals: (0..concurrency)
-                .map(|s| Mutex::new(work.final_generator(s, &highest)))
-                .collect(),
-            has_final: work.final_generator(0, &highest).is_some(),
+            finals: (0..concurrency).map(|s| Mutex::new(finals(s))).collect(),
+            has_final: finals(0).is_some(),
         }
     }
 }

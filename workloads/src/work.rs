@@ -7,6 +7,7 @@ use crate::gen::{AnyGen, AppendGen, BankGen, FinalReads, LockGen, Once, Register
 use crate::maelstrom::{self, MaelstromGen};
 use crate::opts::{OptInfo, Opts, UsageError};
 use crate::postgres;
+use crate::readback::KeyReads;
 use checkers::model::ModelKind;
 use checkers::txn::{Models, TxnKind};
 use checkers::Checker;
@@ -213,9 +214,10 @@ impl Work {
         highest_key: &Arc<AtomicU64>,
     ) -> AnyGen {
         match *self {
-            Work::Register { keys, ops_per_key } => {
-                AnyGen::Register(RegisterGen::new(slot, concurrency, keys, ops_per_key))
-            }
+            Work::Register { keys, ops_per_key } => AnyGen::Register(
+                RegisterGen::new(slot, concurrency, keys, ops_per_key)
+                    .tracking(highest_key.clone()),
+            ),
             Work::Lock { hold_ms } => {
                 AnyGen::Lock(LockGen::new("lock", (hold_ms.min(10), hold_ms)))
             }
@@ -239,11 +241,23 @@ impl Work {
     }
 
     /// Worker `slot`'s generator of the final phase, for workloads that have
-    /// one (`None`: no final phase).
-    pub fn final_generator(&self, slot: usize, highest_key: &Arc<AtomicU64>) -> Option<AnyGen> {
+    /// one (`None`: no final phase). `power_cuts`: lost-writes is among the
+    /// faults, so the register workload reads every key it used at the end.
+    pub fn final_generator(
+        &self,
+        slot: usize,
+        concurrency: usize,
+        highest_key: &Arc<AtomicU64>,
+        power_cuts: bool,
+    ) -> Option<AnyGen> {
         let read = || Op::new("read", None, Value::Null);
         let nothing = || AnyGen::Once(Once(Vec::new()));
         match *self {
+            Work::Register { .. } if power_cuts => Some(AnyGen::KeyReads(KeyReads::new(
+                slot,
+                concurrency,
+                highest_key.clone(),
+            ))),
             Work::Register { .. } | Work::Lock { .. } => None,
             Work::Set => Some(AnyGen::Once(Once(vec![read()]))),
             // One operator: resolve what was left prepared, then read.
@@ -284,10 +298,12 @@ mod tests {
             assert!(!work.checkers().is_empty(), "{}", w.name);
             let hk = Arc::default();
             // Every worker gets a generator; the final phase is all or none.
-            let finals: Vec<bool> = (0..3)
-                .map(|s| work.final_generator(s, &hk).is_some())
-                .collect();
-            assert!(finals.iter().all(|f| *f == finals[0]), "{}", w.name);
+            for cuts in [false, true] {
+                let finals: Vec<bool> = (0..3)
+                    .map(|s| work.final_generator(s, 3, &hk, cuts).is_some())
+                    .collect();
+                assert!(finals.iter().all(|f| *f == finals[0]), "{}", w.name);
+            }
         }
     }
 

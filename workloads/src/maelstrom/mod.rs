@@ -160,12 +160,9 @@ pub fn node_id(i: usize) -> String {
     format!("n{}", i + 1)
 }
 
-/// The shim binary beside the running shakedown.
+/// The shim binary beside the running shakedown (or in `SHAKEDOWN_BIN_DIR`).
 pub fn agent_path() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("shakedown-agent")))
-        .unwrap_or_else(|| PathBuf::from("shakedown-agent"))
+    harness::companions::companion("shakedown-agent")
 }
 
 pub struct Maelstrom {
@@ -306,6 +303,13 @@ impl System for Maelstrom {
 
     fn daemon(&self) -> Daemon {
         Daemon::new("maelstrom")
+    }
+
+    fn companions(&self) -> Vec<harness::companions::ControlFile> {
+        vec![harness::companions::ControlFile::companion_at(
+            &self.agent,
+            "the Maelstrom shim, uploaded to every node",
+        )]
     }
 
     fn setup(
@@ -449,6 +453,11 @@ impl Generator for MaelstromGen {
                 _ => Op::new("list_committed_offsets", None, json!(KAFKA_KEYS)),
             },
         })
+    }
+
+    fn observe(&mut self, epoch: u64) {
+        // lin-kv reads back its keys after a power cut, as register does.
+        self.register.observe(epoch);
     }
 }
 
